@@ -1,0 +1,63 @@
+//! Generations and claims: what the caller's write must compare-and-update.
+//!
+//! A claim lists the requesting project and every ancestor that constrained
+//! the decision, each with the generation it was read at. The caller bumps
+//! each of them with `UPDATE ... WHERE generation = :g` in the same
+//! transaction as its own rows; one miss rolls everything back.
+
+use crate::error::{Error, IdKind, Result};
+use crate::tree::Tree;
+use std::collections::BTreeMap;
+
+/// The generation a project was read at. Owned by the caller's storage:
+/// monotonic, never reused, never reset (not even when a row is re-created).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Generation {
+    pub project: String,
+    pub generation: u64,
+}
+
+/// One row the caller's commit must compare-and-update.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClaimEntry {
+    pub project: String,
+    pub generation: u64,
+}
+
+/// Generations checked and indexed by node.
+#[derive(Debug)]
+pub(crate) struct GenerationTable {
+    by_node: BTreeMap<usize, u64>,
+}
+
+impl GenerationTable {
+    /// Checks every generation: non-empty, known and unique project ids,
+    /// reported in project order.
+    pub(crate) fn build(generations: &[Generation], tree: &Tree<'_>) -> Result<Self> {
+        let mut sorted: Vec<&Generation> = generations.iter().collect();
+        sorted.sort_by(|a, b| (&a.project, a.generation).cmp(&(&b.project, b.generation)));
+        let mut by_node = BTreeMap::new();
+        for g in sorted {
+            if g.project.is_empty() {
+                return Err(Error::EmptyId { what: IdKind::Project });
+            }
+            let node = tree.require(&g.project)?;
+            if by_node.insert(node, g.generation).is_some() {
+                return Err(Error::DuplicateGeneration { project: g.project.clone() });
+            }
+        }
+        Ok(GenerationTable { by_node })
+    }
+
+    /// The claim for `members` (nodes from the project up), or
+    /// `missing-generation` for the lowest member without one.
+    pub(crate) fn claim(&self, members: &[usize], tree: &Tree<'_>) -> Result<Vec<ClaimEntry>> {
+        members
+            .iter()
+            .map(|&node| match self.by_node.get(&node) {
+                Some(&generation) => Ok(ClaimEntry { project: tree.id(node).to_string(), generation }),
+                None => Err(Error::MissingGeneration { project: tree.id(node).to_string() }),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,103 @@
+//! A snapshot of what the caller read, and the checked view of one
+//! project's path through it that every question is answered from.
+
+use crate::claim::{Generation, GenerationTable};
+use crate::error::{Error, IdKind, Result};
+use crate::limits::{Limit, LimitTable, Limits};
+use crate::model::{Config, Model};
+use crate::tree::{Project, Tree};
+use crate::usage::{self, Usage};
+
+/// Everything read from the caller's storage at one point in time: the
+/// project tree, the limits, the usage and the generations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub projects: Vec<Project>,
+    pub limits: Limits,
+    pub usage: Usage,
+    pub generations: Vec<Generation>,
+}
+
+/// One node of the constraining path, for one resource.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Constraint {
+    pub node: usize,
+    pub limit: Limit,
+    /// The usage the model counts here: u for flat, U otherwise.
+    pub usage: i64,
+}
+
+/// The checked snapshot seen from one project, for a set of resources.
+pub(crate) struct View<'a> {
+    pub tree: Tree<'a>,
+    pub generations: GenerationTable,
+    /// The nodes the model checks: the project alone for flat, the project
+    /// and every ancestor otherwise.
+    pub path: Vec<usize>,
+    /// Per requested resource: u(p, r).
+    pub local: Vec<i64>,
+    /// Per requested resource, one constraint per node of `path`.
+    pub constraints: Vec<Vec<Constraint>>,
+}
+
+/// Request-side checks shared by every question: non-empty ids and no
+/// resource named twice (the smallest repeated name is reported).
+pub(crate) fn check_request(project: &str, resources: &[&str]) -> Result<()> {
+    if project.is_empty() {
+        return Err(Error::EmptyId { what: IdKind::Project });
+    }
+    if resources.iter().any(|r| r.is_empty()) {
+        return Err(Error::EmptyId { what: IdKind::Resource });
+    }
+    let mut sorted = resources.to_vec();
+    sorted.sort_unstable();
+    if let Some(pair) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::DuplicateResource { resource: pair[0].to_string() });
+    }
+    Ok(())
+}
+
+impl<'a> View<'a> {
+    /// Checks the whole snapshot, then resolves limits and counts usage
+    /// along `project`'s path for `resources`. Checks run in the order:
+    /// request, config, tree, limits, usage, generations, project.
+    pub(crate) fn build(config: &Config, snapshot: &'a Snapshot, project: &str, resources: &[&str]) -> Result<Self> {
+        check_request(project, resources)?;
+        let max_depth = config.effective_max_depth()?;
+        let tree = Tree::build(&snapshot.projects, max_depth)?;
+        let limits = LimitTable::build(&snapshot.limits, &tree, config.missing_limit)?;
+        // Usage names projects too: an unknown requesting project is found
+        // first so that it is reported as such.
+        let node = tree.require(project)?;
+        let full_path = tree.path(node);
+        let counts = usage::count(&snapshot.usage, &tree, &full_path, resources)?;
+        let generations = GenerationTable::build(&snapshot.generations, &tree)?;
+
+        let path: Vec<usize> = match config.model {
+            Model::Flat => vec![node],
+            Model::StrictTwoLevel | Model::Nested => full_path,
+        };
+        let constraints = resources
+            .iter()
+            .enumerate()
+            .map(|(r, resource)| {
+                path.iter()
+                    .enumerate()
+                    .map(|(k, &n)| Constraint {
+                        node: n,
+                        limit: limits.resolve(n, resource),
+                        usage: match config.model {
+                            Model::Flat => counts.local[r],
+                            _ => counts.subtree[r][k],
+                        },
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(View { tree, generations, path, local: counts.local, constraints })
+    }
+
+    pub(crate) fn id(&self, node: usize) -> &'a str {
+        self.tree.id(node)
+    }
+}

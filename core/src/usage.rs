@@ -1,0 +1,189 @@
+//! Usage as the caller supplies it, and the usage each model counts.
+//!
+//! Two equivalent forms: local usage per project (the core sums subtrees)
+//! or usage pre-summed by the caller for the path only (for trees too big to
+//! ship whole). Both must give identical decisions, so both reduce to the
+//! same [`PathCounts`].
+
+use crate::error::{Error, IdKind, Result};
+use crate::tree::Tree;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What one project uses of one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UsageEntry {
+    pub project: String,
+    pub resource: String,
+    pub usage: i64,
+}
+
+/// What the requesting project itself uses of one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResourceUsage {
+    pub resource: String,
+    pub usage: i64,
+}
+
+/// Usage, in one of two forms. A (project, resource) pair not listed uses 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Usage {
+    /// Local usage u(p, r) of any project in the tree; the core sums subtrees.
+    Local(Vec<UsageEntry>),
+    /// Pre-summed usage for the requesting project's path only.
+    Path(PathUsage),
+}
+
+impl Default for Usage {
+    fn default() -> Self {
+        Usage::Local(Vec::new())
+    }
+}
+
+/// Usage pre-summed by the caller: the project's own local usage u(p, r)
+/// and the subtree usage U(a, r) of the project and each of its ancestors.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathUsage {
+    pub local: Vec<ResourceUsage>,
+    pub subtree: Vec<UsageEntry>,
+}
+
+/// Usage along one path, for the requested resources only.
+#[derive(Debug)]
+pub(crate) struct PathCounts {
+    /// u(p, r) per requested resource.
+    pub local: Vec<i64>,
+    /// U(path[k], r) as `subtree[resource][k]`.
+    pub subtree: Vec<Vec<i64>>,
+}
+
+/// Checks all of `usage` against `tree` and counts the requested resources
+/// along `path` (the project first, then each ancestor up to the root).
+pub(crate) fn count(usage: &Usage, tree: &Tree<'_>, path: &[usize], resources: &[&str]) -> Result<PathCounts> {
+    match usage {
+        Usage::Local(entries) => count_local(entries, tree, path, resources),
+        Usage::Path(path_usage) => count_path(path_usage, tree, path, resources),
+    }
+}
+
+/// Checks every entry and returns them with their nodes, in (project,
+/// resource) order; the first problem in that order is the one reported.
+fn checked_entries<'u>(entries: &'u [UsageEntry], tree: &Tree<'_>) -> Result<Vec<(usize, &'u UsageEntry)>> {
+    let mut sorted: Vec<&UsageEntry> = entries.iter().collect();
+    sorted.sort_by(|a, b| (&a.project, &a.resource, a.usage).cmp(&(&b.project, &b.resource, b.usage)));
+    let mut out: Vec<(usize, &UsageEntry)> = Vec::with_capacity(sorted.len());
+    for e in sorted {
+        if e.project.is_empty() {
+            return Err(Error::EmptyId { what: IdKind::Project });
+        }
+        if e.resource.is_empty() {
+            return Err(Error::EmptyId { what: IdKind::Resource });
+        }
+        if e.usage < 0 {
+            return Err(Error::NegativeUsage {
+                project: e.project.clone(),
+                resource: e.resource.clone(),
+                usage: e.usage,
+            });
+        }
+        let node = tree.require(&e.project)?;
+        if let Some((_, last)) = out.last() {
+            if last.project == e.project && last.resource == e.resource {
+                return Err(Error::DuplicateUsage { project: e.project.clone(), resource: e.resource.clone() });
+            }
+        }
+        out.push((node, e));
+    }
+    Ok(out)
+}
+
+fn count_local(entries: &[UsageEntry], tree: &Tree<'_>, path: &[usize], resources: &[&str]) -> Result<PathCounts> {
+    let entries = checked_entries(entries, tree)?;
+    let wanted: BTreeMap<&str, usize> = resources.iter().enumerate().map(|(i, r)| (*r, i)).collect();
+    let len = path.len();
+    // `hits[r][k]`: usage of descendants whose walk up first meets the path
+    // at path[k]; a suffix sum then gives U. i128 cannot overflow here
+    // (at most 2^64 entries of at most 2^63), so a too-large U is reported
+    // for the lowest path node it occurs at, whatever the input order.
+    let mut hits = vec![vec![0i128; len]; resources.len()];
+    let mut local = vec![0i64; resources.len()];
+    let on_path = |node: usize| -> Option<usize> {
+        let depth = tree.depth(node) as usize;
+        (depth <= len && path[len - depth] == node).then(|| len - depth)
+    };
+    for (node, e) in entries {
+        let Some(&r) = wanted.get(e.resource.as_str()) else { continue };
+        if node == path[0] {
+            local[r] = e.usage;
+        }
+        let mut at = Some(node);
+        while let Some(n) = at {
+            if let Some(k) = on_path(n) {
+                hits[r][k] += e.usage as i128;
+                break;
+            }
+            at = tree.parent(n);
+        }
+    }
+    let mut subtree = Vec::with_capacity(resources.len());
+    for (r, row) in hits.iter().enumerate() {
+        let mut sums = Vec::with_capacity(len);
+        let mut acc: i128 = 0;
+        for (k, h) in row.iter().enumerate() {
+            acc += h;
+            let value = i64::try_from(acc).map_err(|_| Error::Overflow {
+                project: tree.id(path[k]).to_string(),
+                resource: resources[r].to_string(),
+            })?;
+            sums.push(value);
+        }
+        subtree.push(sums);
+    }
+    Ok(PathCounts { local, subtree })
+}
+
+fn count_path(usage: &PathUsage, tree: &Tree<'_>, path: &[usize], resources: &[&str]) -> Result<PathCounts> {
+    let project = tree.id(path[0]);
+    let local_entries: Vec<UsageEntry> = usage
+        .local
+        .iter()
+        .map(|u| UsageEntry { project: project.to_string(), resource: u.resource.clone(), usage: u.usage })
+        .collect();
+    let local_checked = checked_entries(&local_entries, tree)?;
+    let subtree_checked = checked_entries(&usage.subtree, tree)?;
+
+    // Position of each path node, to place (and reject off-path) entries.
+    let position: BTreeMap<usize, usize> = path.iter().enumerate().map(|(k, n)| (*n, k)).collect();
+    let mut local_of: BTreeMap<&str, i64> = BTreeMap::new();
+    for (_, e) in &local_checked {
+        local_of.insert(&e.resource, e.usage);
+    }
+    let mut subtree_of: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for (node, e) in &subtree_checked {
+        let Some(&k) = position.get(node) else {
+            return Err(Error::InconsistentUsage { project: e.project.clone(), resource: e.resource.clone() });
+        };
+        subtree_of.entry(&e.resource).or_insert_with(|| vec![0; path.len()])[k] = e.usage;
+    }
+    // Every resource mentioned must be consistent: u(p) <= U(p) <= U(parent) ...
+    let mentioned: BTreeSet<&str> = local_of.keys().chain(subtree_of.keys()).copied().collect();
+    for resource in mentioned {
+        let zeros = vec![0; path.len()];
+        let sums = subtree_of.get(resource).unwrap_or(&zeros);
+        let mut below = local_of.get(resource).copied().unwrap_or(0);
+        for (k, &value) in sums.iter().enumerate() {
+            if value < below {
+                return Err(Error::InconsistentUsage {
+                    project: tree.id(path[k]).to_string(),
+                    resource: resource.to_string(),
+                });
+            }
+            below = value;
+        }
+    }
+    let local = resources.iter().map(|r| local_of.get(r).copied().unwrap_or(0)).collect();
+    let subtree = resources
+        .iter()
+        .map(|r| subtree_of.get(r).cloned().unwrap_or_else(|| vec![0; path.len()]))
+        .collect();
+    Ok(PathCounts { local, subtree })
+}
