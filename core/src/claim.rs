@@ -39,11 +39,15 @@ impl GenerationTable {
         let mut by_node = BTreeMap::new();
         for g in sorted {
             if g.project.is_empty() {
-                return Err(Error::EmptyId { what: IdKind::Project });
+                return Err(Error::EmptyId {
+                    what: IdKind::Project,
+                });
             }
             let node = tree.require(&g.project)?;
             if by_node.insert(node, g.generation).is_some() {
-                return Err(Error::DuplicateGeneration { project: g.project.clone() });
+                return Err(Error::DuplicateGeneration {
+                    project: g.project.clone(),
+                });
             }
         }
         Ok(GenerationTable { by_node })
@@ -55,8 +59,13 @@ impl GenerationTable {
         members
             .iter()
             .map(|&node| match self.by_node.get(&node) {
-                Some(&generation) => Ok(ClaimEntry { project: tree.id(node).to_string(), generation }),
-                None => Err(Error::MissingGeneration { project: tree.id(node).to_string() }),
+                Some(&generation) => Ok(ClaimEntry {
+                    project: tree.id(node).to_string(),
+                    generation,
+                }),
+                None => Err(Error::MissingGeneration {
+                    project: tree.id(node).to_string(),
+                }),
             })
             .collect()
     }

@@ -48,21 +48,39 @@ pub struct OverLimitInfo {
 /// resource-name order.
 pub fn oslo_check(check: &OsloCheck) -> Result<Vec<OverLimitInfo>> {
     if check.project_id.as_deref() == Some("") {
-        return Err(Error::EmptyId { what: IdKind::Project });
+        return Err(Error::EmptyId {
+            what: IdKind::Project,
+        });
     }
     let owner = check.project_id.clone().unwrap_or_default();
-    let deltas = unique(check.deltas.iter().map(|d| (d.resource.as_str(), d.delta)), |resource| {
-        Error::DuplicateResource { resource }
-    })?;
-    let registered = unique(check.registered.iter().map(|l| (l.resource.as_str(), l.limit)), |resource| {
-        Error::DuplicateLimit { project: None, resource }
-    })?;
-    let project = unique(check.project.iter().map(|l| (l.resource.as_str(), l.limit)), |resource| {
-        Error::DuplicateLimit { project: check.project_id.clone(), resource }
-    })?;
-    let usage = unique(check.usage.iter().map(|u| (u.resource.as_str(), u.usage)), |resource| {
-        Error::DuplicateUsage { project: owner.clone(), resource }
-    })?;
+    let deltas = unique(
+        check.deltas.iter().map(|d| (d.resource.as_str(), d.delta)),
+        |resource| Error::DuplicateResource { resource },
+    )?;
+    let registered = unique(
+        check
+            .registered
+            .iter()
+            .map(|l| (l.resource.as_str(), l.limit)),
+        |resource| Error::DuplicateLimit {
+            project: None,
+            resource,
+        },
+    )?;
+    let project = unique(
+        check.project.iter().map(|l| (l.resource.as_str(), l.limit)),
+        |resource| Error::DuplicateLimit {
+            project: check.project_id.clone(),
+            resource,
+        },
+    )?;
+    let usage = unique(
+        check.usage.iter().map(|u| (u.resource.as_str(), u.usage)),
+        |resource| Error::DuplicateUsage {
+            project: owner.clone(),
+            resource,
+        },
+    )?;
 
     let mut over = Vec::new();
     // BTreeMap iteration is oslo.limit's `resources_to_check.sort()`.
@@ -75,16 +93,24 @@ pub fn oslo_check(check: &OsloCheck) -> Result<Vec<OverLimitInfo>> {
             .copied()
             .unwrap_or(0);
         let Some(&current) = usage.get(resource) else {
-            return Err(Error::MissingUsage { resource: resource.to_string() });
+            return Err(Error::MissingUsage {
+                resource: resource.to_string(),
+            });
         };
         if limit < 0 {
             continue;
         }
-        let proposed = current
-            .checked_add(delta)
-            .ok_or_else(|| Error::Overflow { project: owner.clone(), resource: resource.to_string() })?;
+        let proposed = current.checked_add(delta).ok_or_else(|| Error::Overflow {
+            project: owner.clone(),
+            resource: resource.to_string(),
+        })?;
         if proposed > limit {
-            over.push(OverLimitInfo { resource_name: resource.to_string(), limit, current_usage: current, delta });
+            over.push(OverLimitInfo {
+                resource_name: resource.to_string(),
+                limit,
+                current_usage: current,
+                delta,
+            });
         }
     }
     Ok(over)
@@ -101,7 +127,9 @@ fn unique<'a>(
     let mut smallest: Option<&str> = None;
     for (resource, value) in pairs {
         if resource.is_empty() {
-            return Err(Error::EmptyId { what: IdKind::Resource });
+            return Err(Error::EmptyId {
+                what: IdKind::Resource,
+            });
         }
         if map.insert(resource, value).is_some() && smallest.is_none_or(|r| resource < r) {
             smallest = Some(resource);

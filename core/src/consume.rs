@@ -5,7 +5,7 @@
 //! retry policy exists once for every host.
 
 use crate::claim::ClaimEntry;
-use crate::decide::{evaluate, Decision, Request, Violation};
+use crate::decide::{Decision, Request, Violation, evaluate};
 use crate::error::Error;
 use crate::model::Config;
 use crate::snapshot::Snapshot;
@@ -29,7 +29,9 @@ pub struct StorageError {
 
 impl StorageError {
     pub fn new(message: impl Into<String>) -> Self {
-        StorageError { message: message.into() }
+        StorageError {
+            message: message.into(),
+        }
     }
 }
 
@@ -48,7 +50,11 @@ pub trait Store {
     /// Writes the request's rows and bumps every claimed generation with
     /// compare-and-update, all in one transaction; on any miss it rolls the
     /// whole transaction back and returns `Conflict`.
-    fn commit(&mut self, claim: &[ClaimEntry], request: &Request) -> Result<CommitOutcome, StorageError>;
+    fn commit(
+        &mut self,
+        claim: &[ClaimEntry],
+        request: &Request,
+    ) -> Result<CommitOutcome, StorageError>;
 
     /// Waits `delay_us` microseconds before attempt `attempt + 1`.
     fn backoff(&mut self, attempt: u32, delay_us: u64);
@@ -68,7 +74,12 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 5, base_delay_us: 1_000, max_delay_us: 100_000, seed: 0 }
+        RetryPolicy {
+            max_attempts: 5,
+            base_delay_us: 1_000,
+            max_delay_us: 100_000,
+            seed: 0,
+        }
     }
 }
 
@@ -79,10 +90,17 @@ impl RetryPolicy {
     /// retry in lockstep.
     pub fn delay_us(&self, attempt: u32) -> u64 {
         let shift = attempt.saturating_sub(1).min(63);
-        let cap = self.base_delay_us.saturating_mul(1u64 << shift).min(self.max_delay_us);
+        let cap = self
+            .base_delay_us
+            .saturating_mul(1u64 << shift)
+            .min(self.max_delay_us);
         let half = cap / 2;
         let span = cap - half;
-        half + if span == 0 { 0 } else { splitmix64(self.seed ^ u64::from(attempt)) % (span + 1) }
+        half + if span == 0 {
+            0
+        } else {
+            splitmix64(self.seed ^ u64::from(attempt)) % (span + 1)
+        }
     }
 }
 
@@ -107,7 +125,10 @@ pub struct Consumed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsumeError {
     /// Refused on the snapshot of attempt `attempts`: final, never retried.
-    OverLimit { violations: Vec<Violation>, attempts: u32 },
+    OverLimit {
+        violations: Vec<Violation>,
+        attempts: u32,
+    },
     /// Every attempt met a conflict.
     RetriesExhausted { attempts: u32 },
     /// The storage failed on attempt `attempts` (and rolled back).
@@ -143,7 +164,10 @@ impl fmt::Display for ConsumeError {
                 Ok(())
             }
             ConsumeError::RetriesExhausted { attempts } => {
-                write!(f, "gave up after {attempts} attempts, each lost to a concurrent writer")
+                write!(
+                    f,
+                    "gave up after {attempts} attempts, each lost to a concurrent writer"
+                )
             }
             ConsumeError::Storage { error, attempts } => write!(f, "{error} (attempt {attempts})"),
             ConsumeError::Invalid(e) => write!(f, "invalid input: {e}"),
@@ -162,25 +186,48 @@ pub fn consume<S: Store + ?Sized>(
     request: &Request,
 ) -> Result<Consumed, ConsumeError> {
     if policy.max_attempts == 0 {
-        return Err(ConsumeError::Invalid(Error::InvalidConfig { field: "max-attempts" }));
+        return Err(ConsumeError::Invalid(Error::InvalidConfig {
+            field: "max-attempts",
+        }));
     }
     let resources = request.resources();
     for attempt in 1..=policy.max_attempts {
-        let snapshot = store
-            .read(&request.project, &resources)
-            .map_err(|error| ConsumeError::Storage { error, attempts: attempt })?;
+        let snapshot =
+            store
+                .read(&request.project, &resources)
+                .map_err(|error| ConsumeError::Storage {
+                    error,
+                    attempts: attempt,
+                })?;
         let claim = match evaluate(config, &snapshot, request).map_err(ConsumeError::Invalid)? {
-            Decision::Refused { violations } => return Err(ConsumeError::OverLimit { violations, attempts: attempt }),
+            Decision::Refused { violations } => {
+                return Err(ConsumeError::OverLimit {
+                    violations,
+                    attempts: attempt,
+                });
+            }
             Decision::Admitted { claim } => claim,
         };
         match store.commit(&claim, request) {
-            Ok(CommitOutcome::Committed) => return Ok(Consumed { claim, attempts: attempt }),
+            Ok(CommitOutcome::Committed) => {
+                return Ok(Consumed {
+                    claim,
+                    attempts: attempt,
+                });
+            }
             Ok(CommitOutcome::Conflict) if attempt < policy.max_attempts => {
                 store.backoff(attempt, policy.delay_us(attempt));
             }
             Ok(CommitOutcome::Conflict) => {}
-            Err(error) => return Err(ConsumeError::Storage { error, attempts: attempt }),
+            Err(error) => {
+                return Err(ConsumeError::Storage {
+                    error,
+                    attempts: attempt,
+                });
+            }
         }
     }
-    Err(ConsumeError::RetriesExhausted { attempts: policy.max_attempts })
+    Err(ConsumeError::RetriesExhausted {
+        attempts: policy.max_attempts,
+    })
 }

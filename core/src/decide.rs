@@ -17,7 +17,10 @@ pub struct Delta {
 
 impl Delta {
     pub fn new(resource: impl Into<String>, delta: i64) -> Self {
-        Delta { resource: resource.into(), delta }
+        Delta {
+            resource: resource.into(),
+            delta,
+        }
     }
 }
 
@@ -30,7 +33,10 @@ pub struct Request {
 
 impl Request {
     pub fn new(project: impl Into<String>, deltas: Vec<Delta>) -> Self {
-        Request { project: project.into(), deltas }
+        Request {
+            project: project.into(),
+            deltas,
+        }
     }
 
     pub(crate) fn resources(&self) -> Vec<&str> {

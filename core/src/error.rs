@@ -19,15 +19,30 @@ pub enum Error {
     /// Following parents from `project` comes back to it.
     Cycle { project: String },
     /// `project` sits deeper than the model allows (root is depth 1).
-    TooDeep { project: String, depth: u32, max_depth: u32 },
+    TooDeep {
+        project: String,
+        depth: u32,
+        max_depth: u32,
+    },
     /// A request, limit, usage or generation names a project not in the tree.
     UnknownProject { project: String },
     /// A limit below -1.
-    InvalidLimit { project: Option<String>, resource: String, limit: i64 },
+    InvalidLimit {
+        project: Option<String>,
+        resource: String,
+        limit: i64,
+    },
     /// The same (project, resource) limit is given twice.
-    DuplicateLimit { project: Option<String>, resource: String },
+    DuplicateLimit {
+        project: Option<String>,
+        resource: String,
+    },
     /// A usage value below zero.
-    NegativeUsage { project: String, resource: String, usage: i64 },
+    NegativeUsage {
+        project: String,
+        resource: String,
+        usage: i64,
+    },
     /// The same (project, resource) usage is given twice.
     DuplicateUsage { project: String, resource: String },
     /// Pre-summed path usage that cannot be true: a subtree smaller than the
@@ -40,7 +55,12 @@ pub enum Error {
     /// The same resource appears twice in one request.
     DuplicateResource { resource: String },
     /// A release that would take a usage below zero.
-    ReleaseBelowZero { project: String, resource: String, usage: i64, delta: i64 },
+    ReleaseBelowZero {
+        project: String,
+        resource: String,
+        usage: i64,
+        delta: i64,
+    },
     /// A per-unit delta below zero (max-count only).
     NegativeDelta { resource: String, delta: i64 },
     /// A sum or a usage-plus-delta does not fit in 64 bits.
@@ -116,15 +136,28 @@ impl fmt::Display for Error {
                 write!(f, "project {project:?} appears more than once in the tree")
             }
             Error::UnknownParent { project, parent } => {
-                write!(f, "project {project:?} names parent {parent:?}, which is not in the tree")
+                write!(
+                    f,
+                    "project {project:?} names parent {parent:?}, which is not in the tree"
+                )
             }
             Error::Cycle { project } => write!(f, "project {project:?} is its own ancestor"),
-            Error::TooDeep { project, depth, max_depth } => write!(
+            Error::TooDeep {
+                project,
+                depth,
+                max_depth,
+            } => write!(
                 f,
                 "project {project:?} is at depth {depth}, deeper than the maximum of {max_depth}"
             ),
-            Error::UnknownProject { project } => write!(f, "project {project:?} is not in the tree"),
-            Error::InvalidLimit { project, resource, limit } => write!(
+            Error::UnknownProject { project } => {
+                write!(f, "project {project:?} is not in the tree")
+            }
+            Error::InvalidLimit {
+                project,
+                resource,
+                limit,
+            } => write!(
                 f,
                 "limit {limit} for {resource:?} of {} is below -1",
                 project_label(project)
@@ -134,8 +167,15 @@ impl fmt::Display for Error {
                 "limit for {resource:?} of {} is given more than once",
                 project_label(project)
             ),
-            Error::NegativeUsage { project, resource, usage } => {
-                write!(f, "usage {usage} of {resource:?} by project {project:?} is negative")
+            Error::NegativeUsage {
+                project,
+                resource,
+                usage,
+            } => {
+                write!(
+                    f,
+                    "usage {usage} of {resource:?} by project {project:?} is negative"
+                )
             }
             Error::DuplicateUsage { project, resource } => write!(
                 f,
@@ -146,16 +186,27 @@ impl fmt::Display for Error {
                 "path usage of {resource:?} at project {project:?} is inconsistent with the rest of the path"
             ),
             Error::DuplicateGeneration { project } => {
-                write!(f, "generation of project {project:?} is given more than once")
+                write!(
+                    f,
+                    "generation of project {project:?} is given more than once"
+                )
             }
             Error::MissingGeneration { project } => write!(
                 f,
                 "project {project:?} must be in the claim but no generation was read for it"
             ),
             Error::DuplicateResource { resource } => {
-                write!(f, "resource {resource:?} appears more than once in the request")
+                write!(
+                    f,
+                    "resource {resource:?} appears more than once in the request"
+                )
             }
-            Error::ReleaseBelowZero { project, resource, usage, delta } => write!(
+            Error::ReleaseBelowZero {
+                project,
+                resource,
+                usage,
+                delta,
+            } => write!(
                 f,
                 "releasing {} of {resource:?} from project {project:?} would take usage {usage} below zero",
                 delta.unsigned_abs()
@@ -171,7 +222,9 @@ impl fmt::Display for Error {
                 f,
                 "unknown enforcement model {name:?} (expected flat, strict-two-level or nested)"
             ),
-            Error::InvalidConfig { field } => write!(f, "configuration value {field} is out of range"),
+            Error::InvalidConfig { field } => {
+                write!(f, "configuration value {field} is out of range")
+            }
             Error::MissingUsage { resource } => {
                 write!(f, "unable to get current usage for {resource}")
             }

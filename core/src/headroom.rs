@@ -23,7 +23,12 @@ pub struct ResourceHeadroom {
 }
 
 /// The headroom of `project` for each of `resources`, sorted by resource name.
-pub fn headroom(config: &Config, snapshot: &Snapshot, project: &str, resources: &[String]) -> Result<Vec<ResourceHeadroom>> {
+pub fn headroom(
+    config: &Config,
+    snapshot: &Snapshot,
+    project: &str,
+    resources: &[String],
+) -> Result<Vec<ResourceHeadroom>> {
     let names: Vec<&str> = resources.iter().map(String::as_str).collect();
     let view = View::build(config, snapshot, project, &names)?;
     let mut out: Vec<ResourceHeadroom> = names

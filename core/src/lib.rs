@@ -55,15 +55,17 @@ mod usage;
 mod validate;
 
 pub use claim::{ClaimEntry, Generation};
-pub use compat::{oslo_check, OsloCheck, OverLimitInfo, ResourceLimit};
-pub use consume::{consume, CommitOutcome, ConsumeError, Consumed, RetryPolicy, StorageError, Store};
-pub use decide::{evaluate, Decision, Delta, Request, Violation};
+pub use compat::{OsloCheck, OverLimitInfo, ResourceLimit, oslo_check};
+pub use consume::{
+    CommitOutcome, ConsumeError, Consumed, RetryPolicy, StorageError, Store, consume,
+};
+pub use decide::{Decision, Delta, Request, Violation, evaluate};
 pub use error::{Error, IdKind, Result};
-pub use headroom::{headroom, ResourceHeadroom, Room};
+pub use headroom::{ResourceHeadroom, Room, headroom};
 pub use limits::{Limits, ProjectLimit, RegisteredLimit, UNLIMITED};
-pub use max_count::{max_count, Count};
-pub use model::{Config, MissingLimit, Model, DEFAULT_MAX_DEPTH};
+pub use max_count::{Count, max_count};
+pub use model::{Config, DEFAULT_MAX_DEPTH, MissingLimit, Model};
 pub use snapshot::Snapshot;
 pub use tree::Project;
 pub use usage::{PathUsage, ResourceUsage, Usage, UsageEntry};
-pub use validate::{validate, Finding};
+pub use validate::{Finding, validate};

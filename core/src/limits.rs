@@ -47,7 +47,11 @@ pub(crate) struct LimitTable<'a> {
 }
 
 impl<'a> LimitTable<'a> {
-    pub(crate) fn build(limits: &'a Limits, tree: &Tree<'_>, missing: MissingLimit) -> Result<Self> {
+    pub(crate) fn build(
+        limits: &'a Limits,
+        tree: &Tree<'_>,
+        missing: MissingLimit,
+    ) -> Result<Self> {
         let mut problems = Vec::new();
         let table = Self::analyse(limits, tree, missing, &mut problems);
         match problems.into_iter().next() {
@@ -71,31 +75,59 @@ impl<'a> LimitTable<'a> {
             if let Some(problem) = check_limit(None, &r.resource, r.limit) {
                 problems.push(problem);
             } else if registered.insert(r.resource.as_str(), r.limit).is_some() {
-                push_once(problems, Error::DuplicateLimit { project: None, resource: r.resource.clone() });
+                push_once(
+                    problems,
+                    Error::DuplicateLimit {
+                        project: None,
+                        resource: r.resource.clone(),
+                    },
+                );
             }
         }
 
         let mut project_sorted: Vec<&'a ProjectLimit> = limits.project.iter().collect();
-        project_sorted.sort_by(|a, b| (&a.project, &a.resource, a.limit).cmp(&(&b.project, &b.resource, b.limit)));
+        project_sorted.sort_by(|a, b| {
+            (&a.project, &a.resource, a.limit).cmp(&(&b.project, &b.resource, b.limit))
+        });
         let mut project = BTreeMap::new();
         for p in project_sorted {
             let owner = Some(p.project.clone());
             if p.project.is_empty() {
-                problems.push(Error::EmptyId { what: IdKind::Project });
+                problems.push(Error::EmptyId {
+                    what: IdKind::Project,
+                });
             } else if let Some(problem) = check_limit(owner.clone(), &p.resource, p.limit) {
                 problems.push(problem);
             } else {
                 match tree.lookup(&p.project) {
-                    None => push_once(problems, Error::UnknownProject { project: p.project.clone() }),
+                    None => push_once(
+                        problems,
+                        Error::UnknownProject {
+                            project: p.project.clone(),
+                        },
+                    ),
                     Some(node) => {
-                        if project.insert((node, p.resource.as_str()), p.limit).is_some() {
-                            push_once(problems, Error::DuplicateLimit { project: owner, resource: p.resource.clone() });
+                        if project
+                            .insert((node, p.resource.as_str()), p.limit)
+                            .is_some()
+                        {
+                            push_once(
+                                problems,
+                                Error::DuplicateLimit {
+                                    project: owner,
+                                    resource: p.resource.clone(),
+                                },
+                            );
                         }
                     }
                 }
             }
         }
-        LimitTable { registered, project, missing }
+        LimitTable {
+            registered,
+            project,
+            missing,
+        }
     }
 
     /// The limit of `resource` for `node`.
@@ -127,9 +159,15 @@ impl<'a> LimitTable<'a> {
 
 fn check_limit(project: Option<String>, resource: &str, limit: i64) -> Option<Error> {
     if resource.is_empty() {
-        Some(Error::EmptyId { what: IdKind::Resource })
+        Some(Error::EmptyId {
+            what: IdKind::Resource,
+        })
     } else if limit < UNLIMITED {
-        Some(Error::InvalidLimit { project, resource: resource.to_string(), limit })
+        Some(Error::InvalidLimit {
+            project,
+            resource: resource.to_string(),
+            limit,
+        })
     } else {
         None
     }

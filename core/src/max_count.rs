@@ -18,13 +18,21 @@ pub enum Count {
 
 /// The largest number of units of `per_unit` that `project` can consume now.
 /// Per-unit deltas must be zero or more; zeros do not constrain.
-pub fn max_count(config: &Config, snapshot: &Snapshot, project: &str, per_unit: &[Delta]) -> Result<Count> {
+pub fn max_count(
+    config: &Config,
+    snapshot: &Snapshot,
+    project: &str,
+    per_unit: &[Delta],
+) -> Result<Count> {
     let names: Vec<&str> = per_unit.iter().map(|d| d.resource.as_str()).collect();
     let mut order: Vec<usize> = (0..per_unit.len()).collect();
     order.sort_by(|&a, &b| per_unit[a].resource.cmp(&per_unit[b].resource));
     // A request-side check: before the snapshot is looked at.
     if let Some(&r) = order.iter().find(|&&r| per_unit[r].delta < 0) {
-        return Err(Error::NegativeDelta { resource: per_unit[r].resource.clone(), delta: per_unit[r].delta });
+        return Err(Error::NegativeDelta {
+            resource: per_unit[r].resource.clone(),
+            delta: per_unit[r].delta,
+        });
     }
     let view = View::build(config, snapshot, project, &names)?;
     let fit = order
@@ -32,10 +40,12 @@ pub fn max_count(config: &Config, snapshot: &Snapshot, project: &str, per_unit: 
         .filter(|&&r| per_unit[r].delta > 0)
         .flat_map(|&r| {
             let d = per_unit[r].delta;
-            view.constraints[r].iter().filter_map(move |c| match c.limit {
-                Limit::Finite(limit) => Some((limit - c.usage).max(0) / d),
-                Limit::Unlimited => None,
-            })
+            view.constraints[r]
+                .iter()
+                .filter_map(move |c| match c.limit {
+                    Limit::Finite(limit) => Some((limit - c.usage).max(0) / d),
+                    Limit::Unlimited => None,
+                })
         })
         .min();
     Ok(fit.map_or(Count::Unlimited, Count::Units))

@@ -37,7 +37,9 @@ impl FromStr for Model {
             "flat" => Ok(Model::Flat),
             "strict-two-level" | "strict_two_level" => Ok(Model::StrictTwoLevel),
             "nested" => Ok(Model::Nested),
-            _ => Err(Error::UnknownModel { name: name.to_string() }),
+            _ => Err(Error::UnknownModel {
+                name: name.to_string(),
+            }),
         }
     }
 }
@@ -69,14 +71,21 @@ pub const DEFAULT_MAX_DEPTH: u32 = 64;
 
 impl Default for Config {
     fn default() -> Self {
-        Config { model: Model::Nested, max_depth: DEFAULT_MAX_DEPTH, missing_limit: MissingLimit::Zero }
+        Config {
+            model: Model::Nested,
+            max_depth: DEFAULT_MAX_DEPTH,
+            missing_limit: MissingLimit::Zero,
+        }
     }
 }
 
 impl Config {
     /// A config for `model` with the other settings at their defaults.
     pub fn new(model: Model) -> Self {
-        Config { model, ..Config::default() }
+        Config {
+            model,
+            ..Config::default()
+        }
     }
 
     /// The depth limit that actually applies under this model.

@@ -44,15 +44,21 @@ pub(crate) struct View<'a> {
 /// resource named twice (the smallest repeated name is reported).
 pub(crate) fn check_request(project: &str, resources: &[&str]) -> Result<()> {
     if project.is_empty() {
-        return Err(Error::EmptyId { what: IdKind::Project });
+        return Err(Error::EmptyId {
+            what: IdKind::Project,
+        });
     }
     if resources.iter().any(|r| r.is_empty()) {
-        return Err(Error::EmptyId { what: IdKind::Resource });
+        return Err(Error::EmptyId {
+            what: IdKind::Resource,
+        });
     }
     let mut sorted = resources.to_vec();
     sorted.sort_unstable();
     if let Some(pair) = sorted.windows(2).find(|w| w[0] == w[1]) {
-        return Err(Error::DuplicateResource { resource: pair[0].to_string() });
+        return Err(Error::DuplicateResource {
+            resource: pair[0].to_string(),
+        });
     }
     Ok(())
 }
@@ -61,7 +67,12 @@ impl<'a> View<'a> {
     /// Checks the whole snapshot, then resolves limits and counts usage
     /// along `project`'s path for `resources`. Checks run in the order:
     /// request, config, tree, limits, usage, generations, project.
-    pub(crate) fn build(config: &Config, snapshot: &'a Snapshot, project: &str, resources: &[&str]) -> Result<Self> {
+    pub(crate) fn build(
+        config: &Config,
+        snapshot: &'a Snapshot,
+        project: &str,
+        resources: &[&str],
+    ) -> Result<Self> {
         check_request(project, resources)?;
         let max_depth = config.effective_max_depth()?;
         let tree = Tree::build(&snapshot.projects, max_depth)?;
@@ -94,7 +105,13 @@ impl<'a> View<'a> {
                     .collect()
             })
             .collect();
-        Ok(View { tree, generations, path, local: counts.local, constraints })
+        Ok(View {
+            tree,
+            generations,
+            path,
+            local: counts.local,
+            constraints,
+        })
     }
 
     pub(crate) fn id(&self, node: usize) -> &'a str {

@@ -18,12 +18,18 @@ pub struct Project {
 impl Project {
     /// A root project.
     pub fn root(id: impl Into<String>) -> Self {
-        Project { id: id.into(), parent: None }
+        Project {
+            id: id.into(),
+            parent: None,
+        }
     }
 
     /// A project under `parent`.
     pub fn child(id: impl Into<String>, parent: impl Into<String>) -> Self {
-        Project { id: id.into(), parent: Some(parent.into()) }
+        Project {
+            id: id.into(),
+            parent: Some(parent.into()),
+        }
     }
 }
 
@@ -53,15 +59,23 @@ impl<'a> Tree<'a> {
     /// problem found to `problems` in check order. A node with an empty or
     /// unknown parent is treated as a root, a repeated id keeps its first
     /// entry, and nodes in or under a cycle are left without a depth.
-    pub(crate) fn analyse(projects: &'a [Project], max_depth: u32, problems: &mut Vec<Error>) -> Self {
+    pub(crate) fn analyse(
+        projects: &'a [Project],
+        max_depth: u32,
+        problems: &mut Vec<Error>,
+    ) -> Self {
         let mut sorted: Vec<&'a Project> = projects.iter().collect();
         sorted.sort_by(|a, b| a.id.cmp(&b.id));
 
         if sorted.iter().any(|p| p.id.is_empty()) {
-            problems.push(Error::EmptyId { what: IdKind::Project });
+            problems.push(Error::EmptyId {
+                what: IdKind::Project,
+            });
         }
         if sorted.iter().any(|p| p.parent.as_deref() == Some("")) {
-            problems.push(Error::EmptyId { what: IdKind::Parent });
+            problems.push(Error::EmptyId {
+                what: IdKind::Parent,
+            });
         }
 
         let mut ids: Vec<&'a str> = Vec::with_capacity(sorted.len());
@@ -71,15 +85,22 @@ impl<'a> Tree<'a> {
                 continue;
             }
             if ids.last() == Some(&p.id.as_str()) {
-                if problems.last() != Some(&Error::DuplicateProject { project: p.id.clone() }) {
-                    problems.push(Error::DuplicateProject { project: p.id.clone() });
+                if problems.last()
+                    != Some(&Error::DuplicateProject {
+                        project: p.id.clone(),
+                    })
+                {
+                    problems.push(Error::DuplicateProject {
+                        project: p.id.clone(),
+                    });
                 }
                 continue;
             }
             ids.push(&p.id);
             parents.push(p.parent.as_deref().filter(|s| !s.is_empty()));
         }
-        let index: BTreeMap<&'a str, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        let index: BTreeMap<&'a str, usize> =
+            ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
 
         let mut parent = Vec::with_capacity(ids.len());
         for (i, p) in parents.iter().enumerate() {
@@ -98,7 +119,12 @@ impl<'a> Tree<'a> {
             });
         }
 
-        let mut tree = Tree { ids, index, parent, depth: Vec::new() };
+        let mut tree = Tree {
+            ids,
+            index,
+            parent,
+            depth: Vec::new(),
+        };
         tree.compute_depths(max_depth, problems);
         tree
     }
@@ -145,18 +171,30 @@ impl<'a> Tree<'a> {
             // a cycle" (such nodes never reach a root).
             let mut d = base;
             for &w in walk.iter().rev() {
-                d = d.and_then(|d| if d == 0 && self.parent[w].is_some() { None } else { Some(d + 1) });
+                d = d.and_then(|d| {
+                    if d == 0 && self.parent[w].is_some() {
+                        None
+                    } else {
+                        Some(d + 1)
+                    }
+                });
                 depth[w] = d.unwrap_or(0);
                 state[w] = DONE;
             }
         }
         cycles.sort_unstable();
         for c in cycles {
-            problems.push(Error::Cycle { project: self.ids[c].to_string() });
+            problems.push(Error::Cycle {
+                project: self.ids[c].to_string(),
+            });
         }
         for (i, &d) in depth.iter().enumerate() {
             if d > max_depth {
-                problems.push(Error::TooDeep { project: self.ids[i].to_string(), depth: d, max_depth });
+                problems.push(Error::TooDeep {
+                    project: self.ids[i].to_string(),
+                    depth: d,
+                    max_depth,
+                });
             }
         }
         self.depth = depth;
@@ -172,7 +210,9 @@ impl<'a> Tree<'a> {
 
     /// Looks `id` up, or fails with `unknown-project`.
     pub(crate) fn require(&self, id: &str) -> Result<usize> {
-        self.lookup(id).ok_or_else(|| Error::UnknownProject { project: id.to_string() })
+        self.lookup(id).ok_or_else(|| Error::UnknownProject {
+            project: id.to_string(),
+        })
     }
 
     pub(crate) fn id(&self, node: usize) -> &'a str {

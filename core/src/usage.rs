@@ -58,7 +58,12 @@ pub(crate) struct PathCounts {
 
 /// Checks all of `usage` against `tree` and counts the requested resources
 /// along `path` (the project first, then each ancestor up to the root).
-pub(crate) fn count(usage: &Usage, tree: &Tree<'_>, path: &[usize], resources: &[&str]) -> Result<PathCounts> {
+pub(crate) fn count(
+    usage: &Usage,
+    tree: &Tree<'_>,
+    path: &[usize],
+    resources: &[&str],
+) -> Result<PathCounts> {
     match usage {
         Usage::Local(entries) => count_local(entries, tree, path, resources),
         Usage::Path(path_usage) => count_path(path_usage, tree, path, resources),
@@ -67,16 +72,25 @@ pub(crate) fn count(usage: &Usage, tree: &Tree<'_>, path: &[usize], resources: &
 
 /// Checks every entry and returns them with their nodes, in (project,
 /// resource) order; the first problem in that order is the one reported.
-fn checked_entries<'u>(entries: &'u [UsageEntry], tree: &Tree<'_>) -> Result<Vec<(usize, &'u UsageEntry)>> {
+fn checked_entries<'u>(
+    entries: &'u [UsageEntry],
+    tree: &Tree<'_>,
+) -> Result<Vec<(usize, &'u UsageEntry)>> {
     let mut sorted: Vec<&UsageEntry> = entries.iter().collect();
-    sorted.sort_by(|a, b| (&a.project, &a.resource, a.usage).cmp(&(&b.project, &b.resource, b.usage)));
+    sorted.sort_by(|a, b| {
+        (&a.project, &a.resource, a.usage).cmp(&(&b.project, &b.resource, b.usage))
+    });
     let mut out: Vec<(usize, &UsageEntry)> = Vec::with_capacity(sorted.len());
     for e in sorted {
         if e.project.is_empty() {
-            return Err(Error::EmptyId { what: IdKind::Project });
+            return Err(Error::EmptyId {
+                what: IdKind::Project,
+            });
         }
         if e.resource.is_empty() {
-            return Err(Error::EmptyId { what: IdKind::Resource });
+            return Err(Error::EmptyId {
+                what: IdKind::Resource,
+            });
         }
         if e.usage < 0 {
             return Err(Error::NegativeUsage {
@@ -88,7 +102,10 @@ fn checked_entries<'u>(entries: &'u [UsageEntry], tree: &Tree<'_>) -> Result<Vec
         let node = tree.require(&e.project)?;
         if let Some((_, last)) = out.last() {
             if last.project == e.project && last.resource == e.resource {
-                return Err(Error::DuplicateUsage { project: e.project.clone(), resource: e.resource.clone() });
+                return Err(Error::DuplicateUsage {
+                    project: e.project.clone(),
+                    resource: e.resource.clone(),
+                });
             }
         }
         out.push((node, e));
@@ -96,9 +113,15 @@ fn checked_entries<'u>(entries: &'u [UsageEntry], tree: &Tree<'_>) -> Result<Vec
     Ok(out)
 }
 
-fn count_local(entries: &[UsageEntry], tree: &Tree<'_>, path: &[usize], resources: &[&str]) -> Result<PathCounts> {
+fn count_local(
+    entries: &[UsageEntry],
+    tree: &Tree<'_>,
+    path: &[usize],
+    resources: &[&str],
+) -> Result<PathCounts> {
     let entries = checked_entries(entries, tree)?;
-    let wanted: BTreeMap<&str, usize> = resources.iter().enumerate().map(|(i, r)| (*r, i)).collect();
+    let wanted: BTreeMap<&str, usize> =
+        resources.iter().enumerate().map(|(i, r)| (*r, i)).collect();
     let len = path.len();
     // `hits[r][k]`: usage of descendants whose walk up first meets the path
     // at path[k]; a suffix sum then gives U. i128 cannot overflow here
@@ -111,7 +134,9 @@ fn count_local(entries: &[UsageEntry], tree: &Tree<'_>, path: &[usize], resource
         (depth <= len && path[len - depth] == node).then(|| len - depth)
     };
     for (node, e) in entries {
-        let Some(&r) = wanted.get(e.resource.as_str()) else { continue };
+        let Some(&r) = wanted.get(e.resource.as_str()) else {
+            continue;
+        };
         if node == path[0] {
             local[r] = e.usage;
         }
@@ -141,12 +166,21 @@ fn count_local(entries: &[UsageEntry], tree: &Tree<'_>, path: &[usize], resource
     Ok(PathCounts { local, subtree })
 }
 
-fn count_path(usage: &PathUsage, tree: &Tree<'_>, path: &[usize], resources: &[&str]) -> Result<PathCounts> {
+fn count_path(
+    usage: &PathUsage,
+    tree: &Tree<'_>,
+    path: &[usize],
+    resources: &[&str],
+) -> Result<PathCounts> {
     let project = tree.id(path[0]);
     let local_entries: Vec<UsageEntry> = usage
         .local
         .iter()
-        .map(|u| UsageEntry { project: project.to_string(), resource: u.resource.clone(), usage: u.usage })
+        .map(|u| UsageEntry {
+            project: project.to_string(),
+            resource: u.resource.clone(),
+            usage: u.usage,
+        })
         .collect();
     let local_checked = checked_entries(&local_entries, tree)?;
     let subtree_checked = checked_entries(&usage.subtree, tree)?;
@@ -160,9 +194,14 @@ fn count_path(usage: &PathUsage, tree: &Tree<'_>, path: &[usize], resources: &[&
     let mut subtree_of: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
     for (node, e) in &subtree_checked {
         let Some(&k) = position.get(node) else {
-            return Err(Error::InconsistentUsage { project: e.project.clone(), resource: e.resource.clone() });
+            return Err(Error::InconsistentUsage {
+                project: e.project.clone(),
+                resource: e.resource.clone(),
+            });
         };
-        subtree_of.entry(&e.resource).or_insert_with(|| vec![0; path.len()])[k] = e.usage;
+        subtree_of
+            .entry(&e.resource)
+            .or_insert_with(|| vec![0; path.len()])[k] = e.usage;
     }
     // Every resource mentioned must be consistent: u(p) <= U(p) <= U(parent) ...
     let mentioned: BTreeSet<&str> = local_of.keys().chain(subtree_of.keys()).copied().collect();
@@ -180,10 +219,18 @@ fn count_path(usage: &PathUsage, tree: &Tree<'_>, path: &[usize], resources: &[&
             below = value;
         }
     }
-    let local = resources.iter().map(|r| local_of.get(r).copied().unwrap_or(0)).collect();
+    let local = resources
+        .iter()
+        .map(|r| local_of.get(r).copied().unwrap_or(0))
+        .collect();
     let subtree = resources
         .iter()
-        .map(|r| subtree_of.get(r).cloned().unwrap_or_else(|| vec![0; path.len()]))
+        .map(|r| {
+            subtree_of
+                .get(r)
+                .cloned()
+                .unwrap_or_else(|| vec![0; path.len()])
+        })
         .collect();
     Ok(PathCounts { local, subtree })
 }

@@ -40,12 +40,15 @@ pub fn validate(config: &Config, projects: &[Project], limits: &Limits) -> Vec<F
     if config.model == Model::StrictTwoLevel {
         let resources = table.resources();
         // Edges in (parent, child) id order; node indices follow id order.
-        let mut edges: Vec<(usize, usize)> =
-            (0..tree.len()).filter_map(|c| tree.parent(c).map(|p| (p, c))).collect();
+        let mut edges: Vec<(usize, usize)> = (0..tree.len())
+            .filter_map(|c| tree.parent(c).map(|p| (p, c)))
+            .collect();
         edges.sort_unstable();
         for (p, c) in edges {
             for resource in &resources {
-                let Limit::Finite(parent_limit) = table.resolve(p, resource) else { continue };
+                let Limit::Finite(parent_limit) = table.resolve(p, resource) else {
+                    continue;
+                };
                 let child_limit = match table.resolve(c, resource) {
                     Limit::Finite(l) if l <= parent_limit => continue,
                     Limit::Finite(l) => l,

@@ -1,1 +1,496 @@
-fn main(){}
+//! The native conformance runner: every case of `conformance/vectors`
+//! through the core crate directly, as `conformance/README.md` describes.
+//! Prints failures, then `conformance native: N passed, M failed`.
+
+use delimiter_core::*;
+use serde_json::{Map, Value, json};
+use std::path::Path;
+
+type Outcome = Result<Value, String>;
+
+fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/vectors");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for file in files {
+        let stem = file.file_stem().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&file).expect("readable vector file");
+        let doc: Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                println!("FAIL {stem}: not valid JSON: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        for case in doc["cases"].as_array().into_iter().flatten() {
+            let id = format!("{stem}/{}", case["description"].as_str().unwrap_or("?"));
+            match run_case(case) {
+                Ok(()) => passed += 1,
+                Err(why) => {
+                    failed += 1;
+                    println!("FAIL {id}\n     {why}");
+                }
+            }
+        }
+    }
+    println!("conformance native: {passed} passed, {failed} failed");
+    if failed > 0 || passed == 0 {
+        std::process::exit(1);
+    }
+}
+
+/// Runs one case and compares it with its expectation.
+fn run_case(case: &Value) -> Result<(), String> {
+    let op = case["operation"].as_str().ok_or("case has no operation")?;
+    let (outcome, calls) = match op {
+        "evaluate" => (run_evaluate(case)?, None),
+        "headroom" => (run_headroom(case)?, None),
+        "max-count" => (run_max_count(case)?, None),
+        "validate" => (run_validate(case)?, None),
+        "oslo-check" => (run_oslo(case)?, None),
+        "consume" => {
+            let (outcome, calls) = run_consume(case)?;
+            (outcome, Some(calls))
+        }
+        other => return Err(format!("unsupported operation {other:?}")),
+    };
+    match (&outcome, case.get("want_result"), case.get("want_error")) {
+        (Ok(got), Some(want), None) if got == want => {}
+        (Err(kind), None, Some(want)) if want.as_str() == Some(kind) => {}
+        (_, want_result, want_error) => {
+            return Err(format!(
+                "want {} got {}",
+                want_result
+                    .map(|w| format!("result {w}"))
+                    .or(want_error.map(|w| format!("error {w}")))
+                    .unwrap_or_default(),
+                match &outcome {
+                    Ok(v) => format!("result {v}"),
+                    Err(k) => format!("error {k:?}"),
+                }
+            ));
+        }
+    }
+    if let Some(calls) = calls {
+        let want = &case["want_calls"];
+        if &calls != want {
+            return Err(format!("want calls {want} got {calls}"));
+        }
+    }
+    Ok(())
+}
+
+// ---- inputs ---------------------------------------------------------------
+
+fn s(v: &Value, key: &str) -> Result<String, String> {
+    v[key]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("missing string {key:?} in {v}"))
+}
+
+fn i(v: &Value, key: &str) -> Result<i64, String> {
+    v[key]
+        .as_i64()
+        .ok_or_else(|| format!("missing integer {key:?} in {v}"))
+}
+
+fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+/// The config, or the error kind its model name yields.
+fn config(case: &Value) -> Result<Result<Config, String>, String> {
+    let c = &case["config"];
+    let mut config = Config::default();
+    if let Some(model) = c.get("model") {
+        match model
+            .as_str()
+            .ok_or("model is not a string")?
+            .parse::<Model>()
+        {
+            Ok(m) => config.model = m,
+            Err(e) => return Ok(Err(e.kind().to_string())),
+        }
+    }
+    if let Some(d) = c.get("max_depth") {
+        config.max_depth = d
+            .as_u64()
+            .and_then(|d| u32::try_from(d).ok())
+            .ok_or("bad max_depth")?;
+    }
+    if let Some(m) = c.get("missing_limit") {
+        config.missing_limit = match m.as_str() {
+            Some("zero") => MissingLimit::Zero,
+            Some("unlimited") => MissingLimit::Unlimited,
+            _ => return Err(format!("bad missing_limit {m}")),
+        };
+    }
+    Ok(Ok(config))
+}
+
+fn snapshot(v: &Value) -> Result<Snapshot, String> {
+    let projects = list(v, "projects")
+        .iter()
+        .map(|p| {
+            Ok(Project {
+                id: s(p, "id")?,
+                parent: p.get("parent").and_then(Value::as_str).map(str::to_string),
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    let registered = list(v, "registered_limits")
+        .iter()
+        .map(|l| {
+            Ok(RegisteredLimit {
+                resource: s(l, "resource")?,
+                limit: i(l, "limit")?,
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    let project = list(v, "project_limits")
+        .iter()
+        .map(|l| {
+            Ok(ProjectLimit {
+                project: s(l, "project")?,
+                resource: s(l, "resource")?,
+                limit: i(l, "limit")?,
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    let usage = match v.get("usage") {
+        None => Usage::Local(Vec::new()),
+        Some(u) if u.get("local").is_some() => Usage::Local(usage_entries(list(u, "local"))?),
+        Some(u) if u.get("path").is_some() => {
+            let p = &u["path"];
+            Usage::Path(PathUsage {
+                local: list(p, "local")
+                    .iter()
+                    .map(|e| {
+                        Ok(ResourceUsage {
+                            resource: s(e, "resource")?,
+                            usage: i(e, "usage")?,
+                        })
+                    })
+                    .collect::<Result<_, String>>()?,
+                subtree: usage_entries(list(p, "subtree"))?,
+            })
+        }
+        Some(u) => return Err(format!("bad usage {u}")),
+    };
+    let generations = list(v, "generations")
+        .iter()
+        .map(|g| {
+            Ok(Generation {
+                project: s(g, "project")?,
+                generation: g["generation"].as_u64().ok_or("bad generation")?,
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(Snapshot {
+        projects,
+        limits: Limits {
+            registered,
+            project,
+        },
+        usage,
+        generations,
+    })
+}
+
+fn usage_entries(values: &[Value]) -> Result<Vec<UsageEntry>, String> {
+    values
+        .iter()
+        .map(|e| {
+            Ok(UsageEntry {
+                project: s(e, "project")?,
+                resource: s(e, "resource")?,
+                usage: i(e, "usage")?,
+            })
+        })
+        .collect()
+}
+
+fn deltas(values: &[Value]) -> Result<Vec<Delta>, String> {
+    values
+        .iter()
+        .map(|d| Ok(Delta::new(s(d, "resource")?, i(d, "delta")?)))
+        .collect()
+}
+
+fn request(case: &Value) -> Result<Request, String> {
+    let r = &case["request"];
+    Ok(Request::new(s(r, "project")?, deltas(list(r, "deltas"))?))
+}
+
+// ---- outcomes -------------------------------------------------------------
+
+fn claim_json(claim: &[ClaimEntry]) -> Value {
+    claim
+        .iter()
+        .map(|c| json!({"project": c.project, "generation": c.generation}))
+        .collect()
+}
+
+fn violations_json(violations: &[Violation]) -> Value {
+    violations
+        .iter()
+        .map(|v| json!({"project": v.project, "resource": v.resource, "limit": v.limit, "usage": v.usage, "delta": v.delta}))
+        .collect()
+}
+
+fn decision_json(decision: &Decision) -> Value {
+    match decision {
+        Decision::Admitted { claim } => json!({"admitted": true, "claim": claim_json(claim)}),
+        Decision::Refused { violations } => {
+            json!({"admitted": false, "violations": violations_json(violations)})
+        }
+    }
+}
+
+/// Runs `f` with the case's config, or yields the config's own error.
+fn with_config(
+    case: &Value,
+    f: impl FnOnce(&Config) -> Result<Value, Error>,
+) -> Result<Outcome, String> {
+    Ok(match config(case)? {
+        Ok(config) => f(&config).map_err(|e| e.kind().to_string()),
+        Err(kind) => Err(kind),
+    })
+}
+
+fn run_evaluate(case: &Value) -> Result<Outcome, String> {
+    let snap = snapshot(&case["snapshot"])?;
+    let req = request(case)?;
+    with_config(case, |c| {
+        evaluate(c, &snap, &req).map(|d| decision_json(&d))
+    })
+}
+
+fn run_headroom(case: &Value) -> Result<Outcome, String> {
+    let snap = snapshot(&case["snapshot"])?;
+    let project = s(case, "project")?;
+    let resources: Vec<String> = list(case, "resources")
+        .iter()
+        .map(|r| r.as_str().map(str::to_string).ok_or("bad resource"))
+        .collect::<Result<_, _>>()?;
+    with_config(case, |c| {
+        headroom(c, &snap, &project, &resources).map(|rows| {
+            rows.iter()
+                .map(|h| {
+                    let room = match h.room {
+                        Room::Unlimited => json!("unlimited"),
+                        Room::Limited(n) => json!(n),
+                    };
+                    json!({"resource": h.resource, "headroom": room})
+                })
+                .collect()
+        })
+    })
+}
+
+fn run_max_count(case: &Value) -> Result<Outcome, String> {
+    let snap = snapshot(&case["snapshot"])?;
+    let req = request(case)?;
+    with_config(case, |c| {
+        max_count(c, &snap, &req.project, &req.deltas).map(|count| match count {
+            Count::Unlimited => json!({"count": "unlimited"}),
+            Count::Units(n) => json!({"count": n}),
+        })
+    })
+}
+
+fn error_subject(e: &Error) -> (Option<&str>, Option<&str>) {
+    match e {
+        Error::DuplicateProject { project }
+        | Error::UnknownParent { project, .. }
+        | Error::Cycle { project }
+        | Error::TooDeep { project, .. }
+        | Error::UnknownProject { project }
+        | Error::DuplicateGeneration { project }
+        | Error::MissingGeneration { project } => (Some(project), None),
+        Error::InvalidLimit {
+            project, resource, ..
+        }
+        | Error::DuplicateLimit { project, resource } => (project.as_deref(), Some(resource)),
+        Error::NegativeUsage {
+            project, resource, ..
+        }
+        | Error::DuplicateUsage { project, resource }
+        | Error::InconsistentUsage { project, resource }
+        | Error::ReleaseBelowZero {
+            project, resource, ..
+        }
+        | Error::Overflow { project, resource } => (Some(project), Some(resource)),
+        Error::DuplicateResource { resource }
+        | Error::NegativeDelta { resource, .. }
+        | Error::MissingUsage { resource } => (None, Some(resource)),
+        Error::EmptyId { .. } | Error::UnknownModel { .. } | Error::InvalidConfig { .. } => {
+            (None, None)
+        }
+    }
+}
+
+fn run_validate(case: &Value) -> Result<Outcome, String> {
+    let snap = snapshot(&case["snapshot"])?;
+    with_config(case, |c| {
+        Ok(validate(c, &snap.projects, &snap.limits)
+            .iter()
+            .map(|f| match f {
+                Finding::Invalid(e) => {
+                    let mut m = Map::new();
+                    m.insert("kind".into(), json!(e.kind()));
+                    let (project, resource) = error_subject(e);
+                    if let Some(p) = project {
+                        m.insert("project".into(), json!(p));
+                    }
+                    if let Some(r) = resource {
+                        m.insert("resource".into(), json!(r));
+                    }
+                    Value::Object(m)
+                }
+                Finding::ChildLimitExceedsParent {
+                    parent,
+                    child,
+                    resource,
+                    parent_limit,
+                    child_limit,
+                } => json!({
+                    "kind": "child-limit-exceeds-parent", "parent": parent, "child": child,
+                    "resource": resource, "parent_limit": parent_limit, "child_limit": child_limit,
+                }),
+            })
+            .collect())
+    })
+}
+
+fn run_oslo(case: &Value) -> Result<Outcome, String> {
+    let o = &case["oslo"];
+    let limits = |key: &str| -> Result<Vec<ResourceLimit>, String> {
+        list(o, key)
+            .iter()
+            .map(|l| {
+                Ok(ResourceLimit {
+                    resource: s(l, "resource")?,
+                    limit: i(l, "limit")?,
+                })
+            })
+            .collect()
+    };
+    let check = OsloCheck {
+        project_id: o
+            .get("project_id")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        deltas: deltas(list(o, "deltas"))?,
+        registered: limits("registered_limits")?,
+        project: limits("project_limits")?,
+        usage: list(o, "usage")
+            .iter()
+            .map(|u| {
+                Ok(ResourceUsage {
+                    resource: s(u, "resource")?,
+                    usage: i(u, "usage")?,
+                })
+            })
+            .collect::<Result<_, String>>()?,
+    };
+    Ok(oslo_check(&check)
+        .map(|over| {
+            let list: Vec<Value> = over
+                .iter()
+                .map(|o| json!({"resource_name": o.resource_name, "limit": o.limit, "current_usage": o.current_usage, "delta": o.delta}))
+                .collect();
+            json!({"over_limit": list})
+        })
+        .map_err(|e| e.kind().to_string()))
+}
+
+/// A store that plays back the case's script and counts calls.
+struct Scripted {
+    reads: Vec<Value>,
+    commits: Vec<String>,
+    calls: [u32; 3],
+}
+
+impl Store for Scripted {
+    fn read(&mut self, _project: &str, _resources: &[&str]) -> Result<Snapshot, StorageError> {
+        let n = self.calls[0] as usize;
+        self.calls[0] += 1;
+        let step = self
+            .reads
+            .get(n)
+            .or(self.reads.last())
+            .cloned()
+            .unwrap_or(Value::Null);
+        if step.as_str() == Some("storage-error") {
+            return Err(StorageError::new("scripted read failure"));
+        }
+        snapshot(&step).map_err(StorageError::new)
+    }
+
+    fn commit(
+        &mut self,
+        _claim: &[ClaimEntry],
+        _request: &Request,
+    ) -> Result<CommitOutcome, StorageError> {
+        let n = self.calls[1] as usize;
+        self.calls[1] += 1;
+        match self
+            .commits
+            .get(n)
+            .or(self.commits.last())
+            .map(String::as_str)
+        {
+            Some("committed") => Ok(CommitOutcome::Committed),
+            Some("conflict") => Ok(CommitOutcome::Conflict),
+            _ => Err(StorageError::new("scripted commit failure")),
+        }
+    }
+
+    fn backoff(&mut self, _attempt: u32, _delay_us: u64) {
+        self.calls[2] += 1;
+    }
+}
+
+fn run_consume(case: &Value) -> Result<(Outcome, Value), String> {
+    let req = request(case)?;
+    let store = &case["store"];
+    let mut scripted = Scripted {
+        reads: list(store, "reads").to_vec(),
+        commits: list(store, "commits")
+            .iter()
+            .filter_map(|c| c.as_str().map(str::to_string))
+            .collect(),
+        calls: [0; 3],
+    };
+    let mut policy = RetryPolicy::default();
+    if let Some(n) = case["policy"].get("max_attempts") {
+        policy.max_attempts = n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or("bad max_attempts")?;
+    }
+    let outcome = match config(case)? {
+        Err(kind) => Err(kind),
+        Ok(config) => match consume(&config, &policy, &mut scripted, &req) {
+            Ok(done) => Ok(json!({"claim": claim_json(&done.claim), "attempts": done.attempts})),
+            Err(e) => Err(e.kind().to_string()),
+        },
+    };
+    let [reads, commits, backoffs] = scripted.calls;
+    Ok((
+        outcome,
+        json!({"reads": reads, "commits": commits, "backoffs": backoffs}),
+    ))
+}

@@ -1,0 +1,453 @@
+//! Property tests: the core against a deliberately naive reference model on
+//! random trees and requests.
+//!
+//! The reference recomputes everything from the definitions in the spec
+//! (subtree usage by scanning every project's ancestry, limits by linear
+//! search) with no indexing, sorting tricks or shared code, so that the two
+//! implementations can only agree by both being right.
+
+use delimiter_core::*;
+use proptest::prelude::*;
+use proptest::test_runner::Config as ProptestConfig;
+
+const RESOURCES: [&str; 3] = ["cores", "ram", "servers"];
+
+/// At least 1,000 cases per property unless PROPTEST_CASES asks for more.
+fn cases() -> ProptestConfig {
+    let n = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000u32)
+        .max(1000);
+    ProptestConfig {
+        cases: n,
+        ..ProptestConfig::default()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    config: Config,
+    snapshot: Snapshot,
+    request: Request,
+    /// Seed for shuffling inputs in the order-independence property.
+    shuffle_seed: u64,
+}
+
+fn model() -> impl Strategy<Value = Model> {
+    prop_oneof![
+        Just(Model::Flat),
+        Just(Model::StrictTwoLevel),
+        Just(Model::Nested)
+    ]
+}
+
+/// Project `i` is named `p{i}`; its parent is an earlier project (or none),
+/// so the tree is well-formed. Under strict-two-level parents are roots.
+fn scenario() -> impl Strategy<Value = Scenario> {
+    (model(), 1usize..10, any::<bool>()).prop_flat_map(|(model, n, missing_unlimited)| {
+        let parents = proptest::collection::vec(any::<prop::sample::Index>(), n);
+        let roots = proptest::collection::vec(any::<bool>(), n);
+        let registered = proptest::collection::vec(prop::option::of(-1i64..12), RESOURCES.len());
+        let project_limits =
+            proptest::collection::vec(prop::option::of(-1i64..12), n * RESOURCES.len());
+        let usage = proptest::collection::vec(prop::option::of(0i64..7), n * RESOURCES.len());
+        let deltas = proptest::collection::vec(prop::option::of(-3i64..6), RESOURCES.len());
+        let generations = proptest::collection::vec(0u64..1000, n);
+        (
+            parents,
+            roots,
+            registered,
+            project_limits,
+            usage,
+            deltas,
+            generations,
+            0..n,
+            any::<u64>(),
+        )
+            .prop_map(
+                move |(
+                    parents,
+                    roots,
+                    registered,
+                    plimits,
+                    usage,
+                    deltas,
+                    generations,
+                    who,
+                    shuffle_seed,
+                )| {
+                    let mut parent_of: Vec<Option<usize>> = Vec::with_capacity(n);
+                    for i in 0..n {
+                        let parent = if i == 0 || roots[i] {
+                            None
+                        } else if model == Model::StrictTwoLevel {
+                            let candidates: Vec<usize> =
+                                (0..i).filter(|&j| parent_of[j].is_none()).collect();
+                            Some(candidates[parents[i].index(candidates.len())])
+                        } else {
+                            Some(parents[i].index(i))
+                        };
+                        parent_of.push(parent);
+                    }
+                    let name = |i: usize| format!("p{i}");
+                    let projects = (0..n)
+                        .map(|i| Project {
+                            id: name(i),
+                            parent: parent_of[i].map(name),
+                        })
+                        .collect();
+                    let registered = registered
+                        .iter()
+                        .zip(RESOURCES)
+                        .filter_map(|(l, r)| {
+                            l.map(|limit| RegisteredLimit {
+                                resource: r.into(),
+                                limit,
+                            })
+                        })
+                        .collect();
+                    let project = plimits
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(k, l)| {
+                            l.map(|limit| ProjectLimit {
+                                project: name(k / RESOURCES.len()),
+                                resource: RESOURCES[k % RESOURCES.len()].into(),
+                                limit,
+                            })
+                        })
+                        .collect();
+                    let usage = usage
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(k, u)| {
+                            u.map(|usage| UsageEntry {
+                                project: name(k / RESOURCES.len()),
+                                resource: RESOURCES[k % RESOURCES.len()].into(),
+                                usage,
+                            })
+                        })
+                        .collect();
+                    let deltas = deltas
+                        .iter()
+                        .zip(RESOURCES)
+                        .filter_map(|(d, r)| d.map(|d| Delta::new(r, d)))
+                        .collect();
+                    let generations = generations
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &g)| Generation {
+                            project: name(i),
+                            generation: g,
+                        })
+                        .collect();
+                    let mut config = Config::new(model);
+                    if missing_unlimited {
+                        config.missing_limit = MissingLimit::Unlimited;
+                    }
+                    Scenario {
+                        config,
+                        snapshot: Snapshot {
+                            projects,
+                            limits: Limits {
+                                registered,
+                                project,
+                            },
+                            usage: Usage::Local(usage),
+                            generations,
+                        },
+                        request: Request::new(name(who), deltas),
+                        shuffle_seed,
+                    }
+                },
+            )
+    })
+}
+
+// ---- the naive reference model ----------------------------------------------
+
+fn parent_of<'a>(s: &'a Snapshot, id: &str) -> Option<&'a str> {
+    s.projects
+        .iter()
+        .find(|p| p.id == id)
+        .and_then(|p| p.parent.as_deref())
+}
+
+/// `id` and its ancestors, from `id` up.
+fn ancestry(s: &Snapshot, id: &str) -> Vec<String> {
+    let mut out = vec![id.to_string()];
+    while let Some(p) = parent_of(s, out.last().unwrap()) {
+        out.push(p.to_string());
+    }
+    out
+}
+
+fn local(s: &Snapshot, project: &str, resource: &str) -> i64 {
+    let Usage::Local(entries) = &s.usage else {
+        unreachable!("scenarios use local usage")
+    };
+    entries
+        .iter()
+        .filter(|e| e.project == project && e.resource == resource)
+        .map(|e| e.usage)
+        .sum()
+}
+
+fn subtree(s: &Snapshot, node: &str, resource: &str) -> i64 {
+    s.projects
+        .iter()
+        .filter(|q| ancestry(s, &q.id).iter().any(|a| a == node))
+        .map(|q| local(s, &q.id, resource))
+        .sum()
+}
+
+/// None = unlimited.
+fn limit(s: &Snapshot, config: &Config, project: &str, resource: &str) -> Option<i64> {
+    let raw = s
+        .limits
+        .project
+        .iter()
+        .find(|l| l.project == project && l.resource == resource)
+        .map(|l| l.limit)
+        .or_else(|| {
+            s.limits
+                .registered
+                .iter()
+                .find(|l| l.resource == resource)
+                .map(|l| l.limit)
+        });
+    match raw {
+        Some(-1) => None,
+        Some(l) => Some(l),
+        None if config.missing_limit == MissingLimit::Zero => Some(0),
+        None => None,
+    }
+}
+
+fn checked_nodes(s: &Snapshot, config: &Config, project: &str) -> Vec<String> {
+    match config.model {
+        Model::Flat => vec![project.to_string()],
+        _ => ancestry(s, project),
+    }
+}
+
+fn counted(s: &Snapshot, config: &Config, node: &str, resource: &str) -> i64 {
+    match config.model {
+        Model::Flat => local(s, node, resource),
+        _ => subtree(s, node, resource),
+    }
+}
+
+fn reference(sc: &Scenario) -> Result<Decision, &'static str> {
+    let (s, c, req) = (&sc.snapshot, &sc.config, &sc.request);
+    let mut deltas = req.deltas.clone();
+    deltas.sort_by(|a, b| a.resource.cmp(&b.resource));
+    let nodes = checked_nodes(s, c, &req.project);
+    let mut violations = Vec::new();
+    let mut constraining = vec![false; nodes.len()];
+    for d in &deltas {
+        if d.delta < 0 && local(s, &req.project, &d.resource) + d.delta < 0 {
+            return Err("release-below-zero");
+        }
+        if d.delta <= 0 {
+            continue;
+        }
+        for (k, node) in nodes.iter().enumerate() {
+            if let Some(l) = limit(s, c, node, &d.resource) {
+                constraining[k] = true;
+                let usage = counted(s, c, node, &d.resource);
+                if usage + d.delta > l {
+                    violations.push(Violation {
+                        project: node.clone(),
+                        resource: d.resource.clone(),
+                        limit: l,
+                        usage,
+                        delta: d.delta,
+                    });
+                }
+            }
+        }
+    }
+    if !violations.is_empty() {
+        return Ok(Decision::Refused { violations });
+    }
+    let claim = if deltas.iter().any(|d| d.delta > 0) {
+        nodes
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| k == 0 || constraining[k])
+            .map(|(_, n)| ClaimEntry {
+                project: n.clone(),
+                generation: s
+                    .generations
+                    .iter()
+                    .find(|g| &g.project == n)
+                    .unwrap()
+                    .generation,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Decision::Admitted { claim })
+}
+
+// ---- helpers --------------------------------------------------------------
+
+fn shuffle<T>(items: &mut [T], seed: &mut u64) {
+    for i in (1..items.len()).rev() {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let j = ((*seed >> 33) as usize) % (i + 1);
+        items.swap(i, j);
+    }
+}
+
+fn shuffled(sc: &Scenario) -> Scenario {
+    let mut out = sc.clone();
+    let mut seed = sc.shuffle_seed;
+    shuffle(&mut out.snapshot.projects, &mut seed);
+    shuffle(&mut out.snapshot.limits.registered, &mut seed);
+    shuffle(&mut out.snapshot.limits.project, &mut seed);
+    if let Usage::Local(entries) = &mut out.snapshot.usage {
+        shuffle(entries, &mut seed);
+    }
+    shuffle(&mut out.snapshot.generations, &mut seed);
+    shuffle(&mut out.request.deltas, &mut seed);
+    out
+}
+
+/// The same snapshot with usage pre-summed along the request's path.
+fn path_form(sc: &Scenario) -> Scenario {
+    let mut out = sc.clone();
+    let s = &sc.snapshot;
+    let path = ancestry(s, &sc.request.project);
+    let local_usage = RESOURCES
+        .iter()
+        .map(|r| ResourceUsage {
+            resource: r.to_string(),
+            usage: local(s, &sc.request.project, r),
+        })
+        .collect();
+    let subtree_usage = path
+        .iter()
+        .flat_map(|a| {
+            RESOURCES.iter().map(move |r| UsageEntry {
+                project: a.clone(),
+                resource: r.to_string(),
+                usage: subtree(s, a, r),
+            })
+        })
+        .collect();
+    out.snapshot.usage = Usage::Path(PathUsage {
+        local: local_usage,
+        subtree: subtree_usage,
+    });
+    out
+}
+
+fn kind<T>(r: Result<T, Error>) -> Result<T, &'static str> {
+    r.map_err(|e| e.kind())
+}
+
+proptest! {
+    #![proptest_config(cases())]
+
+    /// The core and the reference never disagree.
+    #[test]
+    fn core_matches_reference(sc in scenario()) {
+        prop_assert_eq!(kind(evaluate(&sc.config, &sc.snapshot, &sc.request)), reference(&sc));
+    }
+
+    /// A decision does not depend on the order of any input list.
+    #[test]
+    fn decision_ignores_input_order(sc in scenario()) {
+        let other = shuffled(&sc);
+        prop_assert_eq!(
+            evaluate(&sc.config, &sc.snapshot, &sc.request),
+            evaluate(&other.config, &other.snapshot, &other.request)
+        );
+    }
+
+    /// Local usage and usage pre-summed for the path give the same decision.
+    #[test]
+    fn path_usage_matches_local_usage(sc in scenario()) {
+        let pre = path_form(&sc);
+        prop_assert_eq!(
+            evaluate(&sc.config, &sc.snapshot, &sc.request),
+            evaluate(&pre.config, &pre.snapshot, &pre.request)
+        );
+    }
+
+    /// After an admitted request, no node the model checks is over its limit
+    /// for a resource that grew, and none got worse for the others.
+    #[test]
+    fn admission_never_oversubscribes(sc in scenario()) {
+        if let Ok(Decision::Admitted { .. }) = evaluate(&sc.config, &sc.snapshot, &sc.request) {
+            for d in &sc.request.deltas {
+                for node in checked_nodes(&sc.snapshot, &sc.config, &sc.request.project) {
+                    let before = counted(&sc.snapshot, &sc.config, &node, &d.resource);
+                    let after = before + d.delta;
+                    if let Some(l) = limit(&sc.snapshot, &sc.config, &node, &d.resource) {
+                        prop_assert!(after <= l || after <= before,
+                            "{node} {} after {after} > limit {l}", d.resource);
+                    }
+                }
+            }
+        }
+    }
+
+    /// max-count is exact: n units are admitted and n + 1 are not.
+    #[test]
+    fn max_count_is_the_admission_boundary(sc in scenario()) {
+        let per_unit: Vec<Delta> =
+            sc.request.deltas.iter().map(|d| Delta::new(d.resource.clone(), d.delta.abs())).collect();
+        let times = |n: i64| Request::new(
+            sc.request.project.clone(),
+            per_unit.iter().map(|d| Delta::new(d.resource.clone(), d.delta * n)).collect(),
+        );
+        match max_count(&sc.config, &sc.snapshot, &sc.request.project, &per_unit) {
+            Ok(Count::Units(n)) => {
+                prop_assert!(evaluate(&sc.config, &sc.snapshot, &times(n)).unwrap().is_admitted());
+                prop_assert!(!evaluate(&sc.config, &sc.snapshot, &times(n + 1)).unwrap().is_admitted());
+            }
+            Ok(Count::Unlimited) => {
+                prop_assert!(evaluate(&sc.config, &sc.snapshot, &times(1_000_000)).unwrap().is_admitted());
+            }
+            Err(e) => prop_assert!(false, "max-count failed: {e}"),
+        }
+    }
+
+    /// Headroom is the largest single delta the project can take.
+    #[test]
+    fn headroom_is_the_largest_admitted_delta(sc in scenario()) {
+        let names: Vec<String> = RESOURCES.iter().map(|r| r.to_string()).collect();
+        let rows = headroom(&sc.config, &sc.snapshot, &sc.request.project, &names).unwrap();
+        for row in rows {
+            let ask = |n: i64| Request::new(sc.request.project.clone(), vec![Delta::new(row.resource.clone(), n)]);
+            match row.room {
+                Room::Limited(h) => {
+                    prop_assert!(h >= 0);
+                    if h > 0 {
+                        prop_assert!(evaluate(&sc.config, &sc.snapshot, &ask(h)).unwrap().is_admitted());
+                    }
+                    prop_assert!(!evaluate(&sc.config, &sc.snapshot, &ask(h + 1)).unwrap().is_admitted());
+                }
+                Room::Unlimited => {
+                    prop_assert!(evaluate(&sc.config, &sc.snapshot, &ask(1_000_000)).unwrap().is_admitted());
+                }
+            }
+        }
+    }
+
+    /// Backoff delays stay within [cap / 2, cap] with a doubling cap.
+    #[test]
+    fn backoff_is_jittered_and_growing(seed in any::<u64>(), attempt in 1u32..70) {
+        let policy = RetryPolicy { seed, ..RetryPolicy::default() };
+        let cap = policy.base_delay_us.saturating_mul(1u64 << (attempt - 1).min(63)).min(policy.max_delay_us);
+        let delay = policy.delay_us(attempt);
+        prop_assert!(delay >= cap / 2 && delay <= cap, "attempt {attempt}: {delay} not in [{}, {cap}]", cap / 2);
+    }
+}
