@@ -66,7 +66,7 @@ pub(crate) fn check_request(project: &str, resources: &[&str]) -> Result<()> {
 impl<'a> View<'a> {
     /// Checks the whole snapshot, then resolves limits and counts usage
     /// along `project`'s path for `resources`. Checks run in the order:
-    /// request, config, tree, limits, usage, generations, project.
+    /// request, config, tree, limits, requesting project, usage, generations.
     pub(crate) fn build(
         config: &Config,
         snapshot: &'a Snapshot,
