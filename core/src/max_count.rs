@@ -5,7 +5,7 @@ use crate::decide::Delta;
 use crate::error::{Error, Result};
 use crate::limits::Limit;
 use crate::model::Config;
-use crate::snapshot::{Snapshot, View};
+use crate::snapshot::{check_request, Snapshot, View};
 
 /// The outcome of [`max_count`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,10 @@ pub fn max_count(
     let names: Vec<&str> = per_unit.iter().map(|d| d.resource.as_str()).collect();
     let mut order: Vec<usize> = (0..per_unit.len()).collect();
     order.sort_by(|&a, &b| per_unit[a].resource.cmp(&per_unit[b].resource));
-    // A request-side check: before the snapshot is looked at.
+    // A request-side check: after config and the shared request checks,
+    // before the snapshot is looked at.
+    config.effective_max_depth()?;
+    check_request(project, &names)?;
     if let Some(&r) = order.iter().find(|&&r| per_unit[r].delta < 0) {
         return Err(Error::NegativeDelta {
             resource: per_unit[r].resource.clone(),

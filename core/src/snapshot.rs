@@ -66,15 +66,15 @@ pub(crate) fn check_request(project: &str, resources: &[&str]) -> Result<()> {
 impl<'a> View<'a> {
     /// Checks the whole snapshot, then resolves limits and counts usage
     /// along `project`'s path for `resources`. Checks run in the order:
-    /// request, config, tree, limits, requesting project, usage, generations.
+    /// config, request, tree, limits, requesting project, usage, generations.
     pub(crate) fn build(
         config: &Config,
         snapshot: &'a Snapshot,
         project: &str,
         resources: &[&str],
     ) -> Result<Self> {
-        check_request(project, resources)?;
         let max_depth = config.effective_max_depth()?;
+        check_request(project, resources)?;
         let tree = Tree::build(&snapshot.projects, max_depth)?;
         let limits = LimitTable::build(&snapshot.limits, &tree, config.missing_limit)?;
         // Usage names projects too: an unknown requesting project is found
