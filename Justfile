@@ -14,7 +14,7 @@ setup:
     {{python}} -m pip install --quiet --disable-pip-version-check -r conformance/requirements.txt
 
 # Everything, all hosts: unit, property and doc tests, vector schema, conformance.
-test: setup
+test: setup component
     cargo test --workspace --quiet
     just check-vectors
     just conformance
@@ -23,9 +23,16 @@ test: setup
 check-vectors:
     {{python}} conformance/check_vectors.py
 
+# Build target/delimiter.wasm, the component every host embeds (no WASI imports).
+component:
+    @rustup target add wasm32-unknown-unknown >/dev/null 2>&1
+    @cargo build --quiet -p delimiter-component --target wasm32-unknown-unknown --profile component
+    @cargo run --quiet -p delimiter-component-encode
+
 # Run the shared vectors on every host: one line per host.
-conformance:
+conformance: component
     @cargo test --quiet -p delimiter-core --test conformance 2>/dev/null | grep '^conformance '
+    @cargo test --quiet -p delimiter --test conformance 2>/dev/null | grep '^conformance '
 
 # The demonstration (README quickstart).
 demo:
@@ -39,5 +46,6 @@ bench:
 fmt:
     cargo fmt --all
 
-lint:
+lint: component
     cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy -p delimiter-component --target wasm32-unknown-unknown -- -D warnings

@@ -1,0 +1,545 @@
+//! Delimiter's core as a WebAssembly component (`wit/delimiter.wit`).
+//!
+//! This crate only converts: WIT values in, `delimiter_core` calls, WIT
+//! values out. Every rule lives in the core. `consume` runs the core's own
+//! retry loop over a [`delimiter_core::Store`] whose methods call the
+//! host's imported `store` interface, so the loop exists once for every host.
+//!
+//! Build: `just component` (wasm32-unknown-unknown, then
+//! `delimiter-component-encode` wraps the module into a component).
+//!
+//! On any other target the crate is empty, so that `cargo build
+//! --workspace` and `cargo test --workspace` work natively (a native cdylib
+//! cannot export the component's `name:space/interface#function` symbols).
+
+#![cfg(target_arch = "wasm32")]
+
+use delimiter_core as core;
+
+wit_bindgen::generate!({
+    world: "delimiter",
+    path: "../../wit",
+});
+
+use delimiter::quota::store as host;
+use delimiter::quota::types as wit;
+use exports::delimiter::quota::quota::Guest;
+
+struct Component;
+
+export!(Component);
+
+impl Guest for Component {
+    fn evaluate(
+        config: wit::Config,
+        snapshot: wit::Snapshot,
+        request: wit::Request,
+    ) -> Result<wit::Decision, wit::Error> {
+        let decision =
+            core::evaluate(&config.into(), &snapshot.into(), &request.into()).map_err(error_out)?;
+        Ok(decision_out(decision))
+    }
+
+    fn headroom(
+        config: wit::Config,
+        snapshot: wit::Snapshot,
+        project: String,
+        resources: Vec<String>,
+    ) -> Result<Vec<wit::ResourceHeadroom>, wit::Error> {
+        let rows = core::headroom(&config.into(), &snapshot.into(), &project, &resources)
+            .map_err(error_out)?;
+        Ok(rows
+            .into_iter()
+            .map(|h| wit::ResourceHeadroom {
+                resource_name: h.resource,
+                room: match h.room {
+                    core::Room::Unlimited => wit::Room::Unlimited,
+                    core::Room::Limited(n) => wit::Room::Limited(n),
+                },
+            })
+            .collect())
+    }
+
+    fn max_count(
+        config: wit::Config,
+        snapshot: wit::Snapshot,
+        request: wit::Request,
+    ) -> Result<wit::Count, wit::Error> {
+        let request: core::Request = request.into();
+        let count = core::max_count(
+            &config.into(),
+            &snapshot.into(),
+            &request.project,
+            &request.deltas,
+        )
+        .map_err(error_out)?;
+        Ok(match count {
+            core::Count::Unlimited => wit::Count::Unlimited,
+            core::Count::Units(n) => wit::Count::Units(n),
+        })
+    }
+
+    fn validate(
+        config: wit::Config,
+        projects: Vec<wit::Project>,
+        limits: wit::Limits,
+    ) -> Vec<wit::Finding> {
+        let projects: Vec<core::Project> = projects.into_iter().map(Into::into).collect();
+        core::validate(&config.into(), &projects, &limits.into())
+            .into_iter()
+            .map(|f| match f {
+                core::Finding::Invalid(e) => wit::Finding::Invalid(error_out(e)),
+                core::Finding::ChildLimitExceedsParent {
+                    parent,
+                    child,
+                    resource,
+                    parent_limit,
+                    child_limit,
+                } => wit::Finding::ChildLimitExceedsParent(wit::ChildLimitExcess {
+                    parent,
+                    child,
+                    resource_name: resource,
+                    parent_limit,
+                    child_limit,
+                }),
+            })
+            .collect()
+    }
+
+    fn oslo_check(check: wit::OsloRequest) -> Result<Vec<wit::OverLimitInfo>, wit::Error> {
+        let limits = |list: Vec<wit::ResourceLimit>| {
+            list.into_iter()
+                .map(|l| core::ResourceLimit {
+                    resource: l.resource_name,
+                    limit: l.limit,
+                })
+                .collect()
+        };
+        let check = core::OsloCheck {
+            project_id: check.project_id,
+            deltas: check.deltas.into_iter().map(Into::into).collect(),
+            registered: limits(check.registered),
+            project: limits(check.project),
+            usage: check.usage.into_iter().map(Into::into).collect(),
+        };
+        let over = core::oslo_check(&check).map_err(error_out)?;
+        Ok(over
+            .into_iter()
+            .map(|o| wit::OverLimitInfo {
+                resource_name: o.resource_name,
+                limit: o.limit,
+                current_usage: o.current_usage,
+                delta: o.delta,
+            })
+            .collect())
+    }
+
+    fn parse_model(name: String) -> Result<wit::Model, wit::Error> {
+        let model: core::Model = name.parse().map_err(error_out)?;
+        Ok(match model {
+            core::Model::Flat => wit::Model::Flat,
+            core::Model::StrictTwoLevel => wit::Model::StrictTwoLevel,
+            core::Model::Nested => wit::Model::Nested,
+        })
+    }
+
+    fn describe(err: wit::Error) -> String {
+        error_in(err).to_string()
+    }
+
+    fn consume(
+        config: wit::Config,
+        policy: wit::RetryPolicy,
+        request: wit::Request,
+    ) -> Result<wit::Consumed, wit::ConsumeError> {
+        let policy = core::RetryPolicy {
+            max_attempts: policy.max_attempts,
+            base_delay_us: policy.base_delay_us,
+            max_delay_us: policy.max_delay_us,
+            seed: policy.seed,
+        };
+        match core::consume(&config.into(), &policy, &mut HostStore, &request.into()) {
+            Ok(done) => Ok(wit::Consumed {
+                claim: claim_out(done.claim),
+                attempts: done.attempts,
+            }),
+            Err(core::ConsumeError::OverLimit {
+                violations,
+                attempts,
+            }) => Err(wit::ConsumeError::OverLimit(wit::OverLimit {
+                violations: violations_out(violations),
+                attempts,
+            })),
+            Err(core::ConsumeError::RetriesExhausted { attempts }) => {
+                Err(wit::ConsumeError::RetriesExhausted(attempts))
+            }
+            Err(core::ConsumeError::Storage { error, attempts }) => {
+                Err(wit::ConsumeError::Storage(wit::StorageFailure {
+                    message: error.message,
+                    attempts,
+                }))
+            }
+            Err(core::ConsumeError::Invalid(e)) => Err(wit::ConsumeError::Invalid(error_out(e))),
+        }
+    }
+}
+
+/// The core's storage interface, answered by the host's imports.
+struct HostStore;
+
+impl core::Store for HostStore {
+    fn read(
+        &mut self,
+        project: &str,
+        resources: &[&str],
+    ) -> Result<core::Snapshot, core::StorageError> {
+        let resources: Vec<String> = resources.iter().map(|r| r.to_string()).collect();
+        host::read(project, &resources)
+            .map(Into::into)
+            .map_err(core::StorageError::new)
+    }
+
+    fn commit(
+        &mut self,
+        claim: &[core::ClaimEntry],
+        request: &core::Request,
+    ) -> Result<core::CommitOutcome, core::StorageError> {
+        let claim = claim_out(claim.to_vec());
+        let request = wit::Request {
+            project: request.project.clone(),
+            deltas: request
+                .deltas
+                .iter()
+                .map(|d| wit::Delta {
+                    resource_name: d.resource.clone(),
+                    delta: d.delta,
+                })
+                .collect(),
+        };
+        match host::commit(&claim, &request) {
+            Ok(wit::CommitOutcome::Committed) => Ok(core::CommitOutcome::Committed),
+            Ok(wit::CommitOutcome::Conflict) => Ok(core::CommitOutcome::Conflict),
+            Err(message) => Err(core::StorageError::new(message)),
+        }
+    }
+
+    fn backoff(&mut self, attempt: u32, delay_us: u64) {
+        host::backoff(attempt, delay_us);
+    }
+}
+
+// ---- WIT -> core -----------------------------------------------------------
+
+impl From<wit::Config> for core::Config {
+    fn from(c: wit::Config) -> Self {
+        core::Config {
+            model: match c.model {
+                wit::Model::Flat => core::Model::Flat,
+                wit::Model::StrictTwoLevel => core::Model::StrictTwoLevel,
+                wit::Model::Nested => core::Model::Nested,
+            },
+            max_depth: c.max_depth,
+            missing_limit: match c.missing_limit {
+                wit::MissingLimit::Zero => core::MissingLimit::Zero,
+                wit::MissingLimit::Unlimited => core::MissingLimit::Unlimited,
+            },
+        }
+    }
+}
+
+impl From<wit::Project> for core::Project {
+    fn from(p: wit::Project) -> Self {
+        core::Project {
+            id: p.id,
+            parent: p.parent,
+        }
+    }
+}
+
+impl From<wit::Limits> for core::Limits {
+    fn from(l: wit::Limits) -> Self {
+        core::Limits {
+            registered: l
+                .registered
+                .into_iter()
+                .map(|r| core::RegisteredLimit {
+                    resource: r.resource_name,
+                    limit: r.limit,
+                })
+                .collect(),
+            project: l
+                .project
+                .into_iter()
+                .map(|p| core::ProjectLimit {
+                    project: p.project,
+                    resource: p.resource_name,
+                    limit: p.limit,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<wit::UsageEntry> for core::UsageEntry {
+    fn from(u: wit::UsageEntry) -> Self {
+        core::UsageEntry {
+            project: u.project,
+            resource: u.resource_name,
+            usage: u.usage,
+        }
+    }
+}
+
+impl From<wit::ResourceUsage> for core::ResourceUsage {
+    fn from(u: wit::ResourceUsage) -> Self {
+        core::ResourceUsage {
+            resource: u.resource_name,
+            usage: u.usage,
+        }
+    }
+}
+
+impl From<wit::Snapshot> for core::Snapshot {
+    fn from(s: wit::Snapshot) -> Self {
+        core::Snapshot {
+            projects: s.projects.into_iter().map(Into::into).collect(),
+            limits: s.limits.into(),
+            usage: match s.usage {
+                wit::Usage::Local(entries) => {
+                    core::Usage::Local(entries.into_iter().map(Into::into).collect())
+                }
+                wit::Usage::Path(path) => core::Usage::Path(core::PathUsage {
+                    local: path.local.into_iter().map(Into::into).collect(),
+                    subtree: path.subtree.into_iter().map(Into::into).collect(),
+                }),
+            },
+            generations: s
+                .generations
+                .into_iter()
+                .map(|g| core::Generation {
+                    project: g.project,
+                    generation: g.generation,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<wit::Delta> for core::Delta {
+    fn from(d: wit::Delta) -> Self {
+        core::Delta {
+            resource: d.resource_name,
+            delta: d.delta,
+        }
+    }
+}
+
+impl From<wit::Request> for core::Request {
+    fn from(r: wit::Request) -> Self {
+        core::Request {
+            project: r.project,
+            deltas: r.deltas.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+// ---- core -> WIT -----------------------------------------------------------
+
+fn claim_out(claim: Vec<core::ClaimEntry>) -> Vec<wit::ClaimEntry> {
+    claim
+        .into_iter()
+        .map(|c| wit::ClaimEntry {
+            project: c.project,
+            generation: c.generation,
+        })
+        .collect()
+}
+
+fn violations_out(violations: Vec<core::Violation>) -> Vec<wit::Violation> {
+    violations
+        .into_iter()
+        .map(|v| wit::Violation {
+            project: v.project,
+            resource_name: v.resource,
+            limit: v.limit,
+            usage: v.usage,
+            delta: v.delta,
+        })
+        .collect()
+}
+
+fn decision_out(decision: core::Decision) -> wit::Decision {
+    match decision {
+        core::Decision::Admitted { claim } => wit::Decision::Admitted(claim_out(claim)),
+        core::Decision::Refused { violations } => {
+            wit::Decision::Refused(violations_out(violations))
+        }
+    }
+}
+
+fn error_out(e: core::Error) -> wit::Error {
+    use core::Error as E;
+    use wit::Error as W;
+    let project_ref = |project| wit::ProjectRef { project };
+    let usage_ref = |project, resource_name| wit::UsageRef {
+        project,
+        resource_name,
+    };
+    match e {
+        E::EmptyId { what } => W::EmptyId(match what {
+            core::IdKind::Project => wit::IdKind::Project,
+            core::IdKind::Parent => wit::IdKind::Parent,
+            core::IdKind::Resource => wit::IdKind::ResourceName,
+        }),
+        E::DuplicateProject { project } => W::DuplicateProject(project_ref(project)),
+        E::UnknownParent { project, parent } => {
+            W::UnknownParent(wit::UnknownParentInfo { project, parent })
+        }
+        E::Cycle { project } => W::Cycle(project_ref(project)),
+        E::TooDeep {
+            project,
+            depth,
+            max_depth,
+        } => W::TooDeep(wit::TooDeepInfo {
+            project,
+            depth,
+            max_depth,
+        }),
+        E::UnknownProject { project } => W::UnknownProject(project_ref(project)),
+        E::InvalidLimit {
+            project,
+            resource,
+            limit,
+        } => W::InvalidLimit(wit::InvalidLimitInfo {
+            project,
+            resource_name: resource,
+            limit,
+        }),
+        E::DuplicateLimit { project, resource } => W::DuplicateLimit(wit::LimitRef {
+            project,
+            resource_name: resource,
+        }),
+        E::NegativeUsage {
+            project,
+            resource,
+            usage,
+        } => W::NegativeUsage(wit::NegativeUsageInfo {
+            project,
+            resource_name: resource,
+            usage,
+        }),
+        E::DuplicateUsage { project, resource } => W::DuplicateUsage(usage_ref(project, resource)),
+        E::InconsistentUsage { project, resource } => {
+            W::InconsistentUsage(usage_ref(project, resource))
+        }
+        E::DuplicateGeneration { project } => W::DuplicateGeneration(project_ref(project)),
+        E::MissingGeneration { project } => W::MissingGeneration(project_ref(project)),
+        E::DuplicateResource { resource } => W::DuplicateResource(wit::ResourceRef {
+            resource_name: resource,
+        }),
+        E::ReleaseBelowZero {
+            project,
+            resource,
+            usage,
+            delta,
+        } => W::ReleaseBelowZero(wit::ReleaseInfo {
+            project,
+            resource_name: resource,
+            usage,
+            delta,
+        }),
+        E::NegativeDelta { resource, delta } => W::NegativeDelta(wit::Delta {
+            resource_name: resource,
+            delta,
+        }),
+        E::Overflow { project, resource } => W::Overflow(usage_ref(project, resource)),
+        E::UnknownModel { name } => W::UnknownModel(wit::ModelName { name }),
+        E::InvalidConfig { field } => W::InvalidConfig(wit::ConfigField {
+            field: field.to_string(),
+        }),
+        E::MissingUsage { resource } => W::MissingUsage(wit::ResourceRef {
+            resource_name: resource,
+        }),
+    }
+}
+
+/// The reverse of [`error_out`], for `describe` only.
+fn error_in(e: wit::Error) -> core::Error {
+    use core::Error as E;
+    use wit::Error as W;
+    match e {
+        W::EmptyId(what) => E::EmptyId {
+            what: match what {
+                wit::IdKind::Project => core::IdKind::Project,
+                wit::IdKind::Parent => core::IdKind::Parent,
+                wit::IdKind::ResourceName => core::IdKind::Resource,
+            },
+        },
+        W::DuplicateProject(r) => E::DuplicateProject { project: r.project },
+        W::UnknownParent(i) => E::UnknownParent {
+            project: i.project,
+            parent: i.parent,
+        },
+        W::Cycle(r) => E::Cycle { project: r.project },
+        W::TooDeep(i) => E::TooDeep {
+            project: i.project,
+            depth: i.depth,
+            max_depth: i.max_depth,
+        },
+        W::UnknownProject(r) => E::UnknownProject { project: r.project },
+        W::InvalidLimit(i) => E::InvalidLimit {
+            project: i.project,
+            resource: i.resource_name,
+            limit: i.limit,
+        },
+        W::DuplicateLimit(r) => E::DuplicateLimit {
+            project: r.project,
+            resource: r.resource_name,
+        },
+        W::NegativeUsage(i) => E::NegativeUsage {
+            project: i.project,
+            resource: i.resource_name,
+            usage: i.usage,
+        },
+        W::DuplicateUsage(r) => E::DuplicateUsage {
+            project: r.project,
+            resource: r.resource_name,
+        },
+        W::InconsistentUsage(r) => E::InconsistentUsage {
+            project: r.project,
+            resource: r.resource_name,
+        },
+        W::DuplicateGeneration(r) => E::DuplicateGeneration { project: r.project },
+        W::MissingGeneration(r) => E::MissingGeneration { project: r.project },
+        W::DuplicateResource(r) => E::DuplicateResource {
+            resource: r.resource_name,
+        },
+        W::ReleaseBelowZero(i) => E::ReleaseBelowZero {
+            project: i.project,
+            resource: i.resource_name,
+            usage: i.usage,
+            delta: i.delta,
+        },
+        W::NegativeDelta(d) => E::NegativeDelta {
+            resource: d.resource_name,
+            delta: d.delta,
+        },
+        W::Overflow(r) => E::Overflow {
+            project: r.project,
+            resource: r.resource_name,
+        },
+        W::UnknownModel(m) => E::UnknownModel { name: m.name },
+        // The core names its config fields with static strings; the ones it
+        // has today are listed, anything else is described generically.
+        W::InvalidConfig(f) => E::InvalidConfig {
+            field: match f.field.as_str() {
+                "max-depth" => "max-depth",
+                "max-attempts" => "max-attempts",
+                _ => "(unknown field)",
+            },
+        },
+        W::MissingUsage(r) => E::MissingUsage {
+            resource: r.resource_name,
+        },
+    }
+}

@@ -1,0 +1,423 @@
+//! A SQLite store: the generations table and usage rows of a service, with
+//! the commit done exactly as the spec says, in one transaction.
+
+use crate::{
+    ClaimEntry, CommitOutcome, Generation, Limits, PathUsage, Project, ProjectLimit,
+    RegisteredLimit, Request, ResourceUsage, Snapshot, StorageError, Store, Usage, UsageEntry,
+};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+/// The tables (created if missing). `delimiter_generations` is the
+/// generations table keyed by project; `delimiter_usage` holds the usage
+/// rows a commit writes. Limits live beside them.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS delimiter_projects (
+    project_id TEXT PRIMARY KEY NOT NULL,
+    parent_id  TEXT REFERENCES delimiter_projects (project_id)
+);
+CREATE INDEX IF NOT EXISTS delimiter_projects_parent ON delimiter_projects (parent_id);
+CREATE TABLE IF NOT EXISTS delimiter_generations (
+    project_id TEXT PRIMARY KEY NOT NULL REFERENCES delimiter_projects (project_id),
+    generation INTEGER NOT NULL CHECK (generation >= 0)
+);
+CREATE TABLE IF NOT EXISTS delimiter_usage (
+    project_id TEXT NOT NULL REFERENCES delimiter_projects (project_id),
+    resource   TEXT NOT NULL,
+    usage      INTEGER NOT NULL CHECK (usage >= 0),
+    PRIMARY KEY (project_id, resource)
+);
+CREATE TABLE IF NOT EXISTS delimiter_registered_limits (
+    resource    TEXT PRIMARY KEY NOT NULL,
+    limit_value INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS delimiter_project_limits (
+    project_id  TEXT NOT NULL REFERENCES delimiter_projects (project_id),
+    resource    TEXT NOT NULL,
+    limit_value INTEGER NOT NULL,
+    PRIMARY KEY (project_id, resource)
+);
+";
+
+/// The requesting project and its ancestors, from the project up. The depth
+/// bound stops a cyclic parent chain; the component then reports it.
+const PATH_CTE: &str = "
+WITH RECURSIVE path (project_id, parent_id, depth) AS (
+    SELECT project_id, parent_id, 0 FROM delimiter_projects WHERE project_id = ?1
+    UNION ALL
+    SELECT p.project_id, p.parent_id, path.depth + 1
+      FROM delimiter_projects p JOIN path ON p.project_id = path.parent_id
+     WHERE path.depth < 1024
+)";
+
+/// A [`Store`] over a SQLite database (bundled SQLite, WAL mode).
+///
+/// `read` sends the component only the requesting project's path, with
+/// usage pre-summed per subtree by a recursive query ([`Usage::Path`]), so
+/// trees of any size cost one path's worth of data. `commit` runs, in one
+/// `BEGIN IMMEDIATE` transaction, `UPDATE delimiter_generations SET
+/// generation = generation + 1 WHERE project_id = ? AND generation = ?` for
+/// every claim entry together with the usage upserts, and rolls everything
+/// back on the first statement that matches no row. Open one per thread
+/// (a connection is not `Sync`); several may share one database file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+fn storage(e: rusqlite::Error) -> StorageError {
+    StorageError::new(format!("sqlite: {e}"))
+}
+
+fn to_sql_generation(g: u64) -> Result<i64, StorageError> {
+    i64::try_from(g).map_err(|_| StorageError::new(format!("generation {g} does not fit SQLite")))
+}
+
+fn from_sql_generation(g: i64) -> Result<u64, StorageError> {
+    u64::try_from(g).map_err(|_| StorageError::new(format!("negative generation {g}")))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
+        Self::from_connection(Connection::open(path).map_err(storage)?)
+    }
+
+    /// A private in-memory database.
+    pub fn open_in_memory() -> Result<Self, StorageError> {
+        Self::from_connection(Connection::open_in_memory().map_err(storage)?)
+    }
+
+    /// Uses `conn`, creating the tables if they are missing.
+    pub fn from_connection(conn: Connection) -> Result<Self, StorageError> {
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(storage)?;
+        // WAL: readers do not block the writer. An in-memory database
+        // answers "memory", which is fine.
+        let _mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(storage)?;
+        conn.execute_batch("PRAGMA foreign_keys = ON;")
+            .map_err(storage)?;
+        conn.execute_batch(SCHEMA).map_err(storage)?;
+        Ok(SqliteStore { conn })
+    }
+
+    /// The underlying connection, for a service's own tables and queries.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Adds a project (generation 1), under `parent` or as a root.
+    pub fn add_project(&mut self, project: &Project) -> Result<(), StorageError> {
+        let tx = self.conn.transaction().map_err(storage)?;
+        tx.execute(
+            "INSERT INTO delimiter_projects (project_id, parent_id) VALUES (?1, ?2)",
+            params![project.id, project.parent],
+        )
+        .map_err(storage)?;
+        tx.execute(
+            "INSERT INTO delimiter_generations (project_id, generation) VALUES (?1, 1)",
+            params![project.id],
+        )
+        .map_err(storage)?;
+        tx.commit().map_err(storage)
+    }
+
+    /// Sets (or replaces) the registered and project limits given.
+    pub fn set_limits(&mut self, limits: &Limits) -> Result<(), StorageError> {
+        let tx = self.conn.transaction().map_err(storage)?;
+        for RegisteredLimit { resource, limit } in &limits.registered {
+            tx.execute(
+                "INSERT INTO delimiter_registered_limits (resource, limit_value) VALUES (?1, ?2)
+                 ON CONFLICT (resource) DO UPDATE SET limit_value = excluded.limit_value",
+                params![resource, limit],
+            )
+            .map_err(storage)?;
+        }
+        for ProjectLimit {
+            project,
+            resource,
+            limit,
+        } in &limits.project
+        {
+            tx.execute(
+                "INSERT INTO delimiter_project_limits (project_id, resource, limit_value)
+                 VALUES (?1, ?2, ?3)
+                 ON CONFLICT (project_id, resource) DO UPDATE SET limit_value = excluded.limit_value",
+                params![project, resource, limit],
+            )
+            .map_err(storage)?;
+        }
+        tx.commit().map_err(storage)
+    }
+
+    /// Sets what `project` uses of `resource`, bumping its generation in the
+    /// same transaction.
+    pub fn set_usage(
+        &mut self,
+        project: &str,
+        resource: &str,
+        usage: i64,
+    ) -> Result<(), StorageError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(storage)?;
+        tx.execute(
+            "INSERT INTO delimiter_usage (project_id, resource, usage) VALUES (?1, ?2, ?3)
+             ON CONFLICT (project_id, resource) DO UPDATE SET usage = excluded.usage",
+            params![project, resource, usage],
+        )
+        .map_err(storage)?;
+        tx.execute(
+            "UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = ?1",
+            params![project],
+        )
+        .map_err(storage)?;
+        tx.commit().map_err(storage)
+    }
+
+    /// What `project` uses of `resource`.
+    pub fn usage(&self, project: &str, resource: &str) -> Result<i64, StorageError> {
+        let usage: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT usage FROM delimiter_usage WHERE project_id = ?1 AND resource = ?2",
+                params![project, resource],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(storage)?;
+        Ok(usage.unwrap_or(0))
+    }
+
+    /// The current generation of `project`, if it has one.
+    pub fn generation(&self, project: &str) -> Result<Option<u64>, StorageError> {
+        let g: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT generation FROM delimiter_generations WHERE project_id = ?1",
+                params![project],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(storage)?;
+        g.map(from_sql_generation).transpose()
+    }
+
+    fn read_path(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
+        let wanted: BTreeSet<&str> = resources.iter().map(String::as_str).collect();
+        // One read transaction: every SELECT below sees the same snapshot,
+        // so the generations are read no later than the usage.
+        let tx = self.conn.transaction().map_err(storage)?;
+
+        let generations = {
+            let mut stmt = tx
+                .prepare(&format!(
+                    "{PATH_CTE} SELECT g.project_id, g.generation
+                       FROM path JOIN delimiter_generations g ON g.project_id = path.project_id
+                      ORDER BY path.depth"
+                ))
+                .map_err(storage)?;
+            let rows = stmt
+                .query_map(params![project], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .map_err(storage)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (p, g) = row.map_err(storage)?;
+                out.push(Generation::new(p, from_sql_generation(g)?));
+            }
+            out
+        };
+
+        let projects = {
+            let mut stmt = tx
+                .prepare(&format!(
+                    "{PATH_CTE} SELECT project_id, parent_id FROM path ORDER BY depth"
+                ))
+                .map_err(storage)?;
+            stmt.query_map(params![project], |r| {
+                Ok(Project {
+                    id: r.get(0)?,
+                    parent: r.get(1)?,
+                })
+            })
+            .map_err(storage)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(storage)?
+        };
+
+        let local = {
+            let mut stmt = tx
+                .prepare("SELECT resource, usage FROM delimiter_usage WHERE project_id = ?1")
+                .map_err(storage)?;
+            stmt.query_map(params![project], |r| {
+                Ok(ResourceUsage {
+                    resource: r.get(0)?,
+                    usage: r.get(1)?,
+                })
+            })
+            .map_err(storage)?
+            .filter(|u| {
+                u.as_ref()
+                    .map_or(true, |u| wanted.contains(u.resource.as_str()))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(storage)?
+        };
+
+        // U(a, r) for every a on the path: the usage of a's whole subtree.
+        let subtree = {
+            let mut stmt = tx
+                .prepare(&format!(
+                    "{PATH_CTE},
+                     subtree (anchor, project_id, depth) AS (
+                         SELECT project_id, project_id, 0 FROM path
+                         UNION ALL
+                         SELECT subtree.anchor, c.project_id, subtree.depth + 1
+                           FROM delimiter_projects c JOIN subtree ON c.parent_id = subtree.project_id
+                          WHERE subtree.depth < 1024
+                     )
+                     SELECT subtree.anchor, u.resource, SUM(u.usage)
+                       FROM subtree JOIN delimiter_usage u ON u.project_id = subtree.project_id
+                      GROUP BY subtree.anchor, u.resource
+                      ORDER BY subtree.anchor, u.resource"
+                ))
+                .map_err(storage)?;
+            stmt.query_map(params![project], |r| {
+                Ok(UsageEntry {
+                    project: r.get(0)?,
+                    resource: r.get(1)?,
+                    usage: r.get(2)?,
+                })
+            })
+            .map_err(storage)?
+            .filter(|u| {
+                u.as_ref()
+                    .map_or(true, |u| wanted.contains(u.resource.as_str()))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(storage)?
+        };
+
+        let registered = {
+            let mut stmt = tx
+                .prepare("SELECT resource, limit_value FROM delimiter_registered_limits ORDER BY resource")
+                .map_err(storage)?;
+            stmt.query_map([], |r| {
+                Ok(RegisteredLimit {
+                    resource: r.get(0)?,
+                    limit: r.get(1)?,
+                })
+            })
+            .map_err(storage)?
+            .filter(|l| {
+                l.as_ref()
+                    .map_or(true, |l| wanted.contains(l.resource.as_str()))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(storage)?
+        };
+
+        let project_limits = {
+            let mut stmt = tx
+                .prepare(&format!(
+                    "{PATH_CTE} SELECT l.project_id, l.resource, l.limit_value
+                       FROM path JOIN delimiter_project_limits l ON l.project_id = path.project_id
+                      ORDER BY path.depth, l.resource"
+                ))
+                .map_err(storage)?;
+            stmt.query_map(params![project], |r| {
+                Ok(ProjectLimit {
+                    project: r.get(0)?,
+                    resource: r.get(1)?,
+                    limit: r.get(2)?,
+                })
+            })
+            .map_err(storage)?
+            .filter(|l| {
+                l.as_ref()
+                    .map_or(true, |l| wanted.contains(l.resource.as_str()))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(storage)?
+        };
+        tx.finish().map_err(storage)?;
+
+        Ok(Snapshot {
+            projects,
+            limits: Limits {
+                registered,
+                project: project_limits,
+            },
+            usage: Usage::Path(PathUsage { local, subtree }),
+            generations,
+        })
+    }
+}
+
+impl Store for SqliteStore {
+    fn read(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
+        self.read_path(project, resources)
+    }
+
+    fn commit(
+        &mut self,
+        claim: &[ClaimEntry],
+        request: &Request,
+    ) -> Result<CommitOutcome, StorageError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(storage)?;
+        for entry in claim {
+            let changed = tx
+                .execute(
+                    "UPDATE delimiter_generations SET generation = generation + 1
+                      WHERE project_id = ?1 AND generation = ?2",
+                    params![entry.project, to_sql_generation(entry.generation)?],
+                )
+                .map_err(storage)?;
+            if changed == 0 {
+                // Dropping `tx` rolls back every statement so far.
+                return Ok(CommitOutcome::Conflict);
+            }
+        }
+        let writes: Vec<_> = request.deltas.iter().filter(|d| d.delta != 0).collect();
+        // Every write moves the project's generation; a pure release has an
+        // empty claim, so bump it here.
+        if !writes.is_empty() && !claim.iter().any(|c| c.project == request.project) {
+            tx.execute(
+                "UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = ?1",
+                params![request.project],
+            )
+            .map_err(storage)?;
+        }
+        for d in writes {
+            // The CHECK (usage >= 0) fails a release below zero, rolling back.
+            // (Not an upsert: SQLite checks the candidate row before it
+            // resolves the conflict, so a negative delta would always fail.)
+            let updated = tx
+                .execute(
+                    "UPDATE delimiter_usage SET usage = usage + ?3
+                      WHERE project_id = ?1 AND resource = ?2",
+                    params![request.project, d.resource, d.delta],
+                )
+                .map_err(storage)?;
+            if updated == 0 {
+                tx.execute(
+                    "INSERT INTO delimiter_usage (project_id, resource, usage) VALUES (?1, ?2, ?3)",
+                    params![request.project, d.resource, d.delta],
+                )
+                .map_err(storage)?;
+            }
+        }
+        tx.commit().map_err(storage)?;
+        Ok(CommitOutcome::Committed)
+    }
+}
