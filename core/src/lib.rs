@@ -70,7 +70,3 @@ pub use tree::Project;
 pub use usage::{PathUsage, ResourceUsage, Usage, UsageEntry};
 pub use validate::{Finding, validate};
 
-/// The README's Rust examples, compiled and run as doc tests so they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;

@@ -62,6 +62,12 @@
 //! per thread. An [`Enforcer`] is the same as a handle you own, with its own
 //! fuel and memory limits ([`DEFAULT_FUEL`], [`DEFAULT_MEMORY_LIMIT`]).
 
+/// The top README's Rust examples, compiled and run as doc tests so they
+/// stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 mod claim;
 mod compat;
 mod consume;
