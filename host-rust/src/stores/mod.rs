@@ -1,7 +1,9 @@
-//! Ready-made [`Store`](crate::Store)s: in memory, and SQLite.
+//! Ready-made [`Store`](crate::Store)s: in memory, SQLite and PostgreSQL.
 
 mod memory;
+mod postgres;
 mod sqlite;
 
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
