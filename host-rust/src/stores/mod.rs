@@ -2,6 +2,7 @@
 
 mod memory;
 mod postgres;
+mod sql;
 mod sqlite;
 
 pub use memory::MemoryStore;

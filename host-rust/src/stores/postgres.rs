@@ -13,48 +13,9 @@ use crate::{
     ClaimEntry, CommitOutcome, Generation, Limits, PathUsage, Project, ProjectLimit,
     RegisteredLimit, Request, ResourceUsage, Snapshot, StorageError, Store, Usage, UsageEntry,
 };
+use super::sql::{PATH_CTE, SCHEMA, SUBTREE_CTE};
 use postgres::error::SqlState;
 use postgres::{Client, IsolationLevel, NoTls};
-
-/// The tables (created if missing), as in the SQLite store.
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS delimiter_projects (
-    project_id TEXT PRIMARY KEY,
-    parent_id  TEXT REFERENCES delimiter_projects (project_id)
-);
-CREATE INDEX IF NOT EXISTS delimiter_projects_parent ON delimiter_projects (parent_id);
-CREATE TABLE IF NOT EXISTS delimiter_generations (
-    project_id TEXT PRIMARY KEY REFERENCES delimiter_projects (project_id),
-    generation BIGINT NOT NULL CHECK (generation >= 0)
-);
-CREATE TABLE IF NOT EXISTS delimiter_usage (
-    project_id TEXT NOT NULL REFERENCES delimiter_projects (project_id),
-    resource   TEXT NOT NULL,
-    usage      BIGINT NOT NULL CHECK (usage >= 0),
-    PRIMARY KEY (project_id, resource)
-);
-CREATE TABLE IF NOT EXISTS delimiter_registered_limits (
-    resource    TEXT PRIMARY KEY,
-    limit_value BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS delimiter_project_limits (
-    project_id  TEXT NOT NULL REFERENCES delimiter_projects (project_id),
-    resource    TEXT NOT NULL,
-    limit_value BIGINT NOT NULL,
-    PRIMARY KEY (project_id, resource)
-);
-";
-
-/// The requesting project ($1) and its ancestors, from the project up; the
-/// depth bound stops a cyclic parent chain (the component then reports it).
-const PATH_CTE: &str = "
-WITH RECURSIVE path (project_id, parent_id, depth) AS (
-    SELECT project_id, parent_id, 0 FROM delimiter_projects WHERE project_id = $1
-    UNION ALL
-    SELECT p.project_id, p.parent_id, path.depth + 1
-      FROM delimiter_projects p JOIN path ON p.project_id = path.parent_id
-     WHERE path.depth < 1024
-)";
 
 /// A [`Store`] over a PostgreSQL database (the `postgres` crate, no TLS).
 /// Open one per thread or worker; any number may share one database.
@@ -209,15 +170,8 @@ impl PostgresStore {
         let subtree = tx
             .query(
                 &format!(
-                    "{PATH_CTE},
-                     subtree (anchor, project_id, depth) AS (
-                         SELECT project_id, project_id, 0 FROM path
-                         UNION ALL
-                         SELECT subtree.anchor, c.project_id, subtree.depth + 1
-                           FROM delimiter_projects c JOIN subtree ON c.parent_id = subtree.project_id
-                          WHERE subtree.depth < 1024
-                     )
-                     SELECT subtree.anchor, u.resource, SUM(u.usage)::BIGINT
+                    "{PATH_CTE}, {SUBTREE_CTE}
+                     SELECT subtree.anchor, u.resource, CAST(SUM(u.usage) AS BIGINT)
                        FROM subtree JOIN delimiter_usage u ON u.project_id = subtree.project_id
                       WHERE u.resource = ANY($2)
                       GROUP BY subtree.anchor, u.resource
