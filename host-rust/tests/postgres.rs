@@ -19,23 +19,48 @@ fn main() {
         return;
     };
     let schema = format!("delimiter_test_{}", std::process::id());
-    let mut admin = Client::connect(&url, NoTls).unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
-    admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")).unwrap();
-    let db = Db { url, schema: schema.clone() };
+    let mut admin =
+        Client::connect(&url, NoTls).unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    admin
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .unwrap();
+    let db = Db {
+        url,
+        schema: schema.clone(),
+    };
 
     let checks: [Check; 5] = [
-        ("admits, commits, refuses and releases on path usage", admits_commits_refuses),
-        ("a stale generation rolls the whole commit back", stale_generation_writes_nothing),
-        ("a conflict with a rival connection is retried on a fresh read", conflict_is_retried),
-        ("eight concurrent connections never overrun the parent", concurrent_connections_never_overrun),
-        ("a connection killed between read and commit leaves no charge", killed_connection_leaves_no_charge),
+        (
+            "admits, commits, refuses and releases on path usage",
+            admits_commits_refuses,
+        ),
+        (
+            "a stale generation rolls the whole commit back",
+            stale_generation_writes_nothing,
+        ),
+        (
+            "a conflict with a rival connection is retried on a fresh read",
+            conflict_is_retried,
+        ),
+        (
+            "eight concurrent connections never overrun the parent",
+            concurrent_connections_never_overrun,
+        ),
+        (
+            "a connection killed between read and commit leaves no charge",
+            killed_connection_leaves_no_charge,
+        ),
     ];
     for (name, check) in checks {
         reset(&db);
         check(&db);
         println!("postgres store: ok: {name}");
     }
-    admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .unwrap();
     println!("postgres store: {} checks passed", checks.len());
 }
 
@@ -50,7 +75,9 @@ struct Db {
 impl Db {
     fn client(&self) -> Client {
         let mut client = Client::connect(&self.url, NoTls).unwrap();
-        client.batch_execute(&format!("SET search_path TO {}", self.schema)).unwrap();
+        client
+            .batch_execute(&format!("SET search_path TO {}", self.schema))
+            .unwrap();
         client
     }
 
@@ -80,7 +107,10 @@ fn reset(db: &Db) {
     store
         .set_limits(&Limits {
             registered: vec![RegisteredLimit::new("servers", 8)],
-            project: vec![ProjectLimit::new("org", "servers", 10), ProjectLimit::new("team", "servers", UNLIMITED)],
+            project: vec![
+                ProjectLimit::new("org", "servers", 10),
+                ProjectLimit::new("team", "servers", UNLIMITED),
+            ],
         })
         .unwrap();
 }
@@ -94,7 +124,12 @@ fn config() -> Config {
 }
 
 fn quick() -> RetryPolicy {
-    RetryPolicy { max_attempts: 50, base_delay_us: 50, max_delay_us: 2_000, seed: 7 }
+    RetryPolicy {
+        max_attempts: 50,
+        base_delay_us: 50,
+        max_delay_us: 2_000,
+        seed: 7,
+    }
 }
 
 fn admits_commits_refuses(db: &Db) {
@@ -103,23 +138,49 @@ fn admits_commits_refuses(db: &Db) {
 
     let snapshot = store.read("b", &["servers".to_string()]).unwrap();
     assert_eq!(snapshot.projects.len(), 3, "b, team, org: not a");
-    let Usage::Path(path) = &snapshot.usage else { panic!("{:?}", snapshot.usage) };
-    assert!(path.subtree.contains(&UsageEntry::new("org", "servers", 6)), "{path:?}");
+    let Usage::Path(path) = &snapshot.usage else {
+        panic!("{:?}", snapshot.usage)
+    };
+    assert!(
+        path.subtree.contains(&UsageEntry::new("org", "servers", 6)),
+        "{path:?}"
+    );
 
     let g_org = store.generation("org").unwrap().unwrap();
     let done = consume(&config(), &quick(), &mut store, &servers("b", 3)).unwrap();
-    assert_eq!(done.claim.iter().map(|c| c.project.as_str()).collect::<Vec<_>>(), ["b", "org"]);
-    assert_eq!(store.generation("org").unwrap(), Some(g_org + 1), "the claim bumped org");
+    assert_eq!(
+        done.claim
+            .iter()
+            .map(|c| c.project.as_str())
+            .collect::<Vec<_>>(),
+        ["b", "org"]
+    );
+    assert_eq!(
+        store.generation("org").unwrap(),
+        Some(g_org + 1),
+        "the claim bumped org"
+    );
     assert_eq!(store.usage("b", "servers").unwrap(), 3);
 
     let err = consume(&config(), &quick(), &mut store, &servers("b", 2)).unwrap_err();
-    assert!(matches!(&err, Error::OverLimit { violations, .. } if violations[0].project == "org"), "{err:?}");
-    assert_eq!(store.usage("b", "servers").unwrap(), 3, "a refusal writes nothing");
+    assert!(
+        matches!(&err, Error::OverLimit { violations, .. } if violations[0].project == "org"),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.usage("b", "servers").unwrap(),
+        3,
+        "a refusal writes nothing"
+    );
 
     let g_b = store.generation("b").unwrap().unwrap();
     consume(&config(), &quick(), &mut store, &servers("b", -3)).unwrap();
     assert_eq!(store.usage("b", "servers").unwrap(), 0);
-    assert_eq!(store.generation("b").unwrap(), Some(g_b + 1), "a release moves the generation too");
+    assert_eq!(
+        store.generation("b").unwrap(),
+        Some(g_b + 1),
+        "a release moves the generation too"
+    );
 }
 
 fn stale_generation_writes_nothing(db: &Db) {
@@ -127,11 +188,24 @@ fn stale_generation_writes_nothing(db: &Db) {
     let g_a = store.generation("a").unwrap().unwrap();
     let g_org = store.generation("org").unwrap().unwrap();
     let stale = [
-        ClaimEntry { project: "a".into(), generation: g_a },
-        ClaimEntry { project: "org".into(), generation: g_org - 1 },
+        ClaimEntry {
+            project: "a".into(),
+            generation: g_a,
+        },
+        ClaimEntry {
+            project: "org".into(),
+            generation: g_org - 1,
+        },
     ];
-    assert_eq!(store.commit(&stale, &servers("a", 1)).unwrap(), CommitOutcome::Conflict);
-    assert_eq!(store.generation("a").unwrap(), Some(g_a), "a's bump rolled back with the rest");
+    assert_eq!(
+        store.commit(&stale, &servers("a", 1)).unwrap(),
+        CommitOutcome::Conflict
+    );
+    assert_eq!(
+        store.generation("a").unwrap(),
+        Some(g_a),
+        "a's bump rolled back with the rest"
+    );
     assert_eq!(store.usage("a", "servers").unwrap(), 0);
 }
 
@@ -147,12 +221,18 @@ impl Store for Interleaved {
         let snapshot = self.inner.read(project, resources)?;
         self.reads += 1;
         if self.reads == 1 {
-            Enforcer::new().consume(&config(), &quick(), &mut self.rival, &servers("b", 1)).expect("rival commits");
+            Enforcer::new()
+                .consume(&config(), &quick(), &mut self.rival, &servers("b", 1))
+                .expect("rival commits");
         }
         Ok(snapshot)
     }
 
-    fn commit(&mut self, claim: &[ClaimEntry], request: &Request) -> Result<CommitOutcome, StorageError> {
+    fn commit(
+        &mut self,
+        claim: &[ClaimEntry],
+        request: &Request,
+    ) -> Result<CommitOutcome, StorageError> {
         self.inner.commit(claim, request)
     }
 
@@ -160,10 +240,18 @@ impl Store for Interleaved {
 }
 
 fn conflict_is_retried(db: &Db) {
-    let mut racing = Interleaved { inner: db.store(), rival: db.store(), reads: 0 };
+    let mut racing = Interleaved {
+        inner: db.store(),
+        rival: db.store(),
+        reads: 0,
+    };
     let done = consume(&config(), &quick(), &mut racing, &servers("a", 2)).unwrap();
     assert_eq!(done.attempts, 2, "the first commit lost to the rival");
-    assert_eq!(racing.inner.usage("a", "servers").unwrap(), 2, "written once, by the retry");
+    assert_eq!(
+        racing.inner.usage("a", "servers").unwrap(),
+        2,
+        "written once, by the retry"
+    );
     assert_eq!(racing.inner.usage("b", "servers").unwrap(), 1);
 }
 
@@ -189,8 +277,15 @@ fn concurrent_connections_never_overrun(db: &Db) {
         }
     });
     let mut store = db.store();
-    let (a, b) = (store.usage("a", "servers").unwrap(), store.usage("b", "servers").unwrap());
-    assert_eq!((a + b) as usize, admitted.load(Ordering::Relaxed), "every admission written once");
+    let (a, b) = (
+        store.usage("a", "servers").unwrap(),
+        store.usage("b", "servers").unwrap(),
+    );
+    assert_eq!(
+        (a + b) as usize,
+        admitted.load(Ordering::Relaxed),
+        "every admission written once"
+    );
     assert_eq!(a + b, 10, "org's limit is reached exactly, never passed");
     assert!(a <= 8 && b <= 8);
 }
@@ -204,24 +299,44 @@ struct KilledAfterRead {
 impl Store for KilledAfterRead {
     fn read(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
         let snapshot = self.inner.read(project, resources)?;
-        let pid: i32 = self.inner.client().query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+        let pid: i32 = self
+            .inner
+            .client()
+            .query_one("SELECT pg_backend_pid()", &[])
+            .unwrap()
+            .get(0);
         // With a timeout, the call waits until the backend is gone (PostgreSQL 14+).
-        self.killer.execute("SELECT pg_terminate_backend($1, 5000)", &[&pid]).unwrap();
+        self.killer
+            .execute("SELECT pg_terminate_backend($1, 5000)", &[&pid])
+            .unwrap();
         Ok(snapshot)
     }
 
-    fn commit(&mut self, claim: &[ClaimEntry], request: &Request) -> Result<CommitOutcome, StorageError> {
+    fn commit(
+        &mut self,
+        claim: &[ClaimEntry],
+        request: &Request,
+    ) -> Result<CommitOutcome, StorageError> {
         self.inner.commit(claim, request)
     }
 }
 
 fn killed_connection_leaves_no_charge(db: &Db) {
     let mut check = db.store();
-    let before: Vec<Option<u64>> = ["a", "team", "org"].iter().map(|p| check.generation(p).unwrap()).collect();
-    let mut store = KilledAfterRead { inner: db.store(), killer: db.client() };
+    let before: Vec<Option<u64>> = ["a", "team", "org"]
+        .iter()
+        .map(|p| check.generation(p).unwrap())
+        .collect();
+    let mut store = KilledAfterRead {
+        inner: db.store(),
+        killer: db.client(),
+    };
     let err = consume(&config(), &quick(), &mut store, &servers("a", 2)).unwrap_err();
     assert!(matches!(err, Error::Storage { attempts: 1, .. }), "{err:?}");
-    let after: Vec<Option<u64>> = ["a", "team", "org"].iter().map(|p| check.generation(p).unwrap()).collect();
+    let after: Vec<Option<u64>> = ["a", "team", "org"]
+        .iter()
+        .map(|p| check.generation(p).unwrap())
+        .collect();
     assert_eq!(before, after, "no generation moved");
     assert_eq!(check.usage("a", "servers").unwrap(), 0, "no usage written");
 }

@@ -9,11 +9,11 @@
 //! the other writer and then re-checks its WHERE clause against the new row:
 //! the loser matches no row and the transaction rolls back as a conflict.
 
+use super::sql::{PATH_CTE, SCHEMA, SUBTREE_CTE};
 use crate::{
     ClaimEntry, CommitOutcome, Generation, Limits, PathUsage, Project, ProjectLimit,
     RegisteredLimit, Request, ResourceUsage, Snapshot, StorageError, Store, Usage, UsageEntry,
 };
-use super::sql::{PATH_CTE, SCHEMA, SUBTREE_CTE};
 use postgres::error::SqlState;
 use postgres::{Client, IsolationLevel, NoTls};
 
@@ -74,8 +74,11 @@ impl PostgresStore {
             &[&project.id, &project.parent],
         )
         .map_err(storage)?;
-        tx.execute("INSERT INTO delimiter_generations (project_id, generation) VALUES ($1, 1)", &[&project.id])
-            .map_err(storage)?;
+        tx.execute(
+            "INSERT INTO delimiter_generations (project_id, generation) VALUES ($1, 1)",
+            &[&project.id],
+        )
+        .map_err(storage)?;
         tx.commit().map_err(storage)
     }
 
@@ -90,7 +93,12 @@ impl PostgresStore {
             )
             .map_err(storage)?;
         }
-        for ProjectLimit { project, resource, limit } in &limits.project {
+        for ProjectLimit {
+            project,
+            resource,
+            limit,
+        } in &limits.project
+        {
             tx.execute(
                 "INSERT INTO delimiter_project_limits (project_id, resource, limit_value) VALUES ($1, $2, $3)
                  ON CONFLICT (project_id, resource) DO UPDATE SET limit_value = excluded.limit_value",
@@ -117,7 +125,10 @@ impl PostgresStore {
     pub fn generation(&mut self, project: &str) -> Result<Option<u64>, StorageError> {
         let row = self
             .client
-            .query_opt("SELECT generation FROM delimiter_generations WHERE project_id = $1", &[&project])
+            .query_opt(
+                "SELECT generation FROM delimiter_generations WHERE project_id = $1",
+                &[&project],
+            )
             .map_err(storage)?;
         row.map(|r| from_sql_generation(r.get(0))).transpose()
     }
@@ -146,14 +157,23 @@ impl PostgresStore {
             )
             .map_err(storage)?
         {
-            generations.push(Generation::new(row.get::<_, String>(0), from_sql_generation(row.get(1))?));
+            generations.push(Generation::new(
+                row.get::<_, String>(0),
+                from_sql_generation(row.get(1))?,
+            ));
         }
 
         let projects = tx
-            .query(&format!("{PATH_CTE} SELECT project_id, parent_id FROM path ORDER BY depth"), &[&project])
+            .query(
+                &format!("{PATH_CTE} SELECT project_id, parent_id FROM path ORDER BY depth"),
+                &[&project],
+            )
             .map_err(storage)?
             .iter()
-            .map(|r| Project { id: r.get(0), parent: r.get(1) })
+            .map(|r| Project {
+                id: r.get(0),
+                parent: r.get(1),
+            })
             .collect();
 
         let local = tx
@@ -181,7 +201,11 @@ impl PostgresStore {
             )
             .map_err(storage)?
             .iter()
-            .map(|r| UsageEntry { project: r.get(0), resource: r.get(1), usage: r.get(2) })
+            .map(|r| UsageEntry {
+                project: r.get(0),
+                resource: r.get(1),
+                usage: r.get(2),
+            })
             .collect();
 
         let registered = tx
@@ -192,7 +216,10 @@ impl PostgresStore {
             )
             .map_err(storage)?
             .iter()
-            .map(|r| RegisteredLimit { resource: r.get(0), limit: r.get(1) })
+            .map(|r| RegisteredLimit {
+                resource: r.get(0),
+                limit: r.get(1),
+            })
             .collect();
 
         let project_limits = tx
@@ -207,19 +234,30 @@ impl PostgresStore {
             )
             .map_err(storage)?
             .iter()
-            .map(|r| ProjectLimit { project: r.get(0), resource: r.get(1), limit: r.get(2) })
+            .map(|r| ProjectLimit {
+                project: r.get(0),
+                resource: r.get(1),
+                limit: r.get(2),
+            })
             .collect();
         tx.commit().map_err(storage)?;
 
         Ok(Snapshot {
             projects,
-            limits: Limits { registered, project: project_limits },
+            limits: Limits {
+                registered,
+                project: project_limits,
+            },
             usage: Usage::Path(PathUsage { local, subtree }),
             generations,
         })
     }
 
-    fn try_commit(&mut self, claim: &[ClaimEntry], request: &Request) -> Result<CommitOutcome, postgres::Error> {
+    fn try_commit(
+        &mut self,
+        claim: &[ClaimEntry],
+        request: &Request,
+    ) -> Result<CommitOutcome, postgres::Error> {
         let mut tx = self.client.transaction()?;
         for entry in claim {
             let generation = match to_sql_generation(entry.generation) {
@@ -273,7 +311,11 @@ impl Store for PostgresStore {
         self.read_path(project, resources)
     }
 
-    fn commit(&mut self, claim: &[ClaimEntry], request: &Request) -> Result<CommitOutcome, StorageError> {
+    fn commit(
+        &mut self,
+        claim: &[ClaimEntry],
+        request: &Request,
+    ) -> Result<CommitOutcome, StorageError> {
         match self.try_commit(claim, request) {
             Ok(outcome) => Ok(outcome),
             Err(e) if is_conflict(&e) => Ok(CommitOutcome::Conflict),

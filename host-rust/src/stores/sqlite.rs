@@ -1,11 +1,11 @@
 //! A SQLite store: the generations table and usage rows of a service, with
 //! the commit done exactly as the spec says, in one transaction.
 
+use super::sql::{PATH_CTE, SCHEMA, SUBTREE_CTE};
 use crate::{
     ClaimEntry, CommitOutcome, Generation, Limits, PathUsage, Project, ProjectLimit,
     RegisteredLimit, Request, ResourceUsage, Snapshot, StorageError, Store, Usage, UsageEntry,
 };
-use super::sql::{PATH_CTE, SCHEMA, SUBTREE_CTE};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -1,0 +1,545 @@
+//! The concurrency harness: 16 worker processes consume and release random
+//! amounts across a nested tree with tight limits on two resources, through
+//! the shipped SQLite and PostgreSQL stores, then the database is audited.
+//!
+//! The audit does not trust the workers:
+//! - after every usage write, a trigger installed by the harness records
+//!   the subtree usage of every ancestor of the written row, inside the
+//!   writing transaction. Every consume that can raise U(a) claims a (a has
+//!   a finite limit), so while this transaction holds a's generation no
+//!   other raise of U(a) can commit: the recorded value is an upper bound
+//!   of U(a) when the transaction commits. `oversubscribed` counts recorded
+//!   values above the limit, plus nodes over their limit at the end;
+//! - `lost_updates` counts (project, resource) whose final usage differs
+//!   from the sum of what the workers saw committed, plus every
+//!   (project, generation) that two commits both claimed.
+//!
+//! A test-only switch (`DELIMITER_HARNESS_CLAIM=project-only`) cuts each
+//! claim down to the project alone before the commit; the same run must
+//! then oversubscribe a parent, which shows the audit can fail.
+//!
+//! Prints, per database:
+//! `<db>: oversubscribed=0 lost_updates=0 commits=C conflicts=K retries_exhausted=E`.
+//! PostgreSQL runs when DELIMITER_TEST_POSTGRES_URL is set, and says it is
+//! skipped otherwise.
+
+use delimiter::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const WORKERS: usize = 16;
+const OPS: usize = 30;
+const RESOURCES: [&str; 2] = ["servers", "cores"];
+const PG_VAR: &str = "DELIMITER_TEST_POSTGRES_URL";
+
+/// org > eng > {web, batch}; org > ops > {db, cache}. Every node has a
+/// finite limit on both resources, and children over-commit their parents.
+fn projects() -> Vec<Project> {
+    vec![
+        Project::root("org"),
+        Project::child("eng", "org"),
+        Project::child("web", "eng"),
+        Project::child("batch", "eng"),
+        Project::child("ops", "org"),
+        Project::child("db", "ops"),
+        Project::child("cache", "ops"),
+    ]
+}
+
+fn limits() -> Limits {
+    let l = ProjectLimit::new;
+    Limits {
+        registered: vec![
+            RegisteredLimit::new("servers", 5),
+            RegisteredLimit::new("cores", 16),
+        ],
+        project: vec![
+            l("org", "servers", 14),
+            l("org", "cores", 48),
+            l("eng", "servers", 9),
+            l("eng", "cores", 30),
+            l("ops", "servers", 8),
+            l("ops", "cores", 24),
+        ],
+    }
+}
+
+fn limit_of(project: &str, resource: &str) -> i64 {
+    let limits = limits();
+    limits
+        .project
+        .iter()
+        .find(|l| l.project == project && l.resource == resource)
+        .map(|l| l.limit)
+        .or_else(|| {
+            limits
+                .registered
+                .iter()
+                .find(|l| l.resource == resource)
+                .map(|l| l.limit)
+        })
+        .expect("every resource is registered")
+}
+
+/// (ancestor, descendant) for every pair, self included: lets the audit
+/// trigger sum subtrees without recursion (SQLite allows no CTE in a trigger).
+fn closure() -> Vec<(String, String)> {
+    let projects = projects();
+    let mut pairs = Vec::new();
+    for p in &projects {
+        let mut at = Some(p.id.clone());
+        while let Some(a) = at {
+            pairs.push((a.clone(), p.id.clone()));
+            at = projects
+                .iter()
+                .find(|q| q.id == a)
+                .and_then(|q| q.parent.clone());
+        }
+    }
+    pairs
+}
+
+const AUDIT_TABLES: &str = "
+CREATE TABLE harness_closure (anchor TEXT NOT NULL, project_id TEXT NOT NULL);
+CREATE TABLE harness_audit (anchor TEXT NOT NULL, resource TEXT NOT NULL, usage BIGINT NOT NULL);
+";
+
+/// The body both triggers share: U(a, r) for every ancestor a of the row.
+const AUDIT_INSERT: &str = "
+INSERT INTO harness_audit (anchor, resource, usage)
+SELECT c.anchor, NEW.resource,
+       (SELECT COALESCE(SUM(u.usage), 0)
+          FROM harness_closure d JOIN delimiter_usage u ON u.project_id = d.project_id
+         WHERE d.anchor = c.anchor AND u.resource = NEW.resource)
+  FROM harness_closure c WHERE c.project_id = NEW.project_id";
+
+/// The tree and the limits, through either store's own setters.
+macro_rules! seed {
+    ($store:expr) => {{
+        for p in projects() {
+            $store.add_project(&p).unwrap();
+        }
+        $store.set_limits(&limits()).unwrap();
+    }};
+}
+
+#[derive(Clone)]
+enum Db {
+    Sqlite(String),
+    Postgres { url: String, schema: String },
+}
+
+impl Db {
+    fn name(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres { .. } => "postgres",
+        }
+    }
+
+    fn pg_client(url: &str, schema: &str) -> postgres::Client {
+        let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!("SET search_path TO {schema}"))
+            .unwrap();
+        client
+    }
+
+    fn open(&self) -> Box<dyn Store + Send> {
+        match self {
+            Db::Sqlite(path) => Box::new(SqliteStore::open(path).unwrap()),
+            Db::Postgres { url, schema } => {
+                Box::new(PostgresStore::from_client(Db::pg_client(url, schema)).unwrap())
+            }
+        }
+    }
+
+    /// Fresh tables, the tree, the limits, and the audit trigger.
+    fn prepare(&self) {
+        let mut statements = vec![AUDIT_TABLES.to_string()];
+        statements.extend(
+            closure()
+                .iter()
+                .map(|(a, d)| format!("INSERT INTO harness_closure VALUES ('{a}', '{d}');")),
+        );
+        match self {
+            Db::Sqlite(path) => {
+                let _ = std::fs::remove_file(path);
+                let mut store = SqliteStore::open(path).unwrap();
+                seed!(store);
+                for event in ["INSERT", "UPDATE"] {
+                    statements.push(format!(
+                        "CREATE TRIGGER harness_audit_{event} AFTER {event} ON delimiter_usage
+                         BEGIN {AUDIT_INSERT}; END;"
+                    ));
+                }
+                store
+                    .connection()
+                    .execute_batch(&statements.join("\n"))
+                    .unwrap();
+            }
+            Db::Postgres { url, schema } => {
+                let mut admin = postgres::Client::connect(url, postgres::NoTls).unwrap();
+                admin
+                    .batch_execute(&format!(
+                        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+                    ))
+                    .unwrap();
+                let mut store = PostgresStore::from_client(Db::pg_client(url, schema)).unwrap();
+                seed!(store);
+                statements.push(format!(
+                    "CREATE FUNCTION harness_audit() RETURNS trigger AS $$
+                     BEGIN {AUDIT_INSERT}; RETURN NULL; END $$ LANGUAGE plpgsql;
+                     CREATE TRIGGER harness_audit AFTER INSERT OR UPDATE ON delimiter_usage
+                     FOR EACH ROW EXECUTE FUNCTION harness_audit();"
+                ));
+                store
+                    .client()
+                    .batch_execute(&statements.join("\n"))
+                    .unwrap();
+            }
+        }
+    }
+
+    /// Runs `sql` (two text columns and a number) and returns the rows.
+    fn rows(&self, sql: &str) -> Vec<(String, String, i64)> {
+        match self {
+            Db::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                let mut stmt = conn.prepare(sql).unwrap();
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap()
+            }
+            Db::Postgres { url, schema } => Db::pg_client(url, schema)
+                .query(sql, &[])
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect(),
+        }
+    }
+
+    fn drop_all(&self) {
+        match self {
+            Db::Sqlite(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{path}{suffix}"));
+                }
+            }
+            Db::Postgres { url, schema } => {
+                let mut admin = postgres::Client::connect(url, postgres::NoTls).unwrap();
+                admin
+                    .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                    .unwrap();
+            }
+        }
+    }
+}
+
+/// The store a worker uses: the shipped one, with a pause after each read
+/// (a service does work between reading and committing; the pause makes
+/// the race window real) and, under the test-only switch, the claim cut
+/// down to the project alone.
+struct WorkerStore {
+    inner: Box<dyn Store + Send>,
+    project_only: bool,
+    conflicts: u32,
+    /// Every (project, generation) this worker's commits claimed.
+    claimed: Vec<(String, u64)>,
+}
+
+impl Store for WorkerStore {
+    fn read(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
+        let snapshot = self.inner.read(project, resources)?;
+        std::thread::sleep(Duration::from_micros(300));
+        Ok(snapshot)
+    }
+
+    fn commit(
+        &mut self,
+        claim: &[ClaimEntry],
+        request: &Request,
+    ) -> Result<CommitOutcome, StorageError> {
+        let claim = if self.project_only {
+            &claim[..claim.len().min(1)]
+        } else {
+            claim
+        };
+        let outcome = self.inner.commit(claim, request)?;
+        match outcome {
+            CommitOutcome::Conflict => self.conflicts += 1,
+            CommitOutcome::Committed => {
+                self.claimed
+                    .extend(claim.iter().map(|c| (c.project.clone(), c.generation)));
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn backoff(&mut self, _attempt: u32, delay: Duration) {
+        std::thread::sleep(delay);
+    }
+}
+
+/// One worker process: consumes and releases, then prints one line per
+/// committed request (`commit <project> <resource>=<delta>...`), one per
+/// claimed generation (`claimed <project> <generation>`) and a summary.
+fn worker(db: Db, index: u64, project_only: bool) {
+    let mut store = WorkerStore {
+        inner: db.open(),
+        project_only,
+        conflicts: 0,
+        claimed: Vec::new(),
+    };
+    let config = Config::new(Model::Nested);
+    let policy = RetryPolicy {
+        max_attempts: 8,
+        base_delay_us: 200,
+        max_delay_us: 5_000,
+        seed: index,
+    };
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(index + 1);
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let targets = ["web", "batch", "db", "cache", "eng", "ops"];
+    // What this worker itself holds, so that it only releases its own.
+    let mut held: BTreeMap<&str, [i64; 2]> = BTreeMap::new();
+    let mut out = String::new();
+    let (mut refused, mut exhausted) = (0, 0);
+    let mut enforcer = Enforcer::new();
+    for _ in 0..OPS {
+        let project = targets[next(targets.len() as u64) as usize];
+        let mine = held.entry(project).or_default();
+        let deltas = if next(2) == 0 && mine[0] > 0 {
+            let servers = 1 + next(mine[0] as u64) as i64;
+            let cores = mine[1] * servers / mine[0];
+            [-servers, -cores]
+        } else {
+            [1 + next(2) as i64, 2 + next(5) as i64]
+        };
+        let request = Request::new(
+            project,
+            RESOURCES
+                .iter()
+                .zip(deltas)
+                .map(|(r, d)| Delta::new(*r, d))
+                .collect(),
+        );
+        match enforcer.consume(&config, &policy, &mut store, &request) {
+            Ok(_) => {
+                let mine = held.get_mut(project).unwrap();
+                mine[0] += deltas[0];
+                mine[1] += deltas[1];
+                out += &format!(
+                    "commit {project} servers={} cores={}\n",
+                    deltas[0], deltas[1]
+                );
+            }
+            Err(Error::OverLimit { .. }) => refused += 1,
+            Err(Error::RetriesExhausted { .. }) => exhausted += 1,
+            Err(other) => panic!("worker {index}: {other}"),
+        }
+    }
+    for (p, g) in &store.claimed {
+        out += &format!("claimed {p} {g}\n");
+    }
+    out += &format!(
+        "summary conflicts={} refused={refused} exhausted={exhausted}\n",
+        store.conflicts
+    );
+    std::io::stdout().write_all(out.as_bytes()).unwrap();
+}
+
+#[derive(Debug, Default)]
+struct Audit {
+    oversubscribed: usize,
+    lost_updates: usize,
+    commits: usize,
+    conflicts: usize,
+    retries_exhausted: usize,
+}
+
+/// Starts the workers as processes of this same binary, waits, audits.
+fn run(db: &Db, project_only: bool) -> Audit {
+    db.prepare();
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..WORKERS)
+        .map(|i| {
+            let mut cmd = Command::new(&exe);
+            cmd.env("HARNESS_WORKER", i.to_string())
+                .stdout(Stdio::piped());
+            match db {
+                Db::Sqlite(path) => cmd.env("HARNESS_SQLITE", path),
+                Db::Postgres { url, schema } => cmd
+                    .env("HARNESS_PG_URL", url)
+                    .env("HARNESS_PG_SCHEMA", schema),
+            };
+            if project_only {
+                cmd.env("DELIMITER_HARNESS_CLAIM", "project-only");
+            }
+            cmd.spawn().expect("worker starts")
+        })
+        .collect();
+
+    let mut audit = Audit::default();
+    let mut committed: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut claimed: BTreeSet<(String, u64)> = BTreeSet::new();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "a worker failed: {}",
+            output.status
+        );
+        for line in String::from_utf8(output.stdout).unwrap().lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["commit", project, deltas @ ..] => {
+                    audit.commits += 1;
+                    for d in deltas {
+                        let (r, v) = d.split_once('=').unwrap();
+                        *committed
+                            .entry((project.to_string(), r.to_string()))
+                            .or_default() += v.parse::<i64>().unwrap();
+                    }
+                }
+                ["claimed", project, generation] => {
+                    if !claimed.insert((project.to_string(), generation.parse().unwrap())) {
+                        audit.lost_updates += 1;
+                    }
+                }
+                ["summary", conflicts, _refused, exhausted] => {
+                    audit.conflicts += conflicts
+                        .trim_start_matches("conflicts=")
+                        .parse::<usize>()
+                        .unwrap();
+                    audit.retries_exhausted += exhausted
+                        .trim_start_matches("exhausted=")
+                        .parse::<usize>()
+                        .unwrap();
+                }
+                _ => panic!("unexpected worker output: {line}"),
+            }
+        }
+    }
+
+    // Every recorded subtree usage, and the final subtree usage of every node.
+    let recorded = db.rows("SELECT anchor, resource, usage FROM harness_audit");
+    // Each commit writes at least one usage row, and each row write records
+    // one row per ancestor: an audit that saw nothing is no audit.
+    assert!(
+        recorded.len() >= audit.commits,
+        "the audit trigger recorded {} rows",
+        recorded.len()
+    );
+    for (anchor, resource, usage) in recorded {
+        if usage > limit_of(&anchor, &resource) {
+            audit.oversubscribed += 1;
+        }
+    }
+    let finals = db.rows("SELECT project_id, resource, usage FROM delimiter_usage");
+    for anchor in projects().into_iter().map(|p| p.id) {
+        for r in RESOURCES {
+            let subtree: i64 = closure()
+                .iter()
+                .filter(|(a, _)| *a == anchor)
+                .map(|(_, d)| {
+                    finals
+                        .iter()
+                        .filter(|(p, res, _)| p == d && res == r)
+                        .map(|f| f.2)
+                        .sum::<i64>()
+                })
+                .sum();
+            if subtree > limit_of(&anchor, r) {
+                audit.oversubscribed += 1;
+            }
+        }
+    }
+    let stored: BTreeMap<(String, String), i64> = finals
+        .into_iter()
+        .filter(|f| f.2 != 0)
+        .map(|(p, r, u)| ((p, r), u))
+        .collect();
+    committed.retain(|_, v| *v != 0);
+    audit.lost_updates += stored
+        .keys()
+        .chain(committed.keys())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| stored.get(*k) != committed.get(*k))
+        .count();
+    db.drop_all();
+    audit
+}
+
+fn report(db: &Db, audit: &Audit) {
+    println!(
+        "{}: oversubscribed={} lost_updates={} commits={} conflicts={} retries_exhausted={}",
+        db.name(),
+        audit.oversubscribed,
+        audit.lost_updates,
+        audit.commits,
+        audit.conflicts,
+        audit.retries_exhausted
+    );
+}
+
+fn main() {
+    if let Ok(index) = std::env::var("HARNESS_WORKER") {
+        let db = match (
+            std::env::var("HARNESS_SQLITE"),
+            std::env::var("HARNESS_PG_URL"),
+        ) {
+            (Ok(path), _) => Db::Sqlite(path),
+            (_, Ok(url)) => Db::Postgres {
+                url,
+                schema: std::env::var("HARNESS_PG_SCHEMA").unwrap(),
+            },
+            _ => panic!("worker without a database"),
+        };
+        let project_only =
+            std::env::var("DELIMITER_HARNESS_CLAIM").as_deref() == Ok("project-only");
+        return worker(db, index.parse().unwrap(), project_only);
+    }
+
+    let mut dbs = vec![Db::Sqlite(
+        std::env::temp_dir()
+            .join(format!("delimiter-harness-{}.sqlite", std::process::id()))
+            .display()
+            .to_string(),
+    )];
+    match std::env::var(PG_VAR) {
+        Ok(url) => dbs.push(Db::Postgres {
+            url,
+            schema: format!("delimiter_harness_{}", std::process::id()),
+        }),
+        Err(_) => println!("postgres: skipped ({PG_VAR} not set)"),
+    }
+    let mut failed = false;
+    for db in &dbs {
+        let audit = run(db, false);
+        report(db, &audit);
+        failed |= audit.oversubscribed > 0 || audit.lost_updates > 0 || audit.commits == 0;
+
+        // The same run with the claim cut down to the project must be caught
+        // oversubscribing; a few tries, since a race may by chance not happen.
+        let caught = (0..3).any(|_| run(db, true).oversubscribed > 0);
+        println!(
+            "{}: with the claim cut down to the project alone, oversubscription caught: {caught}",
+            db.name()
+        );
+        failed |= !caught;
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}
