@@ -96,7 +96,7 @@ pub use max_count::Count;
 pub use model::{Config, DEFAULT_MAX_DEPTH, MissingLimit, Model};
 pub use runtime::{DEFAULT_FUEL, DEFAULT_MEMORY_LIMIT, Enforcer, component_size, load_time};
 pub use snapshot::Snapshot;
-pub use stores::{MemoryStore, PostgresStore, SqliteStore};
+pub use stores::{MariadbStore, MemoryStore, PostgresStore, SqliteStore};
 pub use tree::Project;
 pub use usage::{PathUsage, ResourceUsage, Usage, UsageEntry};
 

@@ -1,6 +1,7 @@
 //! The concurrency harness: 16 worker processes consume and release random
 //! amounts across a nested tree with tight limits on two resources, through
-//! the shipped SQLite and PostgreSQL stores, then the database is audited.
+//! the shipped SQLite, PostgreSQL and MariaDB stores, then each database is
+//! audited.
 //!
 //! The audit does not trust the workers:
 //! - after every usage write, a trigger installed by the harness records
@@ -20,7 +21,8 @@
 //!
 //! Prints, per database:
 //! `<db>: oversubscribed=0 lost_updates=0 commits=C conflicts=K retries_exhausted=E`.
-//! PostgreSQL runs when DELIMITER_TEST_POSTGRES_URL is set, and says it is
+//! PostgreSQL and MariaDB run when DELIMITER_TEST_POSTGRES_URL and
+//! DELIMITER_TEST_MARIADB_URL are set (CI sets both), and say they are
 //! skipped otherwise.
 
 use delimiter::*;
@@ -33,6 +35,7 @@ const WORKERS: usize = 16;
 const OPS: usize = 30;
 const RESOURCES: [&str; 2] = ["servers", "cores"];
 const PG_VAR: &str = "DELIMITER_TEST_POSTGRES_URL";
+const MY_VAR: &str = "DELIMITER_TEST_MARIADB_URL";
 
 /// org > eng > {web, batch}; org > ops > {db, cache}. Every node has a
 /// finite limit on both resources, and children over-commit their parents.
@@ -102,18 +105,23 @@ fn closure() -> Vec<(String, String)> {
 }
 
 const AUDIT_TABLES: &str = "
-CREATE TABLE harness_closure (anchor TEXT NOT NULL, project_id TEXT NOT NULL);
-CREATE TABLE harness_audit (anchor TEXT NOT NULL, resource TEXT NOT NULL, usage BIGINT NOT NULL);
+CREATE TABLE harness_closure (anchor VARCHAR(255) NOT NULL, project_id VARCHAR(255) NOT NULL);
+CREATE TABLE harness_audit (anchor VARCHAR(255) NOT NULL, resource VARCHAR(255) NOT NULL, total BIGINT NOT NULL);
 ";
 
-/// The body both triggers share: U(a, r) for every ancestor a of the row.
-const AUDIT_INSERT: &str = "
-INSERT INTO harness_audit (anchor, resource, usage)
-SELECT c.anchor, NEW.resource,
-       (SELECT COALESCE(SUM(u.usage), 0)
-          FROM harness_closure d JOIN delimiter_usage u ON u.project_id = d.project_id
-         WHERE d.anchor = c.anchor AND u.resource = NEW.resource)
-  FROM harness_closure c WHERE c.project_id = NEW.project_id";
+/// The body every trigger shares: U(a, r) for every ancestor a of the row.
+/// `usage` is the usage column as the database spells it (MariaDB reserves
+/// the word).
+fn audit_insert(usage: &str) -> String {
+    format!(
+        "INSERT INTO harness_audit (anchor, resource, total)
+         SELECT c.anchor, NEW.resource,
+                (SELECT COALESCE(SUM(u.{usage}), 0)
+                   FROM harness_closure d JOIN delimiter_usage u ON u.project_id = d.project_id
+                  WHERE d.anchor = c.anchor AND u.resource = NEW.resource)
+           FROM harness_closure c WHERE c.project_id = NEW.project_id"
+    )
+}
 
 /// The tree and the limits, through either store's own setters.
 macro_rules! seed {
@@ -129,6 +137,7 @@ macro_rules! seed {
 enum Db {
     Sqlite(String),
     Postgres { url: String, schema: String },
+    Mariadb { url: String, database: String },
 }
 
 impl Db {
@@ -136,6 +145,21 @@ impl Db {
         match self {
             Db::Sqlite(_) => "sqlite",
             Db::Postgres { .. } => "postgres",
+            Db::Mariadb { .. } => "mariadb",
+        }
+    }
+
+    fn my_conn(url: &str, database: Option<&str>) -> mysql::Conn {
+        let opts = mysql::Opts::from_url(url).unwrap();
+        let opts = mysql::OptsBuilder::from_opts(opts).db_name(database);
+        mysql::Conn::new(opts).unwrap()
+    }
+
+    /// The usage column, as this database spells it.
+    fn usage_column(&self) -> &'static str {
+        match self {
+            Db::Mariadb { .. } => "`usage`",
+            _ => "usage",
         }
     }
 
@@ -152,6 +176,9 @@ impl Db {
             Db::Sqlite(path) => Box::new(SqliteStore::open(path).unwrap()),
             Db::Postgres { url, schema } => {
                 Box::new(PostgresStore::from_client(Db::pg_client(url, schema)).unwrap())
+            }
+            Db::Mariadb { url, database } => {
+                Box::new(MariadbStore::from_conn(Db::my_conn(url, Some(database))).unwrap())
             }
         }
     }
@@ -172,7 +199,8 @@ impl Db {
                 for event in ["INSERT", "UPDATE"] {
                     statements.push(format!(
                         "CREATE TRIGGER harness_audit_{event} AFTER {event} ON delimiter_usage
-                         BEGIN {AUDIT_INSERT}; END;"
+                         BEGIN {}; END;",
+                        audit_insert("usage")
                     ));
                 }
                 store
@@ -191,14 +219,47 @@ impl Db {
                 seed!(store);
                 statements.push(format!(
                     "CREATE FUNCTION harness_audit() RETURNS trigger AS $$
-                     BEGIN {AUDIT_INSERT}; RETURN NULL; END $$ LANGUAGE plpgsql;
+                     BEGIN {}; RETURN NULL; END $$ LANGUAGE plpgsql;
                      CREATE TRIGGER harness_audit AFTER INSERT OR UPDATE ON delimiter_usage
-                     FOR EACH ROW EXECUTE FUNCTION harness_audit();"
+                     FOR EACH ROW EXECUTE FUNCTION harness_audit();",
+                    audit_insert("usage")
                 ));
                 store
                     .client()
                     .batch_execute(&statements.join("\n"))
                     .unwrap();
+            }
+            Db::Mariadb { url, database } => {
+                use mysql::prelude::Queryable;
+                let mut admin = Db::my_conn(url, None);
+                admin
+                    .query_drop(format!("DROP DATABASE IF EXISTS {database}"))
+                    .unwrap();
+                admin
+                    .query_drop(format!(
+                        "CREATE DATABASE {database} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+                    ))
+                    .unwrap();
+                let mut store = MariadbStore::from_conn(Db::my_conn(url, Some(database))).unwrap();
+                seed!(store);
+                for event in ["INSERT", "UPDATE"] {
+                    statements.push(format!(
+                        "CREATE TRIGGER harness_audit_{event} AFTER {event} ON delimiter_usage
+                         FOR EACH ROW {};",
+                        audit_insert("`usage`")
+                    ));
+                }
+                // One statement per call, split on a semicolon that ends a
+                // line (none occurs inside a trigger body here).
+                for statement in statements {
+                    for part in statement
+                        .split(";\n")
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                    {
+                        store.conn().query_drop(part.trim_end_matches(';')).unwrap();
+                    }
+                }
             }
         }
     }
@@ -220,6 +281,10 @@ impl Db {
                 .iter()
                 .map(|r| (r.get(0), r.get(1), r.get(2)))
                 .collect(),
+            Db::Mariadb { url, database } => {
+                use mysql::prelude::Queryable;
+                Db::my_conn(url, Some(database)).query(sql).unwrap()
+            }
         }
     }
 
@@ -234,6 +299,12 @@ impl Db {
                 let mut admin = postgres::Client::connect(url, postgres::NoTls).unwrap();
                 admin
                     .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                    .unwrap();
+            }
+            Db::Mariadb { url, database } => {
+                use mysql::prelude::Queryable;
+                Db::my_conn(url, None)
+                    .query_drop(format!("DROP DATABASE {database}"))
                     .unwrap();
             }
         }
@@ -381,6 +452,9 @@ fn run(db: &Db, project_only: bool) -> Audit {
                 Db::Postgres { url, schema } => cmd
                     .env("HARNESS_PG_URL", url)
                     .env("HARNESS_PG_SCHEMA", schema),
+                Db::Mariadb { url, database } => cmd
+                    .env("HARNESS_MY_URL", url)
+                    .env("HARNESS_MY_DATABASE", database),
             };
             if project_only {
                 cmd.env("DELIMITER_HARNESS_CLAIM", "project-only");
@@ -432,7 +506,7 @@ fn run(db: &Db, project_only: bool) -> Audit {
     }
 
     // Every recorded subtree usage, and the final subtree usage of every node.
-    let recorded = db.rows("SELECT anchor, resource, usage FROM harness_audit");
+    let recorded = db.rows("SELECT anchor, resource, total FROM harness_audit");
     // Each commit writes at least one usage row, and each row write records
     // one row per ancestor: an audit that saw nothing is no audit.
     assert!(
@@ -445,7 +519,10 @@ fn run(db: &Db, project_only: bool) -> Audit {
             audit.oversubscribed += 1;
         }
     }
-    let finals = db.rows("SELECT project_id, resource, usage FROM delimiter_usage");
+    let finals = db.rows(&format!(
+        "SELECT project_id, resource, {} FROM delimiter_usage",
+        db.usage_column()
+    ));
     for anchor in projects().into_iter().map(|p| p.id) {
         for r in RESOURCES {
             let subtree: i64 = closure()
@@ -495,16 +572,21 @@ fn report(db: &Db, audit: &Audit) {
 
 fn main() {
     if let Ok(index) = std::env::var("HARNESS_WORKER") {
-        let db = match (
-            std::env::var("HARNESS_SQLITE"),
-            std::env::var("HARNESS_PG_URL"),
-        ) {
-            (Ok(path), _) => Db::Sqlite(path),
-            (_, Ok(url)) => Db::Postgres {
+        let var = |name: &str| std::env::var(name).ok();
+        let db = if let Some(path) = var("HARNESS_SQLITE") {
+            Db::Sqlite(path)
+        } else if let Some(url) = var("HARNESS_PG_URL") {
+            Db::Postgres {
                 url,
-                schema: std::env::var("HARNESS_PG_SCHEMA").unwrap(),
-            },
-            _ => panic!("worker without a database"),
+                schema: var("HARNESS_PG_SCHEMA").unwrap(),
+            }
+        } else if let Some(url) = var("HARNESS_MY_URL") {
+            Db::Mariadb {
+                url,
+                database: var("HARNESS_MY_DATABASE").unwrap(),
+            }
+        } else {
+            panic!("worker without a database")
         };
         let project_only =
             std::env::var("DELIMITER_HARNESS_CLAIM").as_deref() == Ok("project-only");
@@ -523,6 +605,13 @@ fn main() {
             schema: format!("delimiter_harness_{}", std::process::id()),
         }),
         Err(_) => println!("postgres: skipped ({PG_VAR} not set)"),
+    }
+    match std::env::var(MY_VAR) {
+        Ok(url) => dbs.push(Db::Mariadb {
+            url,
+            database: format!("delimiter_harness_{}", std::process::id()),
+        }),
+        Err(_) => println!("mariadb: skipped ({MY_VAR} not set)"),
     }
     let mut failed = false;
     for db in &dbs {

@@ -1,10 +1,13 @@
-//! Ready-made [`Store`](crate::Store)s: in memory, SQLite and PostgreSQL.
+//! Ready-made [`Store`](crate::Store)s: in memory, SQLite, PostgreSQL and
+//! MariaDB / MySQL.
 
+mod mariadb;
 mod memory;
 mod postgres;
 mod sql;
 mod sqlite;
 
+pub use mariadb::MariadbStore;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

@@ -1,0 +1,365 @@
+//! A MariaDB / MySQL store (InnoDB), OpenStack's usual database, including
+//! behind Galera, where compare-and-update is the recommended pattern.
+//!
+//! `read` runs in one `START TRANSACTION WITH CONSISTENT SNAPSHOT, READ
+//! ONLY` at REPEATABLE READ, so generations and usage come from one point in
+//! time. `commit` runs at READ COMMITTED: InnoDB's `UPDATE ... WHERE
+//! generation = ?` waits for a concurrent writer of the row and then checks
+//! the newest committed version, so the loser matches no row and rolls back
+//! as a conflict. A deadlock, a lock wait timeout, or a Galera certification
+//! failure (reported as a deadlock) also means "somebody else won": the
+//! transaction is gone and the driver retries from a fresh read.
+//!
+//! The tables are those of the SQLite and PostgreSQL stores, spelled for
+//! MariaDB: `VARCHAR(255)` keys with a binary collation (ids are
+//! case-sensitive, as everywhere else) and `usage` quoted (a reserved word).
+
+use crate::{
+    ClaimEntry, CommitOutcome, Generation, Limits, PathUsage, Project, ProjectLimit,
+    RegisteredLimit, Request, ResourceUsage, Snapshot, StorageError, Store, Usage, UsageEntry,
+};
+use mysql::prelude::Queryable;
+use mysql::{AccessMode, Conn, IsolationLevel, Opts, TxOpts};
+
+const SCHEMA: [&str; 5] = [
+    "CREATE TABLE IF NOT EXISTS delimiter_projects (
+        project_id VARCHAR(255) NOT NULL PRIMARY KEY,
+        parent_id  VARCHAR(255) NULL,
+        INDEX delimiter_projects_parent (parent_id),
+        FOREIGN KEY (parent_id) REFERENCES delimiter_projects (project_id)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS delimiter_generations (
+        project_id VARCHAR(255) NOT NULL PRIMARY KEY,
+        generation BIGINT NOT NULL CHECK (generation >= 0),
+        FOREIGN KEY (project_id) REFERENCES delimiter_projects (project_id)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS delimiter_usage (
+        project_id VARCHAR(255) NOT NULL,
+        resource   VARCHAR(255) NOT NULL,
+        `usage`    BIGINT NOT NULL CHECK (`usage` >= 0),
+        PRIMARY KEY (project_id, resource),
+        FOREIGN KEY (project_id) REFERENCES delimiter_projects (project_id)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS delimiter_registered_limits (
+        resource    VARCHAR(255) NOT NULL PRIMARY KEY,
+        limit_value BIGINT NOT NULL
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS delimiter_project_limits (
+        project_id  VARCHAR(255) NOT NULL,
+        resource    VARCHAR(255) NOT NULL,
+        limit_value BIGINT NOT NULL,
+        PRIMARY KEY (project_id, resource),
+        FOREIGN KEY (project_id) REFERENCES delimiter_projects (project_id)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+];
+
+/// `path`: the requesting project (the first `?`) and its ancestors, from
+/// the project up; the depth bound stops a cyclic parent chain.
+const PATH_CTE: &str = "
+WITH RECURSIVE path (project_id, parent_id, depth) AS (
+    SELECT project_id, parent_id, 0 FROM delimiter_projects WHERE project_id = ?
+    UNION ALL
+    SELECT p.project_id, p.parent_id, path.depth + 1
+      FROM delimiter_projects p JOIN path ON p.project_id = path.parent_id
+     WHERE path.depth < 1024
+)";
+
+/// MariaDB error codes that mean "lost a race; nothing was written".
+const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
+const ER_LOCK_DEADLOCK: u16 = 1213;
+
+/// A [`Store`] over a MariaDB or MySQL database (the `mysql` crate).
+/// Open one per thread or worker; any number may share one database.
+pub struct MariadbStore {
+    conn: Conn,
+}
+
+impl std::fmt::Debug for MariadbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MariadbStore").finish_non_exhaustive()
+    }
+}
+
+fn storage(e: mysql::Error) -> StorageError {
+    StorageError::new(format!("mariadb: {e}"))
+}
+
+fn from_sql_generation(g: i64) -> Result<u64, StorageError> {
+    u64::try_from(g).map_err(|_| StorageError::new(format!("negative generation {g}")))
+}
+
+fn is_conflict(e: &mysql::Error) -> bool {
+    matches!(e, mysql::Error::MySqlError(m) if m.code == ER_LOCK_DEADLOCK || m.code == ER_LOCK_WAIT_TIMEOUT)
+}
+
+impl MariadbStore {
+    /// Connects to `url` (for example `mysql://root@127.0.0.1:3306/test`)
+    /// and creates the tables if they are missing.
+    pub fn connect(url: &str) -> Result<Self, StorageError> {
+        let opts =
+            Opts::from_url(url).map_err(|e| StorageError::new(format!("mariadb: bad url: {e}")))?;
+        Self::from_conn(Conn::new(opts).map_err(storage)?)
+    }
+
+    /// Uses `conn`, creating the tables if they are missing.
+    pub fn from_conn(mut conn: Conn) -> Result<Self, StorageError> {
+        for statement in SCHEMA {
+            conn.query_drop(statement).map_err(storage)?;
+        }
+        Ok(MariadbStore { conn })
+    }
+
+    /// The underlying connection, for a service's own tables and queries.
+    pub fn conn(&mut self) -> &mut Conn {
+        &mut self.conn
+    }
+
+    /// Adds a project (generation 1), under its parent or as a root.
+    pub fn add_project(&mut self, project: &Project) -> Result<(), StorageError> {
+        let mut tx = self
+            .conn
+            .start_transaction(TxOpts::default())
+            .map_err(storage)?;
+        tx.exec_drop(
+            "INSERT INTO delimiter_projects (project_id, parent_id) VALUES (?, ?)",
+            (&project.id, &project.parent),
+        )
+        .map_err(storage)?;
+        tx.exec_drop(
+            "INSERT INTO delimiter_generations (project_id, generation) VALUES (?, 1)",
+            (&project.id,),
+        )
+        .map_err(storage)?;
+        tx.commit().map_err(storage)
+    }
+
+    /// Sets (or replaces) the registered and project limits given.
+    pub fn set_limits(&mut self, limits: &Limits) -> Result<(), StorageError> {
+        let mut tx = self
+            .conn
+            .start_transaction(TxOpts::default())
+            .map_err(storage)?;
+        for RegisteredLimit { resource, limit } in &limits.registered {
+            tx.exec_drop(
+                "INSERT INTO delimiter_registered_limits (resource, limit_value) VALUES (?, ?)
+                 ON DUPLICATE KEY UPDATE limit_value = VALUES(limit_value)",
+                (resource, limit),
+            )
+            .map_err(storage)?;
+        }
+        for ProjectLimit {
+            project,
+            resource,
+            limit,
+        } in &limits.project
+        {
+            tx.exec_drop(
+                "INSERT INTO delimiter_project_limits (project_id, resource, limit_value) VALUES (?, ?, ?)
+                 ON DUPLICATE KEY UPDATE limit_value = VALUES(limit_value)",
+                (project, resource, limit),
+            )
+            .map_err(storage)?;
+        }
+        tx.commit().map_err(storage)
+    }
+
+    /// What `project` uses of `resource`.
+    pub fn usage(&mut self, project: &str, resource: &str) -> Result<i64, StorageError> {
+        let usage: Option<i64> = self
+            .conn
+            .exec_first(
+                "SELECT `usage` FROM delimiter_usage WHERE project_id = ? AND resource = ?",
+                (project, resource),
+            )
+            .map_err(storage)?;
+        Ok(usage.unwrap_or(0))
+    }
+
+    /// The current generation of `project`, if it has one.
+    pub fn generation(&mut self, project: &str) -> Result<Option<u64>, StorageError> {
+        let g: Option<i64> = self
+            .conn
+            .exec_first(
+                "SELECT generation FROM delimiter_generations WHERE project_id = ?",
+                (project,),
+            )
+            .map_err(storage)?;
+        g.map(from_sql_generation).transpose()
+    }
+
+    fn read_path(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
+        let wanted = |r: &String| resources.contains(r);
+        let opts = TxOpts::default()
+            .set_with_consistent_snapshot(true)
+            .set_isolation_level(Some(IsolationLevel::RepeatableRead))
+            .set_access_mode(Some(AccessMode::ReadOnly));
+        let mut tx = self.conn.start_transaction(opts).map_err(storage)?;
+
+        let rows: Vec<(String, i64)> = tx
+            .exec(
+                format!(
+                    "{PATH_CTE} SELECT g.project_id, g.generation
+                       FROM path JOIN delimiter_generations g ON g.project_id = path.project_id
+                      ORDER BY path.depth"
+                ),
+                (project,),
+            )
+            .map_err(storage)?;
+        let generations = rows
+            .into_iter()
+            .map(|(p, g)| Ok(Generation::new(p, from_sql_generation(g)?)))
+            .collect::<Result<_, _>>()?;
+
+        let projects = tx
+            .exec_map(
+                format!("{PATH_CTE} SELECT project_id, parent_id FROM path ORDER BY depth"),
+                (project,),
+                |(id, parent)| Project { id, parent },
+            )
+            .map_err(storage)?;
+
+        let local: Vec<ResourceUsage> = tx
+            .exec_map(
+                "SELECT resource, `usage` FROM delimiter_usage WHERE project_id = ?",
+                (project,),
+                |(resource, usage)| ResourceUsage { resource, usage },
+            )
+            .map_err(storage)?;
+
+        // U(a, r) for every a on the path: the usage of a's whole subtree.
+        let subtree: Vec<UsageEntry> = tx
+            .exec_map(
+                format!(
+                    "{PATH_CTE},
+                     subtree (anchor, project_id, depth) AS (
+                         SELECT project_id, project_id, 0 FROM path
+                         UNION ALL
+                         SELECT subtree.anchor, c.project_id, subtree.depth + 1
+                           FROM delimiter_projects c JOIN subtree ON c.parent_id = subtree.project_id
+                          WHERE subtree.depth < 1024
+                     )
+                     SELECT subtree.anchor, u.resource, CAST(SUM(u.`usage`) AS SIGNED)
+                       FROM subtree JOIN delimiter_usage u ON u.project_id = subtree.project_id
+                      GROUP BY subtree.anchor, u.resource
+                      ORDER BY subtree.anchor, u.resource"
+                ),
+                (project,),
+                |(project, resource, usage)| UsageEntry { project, resource, usage },
+            )
+            .map_err(storage)?;
+
+        let registered: Vec<RegisteredLimit> = tx
+            .query_map(
+                "SELECT resource, limit_value FROM delimiter_registered_limits",
+                |(resource, limit)| RegisteredLimit { resource, limit },
+            )
+            .map_err(storage)?;
+
+        let project_limits: Vec<ProjectLimit> = tx
+            .exec_map(
+                format!(
+                    "{PATH_CTE} SELECT l.project_id, l.resource, l.limit_value
+                       FROM path JOIN delimiter_project_limits l ON l.project_id = path.project_id
+                      ORDER BY path.depth, l.resource"
+                ),
+                (project,),
+                |(project, resource, limit)| ProjectLimit {
+                    project,
+                    resource,
+                    limit,
+                },
+            )
+            .map_err(storage)?;
+        tx.commit().map_err(storage)?;
+
+        Ok(Snapshot {
+            projects,
+            limits: Limits {
+                registered: registered
+                    .into_iter()
+                    .filter(|l| wanted(&l.resource))
+                    .collect(),
+                project: project_limits
+                    .into_iter()
+                    .filter(|l| wanted(&l.resource))
+                    .collect(),
+            },
+            usage: Usage::Path(PathUsage {
+                local: local.into_iter().filter(|u| wanted(&u.resource)).collect(),
+                subtree: subtree
+                    .into_iter()
+                    .filter(|u| wanted(&u.resource))
+                    .collect(),
+            }),
+            generations,
+        })
+    }
+
+    fn try_commit(
+        &mut self,
+        claim: &[ClaimEntry],
+        request: &Request,
+    ) -> Result<CommitOutcome, mysql::Error> {
+        let opts = TxOpts::default().set_isolation_level(Some(IsolationLevel::ReadCommitted));
+        let mut tx = self.conn.start_transaction(opts)?;
+        for entry in claim {
+            let Ok(generation) = i64::try_from(entry.generation) else {
+                // No stored generation can equal it: the claim is stale.
+                return Ok(CommitOutcome::Conflict);
+            };
+            tx.exec_drop(
+                "UPDATE delimiter_generations SET generation = generation + 1
+                  WHERE project_id = ? AND generation = ?",
+                (&entry.project, generation),
+            )?;
+            if tx.affected_rows() == 0 {
+                // Dropping `tx` rolls back every statement so far.
+                return Ok(CommitOutcome::Conflict);
+            }
+        }
+        let writes: Vec<_> = request.deltas.iter().filter(|d| d.delta != 0).collect();
+        // Every write moves the project's generation; a pure release has an
+        // empty claim, so bump it here.
+        if !writes.is_empty() && !claim.iter().any(|c| c.project == request.project) {
+            tx.exec_drop(
+                "UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = ?",
+                (&request.project,),
+            )?;
+        }
+        for d in writes {
+            // CHECK (usage >= 0) fails a release below zero, rolling back.
+            // The project's generation row, updated above, serializes writers
+            // of this project, so the INSERT cannot race another.
+            tx.exec_drop(
+                "UPDATE delimiter_usage SET `usage` = `usage` + ? WHERE project_id = ? AND resource = ?",
+                (d.delta, &request.project, &d.resource),
+            )?;
+            if tx.affected_rows() == 0 {
+                tx.exec_drop(
+                    "INSERT INTO delimiter_usage (project_id, resource, `usage`) VALUES (?, ?, ?)",
+                    (&request.project, &d.resource, d.delta),
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(CommitOutcome::Committed)
+    }
+}
+
+impl Store for MariadbStore {
+    fn read(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
+        self.read_path(project, resources)
+    }
+
+    fn commit(
+        &mut self,
+        claim: &[ClaimEntry],
+        request: &Request,
+    ) -> Result<CommitOutcome, StorageError> {
+        match self.try_commit(claim, request) {
+            Ok(outcome) => Ok(outcome),
+            Err(e) if is_conflict(&e) => Ok(CommitOutcome::Conflict),
+            Err(e) => Err(storage(e)),
+        }
+    }
+}
