@@ -31,7 +31,7 @@ fn main() {
         schema: schema.clone(),
     };
 
-    let checks: [Check; 5] = [
+    let checks: [Check; 6] = [
         (
             "admits, commits, refuses and releases on path usage",
             admits_commits_refuses,
@@ -51,6 +51,10 @@ fn main() {
         (
             "a connection killed between read and commit leaves no charge",
             killed_connection_leaves_no_charge,
+        ),
+        (
+            "a storage error at the last claim entry leaves no charge",
+            failure_at_last_claim_entry_leaves_no_charge,
         ),
     ];
     for (name, check) in checks {
@@ -339,4 +343,41 @@ fn killed_connection_leaves_no_charge(db: &Db) {
         .collect();
     assert_eq!(before, after, "no generation moved");
     assert_eq!(check.usage("a", "servers").unwrap(), 0, "no usage written");
+}
+
+/// The root's generation row refuses updates (a trigger raises), so the
+/// commit fails at the last claim entry, after the others were bumped.
+fn failure_at_last_claim_entry_leaves_no_charge(db: &Db) {
+    let mut check = db.store();
+    check
+        .client()
+        .batch_execute(
+            "CREATE FUNCTION refuse_org() RETURNS trigger AS $$
+             BEGIN RAISE EXCEPTION 'org is read-only'; END $$ LANGUAGE plpgsql;
+             CREATE TRIGGER refuse_org BEFORE UPDATE ON delimiter_generations
+             FOR EACH ROW WHEN (OLD.project_id = 'org') EXECUTE FUNCTION refuse_org();",
+        )
+        .unwrap();
+    let before: Vec<Option<u64>> = ["a", "team", "org"]
+        .iter()
+        .map(|p| check.generation(p).unwrap())
+        .collect();
+    let mut store = db.store();
+    let err = consume(&config(), &quick(), &mut store, &servers("a", 2)).unwrap_err();
+    assert!(
+        matches!(&err, Error::Storage { message, .. } if message.contains("org is read-only")),
+        "{err:?}"
+    );
+    let after: Vec<Option<u64>> = ["a", "team", "org"]
+        .iter()
+        .map(|p| check.generation(p).unwrap())
+        .collect();
+    assert_eq!(before, after, "a's bump rolled back with the failed one");
+    assert_eq!(check.usage("a", "servers").unwrap(), 0, "no usage written");
+    check
+        .client()
+        .batch_execute(
+            "DROP TRIGGER refuse_org ON delimiter_generations; DROP FUNCTION refuse_org();",
+        )
+        .unwrap();
 }

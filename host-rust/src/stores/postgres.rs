@@ -30,7 +30,12 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 fn storage(e: postgres::Error) -> StorageError {
-    StorageError::new(format!("postgres: {e}"))
+    // The error's own Display says only "db error"; the server's words are
+    // what an operator needs.
+    match e.as_db_error() {
+        Some(db) => StorageError::new(format!("postgres: {} ({})", db.message(), db.code().code())),
+        None => StorageError::new(format!("postgres: {e}")),
+    }
 }
 
 fn to_sql_generation(g: u64) -> Result<i64, StorageError> {
