@@ -34,9 +34,9 @@ conformance: component
     @cargo test --quiet -p delimiter-core --test conformance 2>/dev/null | grep '^conformance '
     @cargo test --quiet -p delimiter --test conformance 2>/dev/null | grep '^conformance '
 
-# The demonstration (README quickstart).
-demo:
-    cargo run --quiet --release -p delimiter-core --example demo
+# The demonstration (README quickstart): concurrent workers on SQLite, audited.
+demo: setup component
+    cargo run --quiet -p delimiter --example demo
 
 # Benchmarks (issue 6): not written yet.
 bench:
