@@ -621,7 +621,7 @@ fn main() {
 
         // The same run with the claim cut down to the project must be caught
         // oversubscribing; a few tries, since a race may by chance not happen.
-        let caught = (0..3).any(|_| run(db, true).oversubscribed > 0);
+        let caught = (0..5).any(|_| run(db, true).oversubscribed > 0);
         println!(
             "{}: with the claim cut down to the project alone, oversubscription caught: {caught}",
             db.name()
