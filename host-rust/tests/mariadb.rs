@@ -4,6 +4,9 @@
 //! The concurrency harness (tests/concurrency.rs) covers MariaDB under load;
 //! these are the rollback cases.
 
+mod common;
+
+use common::*;
 use delimiter::*;
 use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, OptsBuilder};
@@ -66,7 +69,7 @@ impl Db {
         MariadbStore::from_conn(self.conn(Some(&self.database))).unwrap()
     }
 
-    /// A fresh database with org (10 servers) > team (unlimited) > {a, b}.
+    /// A fresh database with the fixture tree and limits.
     fn reset(&self) {
         let mut admin = self.conn(None);
         admin
@@ -75,148 +78,28 @@ impl Db {
         admin
             .query_drop(format!("CREATE DATABASE {}", self.database))
             .unwrap();
-        let mut store = self.store();
-        for p in [
-            Project::root("org"),
-            Project::child("team", "org"),
-            Project::child("a", "team"),
-            Project::child("b", "team"),
-        ] {
-            store.add_project(&p).unwrap();
-        }
-        store
-            .set_limits(&Limits {
-                registered: vec![RegisteredLimit::new("servers", 8)],
-                project: vec![
-                    ProjectLimit::new("org", "servers", 10),
-                    ProjectLimit::new("team", "servers", UNLIMITED),
-                ],
-            })
-            .unwrap();
+        self.store().seed();
     }
-}
-
-fn servers(project: &str, n: i64) -> Request {
-    Request::new(project, vec![Delta::new("servers", n)])
-}
-
-fn config() -> Config {
-    Config::new(Model::Nested)
-}
-
-fn quick() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 50,
-        base_delay_us: 50,
-        max_delay_us: 2_000,
-        seed: 7,
-    }
-}
-
-fn generations(store: &mut MariadbStore) -> Vec<Option<u64>> {
-    ["a", "team", "org"]
-        .iter()
-        .map(|p| store.generation(p).unwrap())
-        .collect()
 }
 
 fn admits_commits_refuses(db: &Db) {
-    let mut store = db.store();
-    consume(&config(), &quick(), &mut store, &servers("a", 6)).unwrap();
-    let done = consume(&config(), &quick(), &mut store, &servers("b", 3)).unwrap();
-    assert_eq!(
-        done.claim
-            .iter()
-            .map(|c| c.project.as_str())
-            .collect::<Vec<_>>(),
-        ["b", "org"]
-    );
-    let err = consume(&config(), &quick(), &mut store, &servers("b", 2)).unwrap_err();
-    assert!(
-        matches!(&err, Error::OverLimit { violations, .. } if violations[0].project == "org"),
-        "{err:?}"
-    );
-    consume(&config(), &quick(), &mut store, &servers("b", -3)).unwrap();
-    assert_eq!(
-        (
-            store.usage("a", "servers").unwrap(),
-            store.usage("b", "servers").unwrap()
-        ),
-        (6, 0)
-    );
-    // Ids are case-sensitive, as everywhere else (binary collation).
-    let err = consume(&config(), &quick(), &mut store, &servers("A", 1)).unwrap_err();
-    assert_eq!(
-        err,
-        Error::Invalid(InvalidInput::UnknownProject {
-            project: "A".into()
-        })
-    );
+    common::admits_commits_refuses(&mut db.store());
 }
 
 fn stale_generation_writes_nothing(db: &Db) {
-    let mut store = db.store();
-    let g_a = store.generation("a").unwrap().unwrap();
-    let g_org = store.generation("org").unwrap().unwrap();
-    let stale = [
-        ClaimEntry {
-            project: "a".into(),
-            generation: g_a,
-        },
-        ClaimEntry {
-            project: "org".into(),
-            generation: g_org - 1,
-        },
-    ];
-    assert_eq!(
-        store.commit(&stale, &servers("a", 1)).unwrap(),
-        CommitOutcome::Conflict
-    );
-    assert_eq!(
-        store.generation("a").unwrap(),
-        Some(g_a),
-        "a's bump rolled back with the rest"
-    );
-    assert_eq!(store.usage("a", "servers").unwrap(), 0);
-}
-
-/// Reads, then has its own server connection killed before the commit.
-struct KilledAfterRead {
-    inner: MariadbStore,
-    killer: Conn,
-}
-
-impl Store for KilledAfterRead {
-    fn read(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
-        let snapshot = self.inner.read(project, resources)?;
-        let id = self.inner.conn().connection_id();
-        // KILL returns once the connection is marked; its next statement fails.
-        self.killer
-            .query_drop(format!("KILL CONNECTION {id}"))
-            .unwrap();
-        Ok(snapshot)
-    }
-
-    fn commit(
-        &mut self,
-        claim: &[ClaimEntry],
-        request: &Request,
-    ) -> Result<CommitOutcome, StorageError> {
-        self.inner.commit(claim, request)
-    }
+    common::stale_generation_writes_nothing(&mut db.store());
 }
 
 fn killed_connection_leaves_no_charge(db: &Db) {
-    let mut check = db.store();
-    let before = generations(&mut check);
+    let mut killer = db.conn(None);
     let mut store = KilledAfterRead {
         inner: db.store(),
-        killer: db.conn(None),
+        kill: move |s: &mut MariadbStore| {
+            let id = s.conn().connection_id();
+            killer.query_drop(format!("KILL CONNECTION {id}")).unwrap();
+        },
     };
-    let err = consume(&config(), &quick(), &mut store, &servers("a", 2)).unwrap_err();
-    assert!(matches!(err, Error::Storage { attempts: 1, .. }), "{err:?}");
-    assert_eq!(before, generations(&mut check), "no generation moved");
-    assert_eq!(check.usage("a", "servers").unwrap(), 0, "no usage written");
+    storage_error_leaves_no_charge(&mut db.store(), &mut store, "mariadb");
 }
 
 /// The root's generation row refuses updates (a trigger signals an error),
@@ -230,16 +113,5 @@ fn failure_at_last_claim_entry_leaves_no_charge(db: &Db) {
              IF OLD.project_id = 'org' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'org is read-only'; END IF",
         )
         .unwrap();
-    let before = generations(&mut check);
-    let err = consume(&config(), &quick(), &mut db.store(), &servers("a", 2)).unwrap_err();
-    assert!(
-        matches!(&err, Error::Storage { message, .. } if message.contains("org is read-only")),
-        "{err:?}"
-    );
-    assert_eq!(
-        before,
-        generations(&mut check),
-        "a's bump rolled back with the failed one"
-    );
-    assert_eq!(check.usage("a", "servers").unwrap(), 0, "no usage written");
+    storage_error_leaves_no_charge(&mut check, &mut db.store(), "org is read-only");
 }

@@ -6,6 +6,9 @@
 //! hidden: `cargo test` shows `postgres store: skipped (...)` or
 //! `postgres store: N checks passed`.
 
+mod common;
+
+use common::*;
 use delimiter::*;
 use postgres::{Client, NoTls};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -90,7 +93,7 @@ impl Db {
     }
 }
 
-/// org (10 servers) > team (unlimited) > {a, b}; registered default 8.
+/// Empty tables, then the fixture tree and limits.
 fn reset(db: &Db) {
     let mut store = db.store();
     store
@@ -100,117 +103,15 @@ fn reset(db: &Db) {
                       delimiter_generations, delimiter_projects",
         )
         .unwrap();
-    for p in [
-        Project::root("org"),
-        Project::child("team", "org"),
-        Project::child("a", "team"),
-        Project::child("b", "team"),
-    ] {
-        store.add_project(&p).unwrap();
-    }
-    store
-        .set_limits(&Limits {
-            registered: vec![RegisteredLimit::new("servers", 8)],
-            project: vec![
-                ProjectLimit::new("org", "servers", 10),
-                ProjectLimit::new("team", "servers", UNLIMITED),
-            ],
-        })
-        .unwrap();
-}
-
-fn servers(project: &str, n: i64) -> Request {
-    Request::new(project, vec![Delta::new("servers", n)])
-}
-
-fn config() -> Config {
-    Config::new(Model::Nested)
-}
-
-fn quick() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 50,
-        base_delay_us: 50,
-        max_delay_us: 2_000,
-        seed: 7,
-    }
+    store.seed();
 }
 
 fn admits_commits_refuses(db: &Db) {
-    let mut store = db.store();
-    consume(&config(), &quick(), &mut store, &servers("a", 6)).unwrap();
-
-    let snapshot = store.read("b", &["servers".to_string()]).unwrap();
-    assert_eq!(snapshot.projects.len(), 3, "b, team, org: not a");
-    let Usage::Path(path) = &snapshot.usage else {
-        panic!("{:?}", snapshot.usage)
-    };
-    assert!(
-        path.subtree.contains(&UsageEntry::new("org", "servers", 6)),
-        "{path:?}"
-    );
-
-    let g_org = store.generation("org").unwrap().unwrap();
-    let done = consume(&config(), &quick(), &mut store, &servers("b", 3)).unwrap();
-    assert_eq!(
-        done.claim
-            .iter()
-            .map(|c| c.project.as_str())
-            .collect::<Vec<_>>(),
-        ["b", "org"]
-    );
-    assert_eq!(
-        store.generation("org").unwrap(),
-        Some(g_org + 1),
-        "the claim bumped org"
-    );
-    assert_eq!(store.usage("b", "servers").unwrap(), 3);
-
-    let err = consume(&config(), &quick(), &mut store, &servers("b", 2)).unwrap_err();
-    assert!(
-        matches!(&err, Error::OverLimit { violations, .. } if violations[0].project == "org"),
-        "{err:?}"
-    );
-    assert_eq!(
-        store.usage("b", "servers").unwrap(),
-        3,
-        "a refusal writes nothing"
-    );
-
-    let g_b = store.generation("b").unwrap().unwrap();
-    consume(&config(), &quick(), &mut store, &servers("b", -3)).unwrap();
-    assert_eq!(store.usage("b", "servers").unwrap(), 0);
-    assert_eq!(
-        store.generation("b").unwrap(),
-        Some(g_b + 1),
-        "a release moves the generation too"
-    );
+    common::admits_commits_refuses(&mut db.store());
 }
 
 fn stale_generation_writes_nothing(db: &Db) {
-    let mut store = db.store();
-    let g_a = store.generation("a").unwrap().unwrap();
-    let g_org = store.generation("org").unwrap().unwrap();
-    let stale = [
-        ClaimEntry {
-            project: "a".into(),
-            generation: g_a,
-        },
-        ClaimEntry {
-            project: "org".into(),
-            generation: g_org - 1,
-        },
-    ];
-    assert_eq!(
-        store.commit(&stale, &servers("a", 1)).unwrap(),
-        CommitOutcome::Conflict
-    );
-    assert_eq!(
-        store.generation("a").unwrap(),
-        Some(g_a),
-        "a's bump rolled back with the rest"
-    );
-    assert_eq!(store.usage("a", "servers").unwrap(), 0);
+    common::stale_generation_writes_nothing(&mut db.store());
 }
 
 /// Lets a rival connection commit right after our first read.
@@ -294,55 +195,23 @@ fn concurrent_connections_never_overrun(db: &Db) {
     assert!(a <= 8 && b <= 8);
 }
 
-/// Reads, then has its own server connection terminated before the commit.
-struct KilledAfterRead {
-    inner: PostgresStore,
-    killer: Client,
-}
-
-impl Store for KilledAfterRead {
-    fn read(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
-        let snapshot = self.inner.read(project, resources)?;
-        let pid: i32 = self
-            .inner
-            .client()
-            .query_one("SELECT pg_backend_pid()", &[])
-            .unwrap()
-            .get(0);
-        // With a timeout, the call waits until the backend is gone (PostgreSQL 14+).
-        self.killer
-            .execute("SELECT pg_terminate_backend($1, 5000)", &[&pid])
-            .unwrap();
-        Ok(snapshot)
-    }
-
-    fn commit(
-        &mut self,
-        claim: &[ClaimEntry],
-        request: &Request,
-    ) -> Result<CommitOutcome, StorageError> {
-        self.inner.commit(claim, request)
-    }
-}
-
 fn killed_connection_leaves_no_charge(db: &Db) {
-    let mut check = db.store();
-    let before: Vec<Option<u64>> = ["a", "team", "org"]
-        .iter()
-        .map(|p| check.generation(p).unwrap())
-        .collect();
+    let mut killer = db.client();
     let mut store = KilledAfterRead {
         inner: db.store(),
-        killer: db.client(),
+        kill: move |s: &mut PostgresStore| {
+            let pid: i32 = s
+                .client()
+                .query_one("SELECT pg_backend_pid()", &[])
+                .unwrap()
+                .get(0);
+            // With a timeout, the call waits until the backend is gone (PostgreSQL 14+).
+            killer
+                .execute("SELECT pg_terminate_backend($1, 5000)", &[&pid])
+                .unwrap();
+        },
     };
-    let err = consume(&config(), &quick(), &mut store, &servers("a", 2)).unwrap_err();
-    assert!(matches!(err, Error::Storage { attempts: 1, .. }), "{err:?}");
-    let after: Vec<Option<u64>> = ["a", "team", "org"]
-        .iter()
-        .map(|p| check.generation(p).unwrap())
-        .collect();
-    assert_eq!(before, after, "no generation moved");
-    assert_eq!(check.usage("a", "servers").unwrap(), 0, "no usage written");
+    storage_error_leaves_no_charge(&mut db.store(), &mut store, "postgres");
 }
 
 /// The root's generation row refuses updates (a trigger raises), so the
@@ -358,22 +227,7 @@ fn failure_at_last_claim_entry_leaves_no_charge(db: &Db) {
              FOR EACH ROW WHEN (OLD.project_id = 'org') EXECUTE FUNCTION refuse_org();",
         )
         .unwrap();
-    let before: Vec<Option<u64>> = ["a", "team", "org"]
-        .iter()
-        .map(|p| check.generation(p).unwrap())
-        .collect();
-    let mut store = db.store();
-    let err = consume(&config(), &quick(), &mut store, &servers("a", 2)).unwrap_err();
-    assert!(
-        matches!(&err, Error::Storage { message, .. } if message.contains("org is read-only")),
-        "{err:?}"
-    );
-    let after: Vec<Option<u64>> = ["a", "team", "org"]
-        .iter()
-        .map(|p| check.generation(p).unwrap())
-        .collect();
-    assert_eq!(before, after, "a's bump rolled back with the failed one");
-    assert_eq!(check.usage("a", "servers").unwrap(), 0, "no usage written");
+    storage_error_leaves_no_charge(&mut check, &mut db.store(), "org is read-only");
     check
         .client()
         .batch_execute(

@@ -1,0 +1,217 @@
+//! What the database store tests share: the fixture tree, a way to look
+//! into any store, and the checks whose expectations do not depend on the
+//! database.
+
+#![allow(dead_code)] // each test binary uses its own part
+
+use delimiter::*;
+
+/// org (10 servers) > team (unlimited) > {a, b}; registered default 8.
+pub fn projects() -> Vec<Project> {
+    vec![
+        Project::root("org"),
+        Project::child("team", "org"),
+        Project::child("a", "team"),
+        Project::child("b", "team"),
+    ]
+}
+
+pub fn limits() -> Limits {
+    Limits {
+        registered: vec![RegisteredLimit::new("servers", 8)],
+        project: vec![
+            ProjectLimit::new("org", "servers", 10),
+            ProjectLimit::new("team", "servers", UNLIMITED),
+        ],
+    }
+}
+
+pub fn servers(project: &str, n: i64) -> Request {
+    Request::new(project, vec![Delta::new("servers", n)])
+}
+
+pub fn config() -> Config {
+    Config::new(Model::Nested)
+}
+
+/// Short backoffs: tests should not sleep for long.
+pub fn quick() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 50,
+        base_delay_us: 50,
+        max_delay_us: 2_000,
+        seed: 7,
+    }
+}
+
+/// A store the tests can set up and look into.
+pub trait Inspect: Store {
+    fn add(&mut self, project: &Project);
+    fn limit(&mut self, limits: &Limits);
+    fn generation_of(&mut self, project: &str) -> Option<u64>;
+    fn usage_of(&mut self, project: &str, resource: &str) -> i64;
+
+    /// The fixture tree and limits.
+    fn seed(&mut self) {
+        for p in projects() {
+            self.add(&p);
+        }
+        self.limit(&limits());
+    }
+
+    /// Generations of a, team and org: what a commit by a would move.
+    fn path_generations(&mut self) -> Vec<Option<u64>> {
+        ["a", "team", "org"]
+            .iter()
+            .map(|p| self.generation_of(p))
+            .collect()
+    }
+}
+
+macro_rules! inspect {
+    ($store:ty) => {
+        impl Inspect for $store {
+            fn add(&mut self, project: &Project) {
+                self.add_project(project).unwrap()
+            }
+            fn limit(&mut self, limits: &Limits) {
+                self.set_limits(limits).unwrap()
+            }
+            fn generation_of(&mut self, project: &str) -> Option<u64> {
+                self.generation(project).unwrap()
+            }
+            fn usage_of(&mut self, project: &str, resource: &str) -> i64 {
+                self.usage(project, resource).unwrap()
+            }
+        }
+    };
+}
+
+inspect!(PostgresStore);
+inspect!(MariadbStore);
+
+/// Admission with a claim, refusal by the parent, release, and an unknown
+/// project, on a freshly seeded store.
+pub fn admits_commits_refuses(store: &mut impl Inspect) {
+    consume(&config(), &quick(), store, &servers("a", 6)).unwrap();
+    let snapshot = store.read("b", &["servers".to_string()]).unwrap();
+    assert_eq!(snapshot.projects.len(), 3, "b, team, org: not a");
+    let Usage::Path(path) = &snapshot.usage else {
+        panic!("{:?}", snapshot.usage)
+    };
+    assert!(
+        path.subtree.contains(&UsageEntry::new("org", "servers", 6)),
+        "{path:?}"
+    );
+
+    let g_org = store.generation_of("org").unwrap();
+    let done = consume(&config(), &quick(), store, &servers("b", 3)).unwrap();
+    assert_eq!(
+        done.claim
+            .iter()
+            .map(|c| c.project.as_str())
+            .collect::<Vec<_>>(),
+        ["b", "org"]
+    );
+    assert_eq!(
+        store.generation_of("org"),
+        Some(g_org + 1),
+        "the claim bumped org"
+    );
+
+    let err = consume(&config(), &quick(), store, &servers("b", 2)).unwrap_err();
+    assert!(
+        matches!(&err, Error::OverLimit { violations, .. } if violations[0].project == "org"),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.usage_of("b", "servers"),
+        3,
+        "a refusal writes nothing"
+    );
+
+    let g_b = store.generation_of("b").unwrap();
+    consume(&config(), &quick(), store, &servers("b", -3)).unwrap();
+    assert_eq!(store.usage_of("b", "servers"), 0);
+    assert_eq!(
+        store.generation_of("b"),
+        Some(g_b + 1),
+        "a release moves the generation too"
+    );
+
+    // Ids are case-sensitive everywhere.
+    let err = consume(&config(), &quick(), store, &servers("A", 1)).unwrap_err();
+    assert_eq!(
+        err,
+        Error::Invalid(InvalidInput::UnknownProject {
+            project: "A".into()
+        })
+    );
+}
+
+/// A claim whose last entry is stale rolls back the bumps before it.
+pub fn stale_generation_writes_nothing(store: &mut impl Inspect) {
+    let g_a = store.generation_of("a").unwrap();
+    let g_org = store.generation_of("org").unwrap();
+    let stale = [
+        ClaimEntry {
+            project: "a".into(),
+            generation: g_a,
+        },
+        ClaimEntry {
+            project: "org".into(),
+            generation: g_org - 1,
+        },
+    ];
+    assert_eq!(
+        store.commit(&stale, &servers("a", 1)).unwrap(),
+        CommitOutcome::Conflict
+    );
+    assert_eq!(
+        store.generation_of("a"),
+        Some(g_a),
+        "a's bump rolled back with the rest"
+    );
+    assert_eq!(store.usage_of("a", "servers"), 0);
+}
+
+/// Consumes through `store`, which must fail with a storage error on the
+/// first attempt (`message` in its text), and checks with `check` that no
+/// generation moved and no usage was written.
+pub fn storage_error_leaves_no_charge(
+    check: &mut impl Inspect,
+    store: &mut impl Store,
+    message: &str,
+) {
+    let before = check.path_generations();
+    let err = consume(&config(), &quick(), store, &servers("a", 2)).unwrap_err();
+    assert!(
+        matches!(&err, Error::Storage { message: m, attempts: 1 } if m.contains(message)),
+        "{err:?}"
+    );
+    assert_eq!(before, check.path_generations(), "no generation moved");
+    assert_eq!(check.usage_of("a", "servers"), 0, "no usage written");
+}
+
+/// A store that, after each read, has its own server connection ended by
+/// `kill`: the commit that follows must fail and write nothing.
+pub struct KilledAfterRead<S, F> {
+    pub inner: S,
+    pub kill: F,
+}
+
+impl<S: Store, F: FnMut(&mut S)> Store for KilledAfterRead<S, F> {
+    fn read(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
+        let snapshot = self.inner.read(project, resources)?;
+        (self.kill)(&mut self.inner);
+        Ok(snapshot)
+    }
+
+    fn commit(
+        &mut self,
+        claim: &[ClaimEntry],
+        request: &Request,
+    ) -> Result<CommitOutcome, StorageError> {
+        self.inner.commit(claim, request)
+    }
+}
