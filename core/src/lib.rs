@@ -69,4 +69,3 @@ pub use snapshot::Snapshot;
 pub use tree::Project;
 pub use usage::{PathUsage, ResourceUsage, Usage, UsageEntry};
 pub use validate::{Finding, validate};
-

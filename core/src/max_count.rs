@@ -5,7 +5,7 @@ use crate::decide::Delta;
 use crate::error::{Error, Result};
 use crate::limits::Limit;
 use crate::model::Config;
-use crate::snapshot::{check_request, Snapshot, View};
+use crate::snapshot::{Snapshot, View, check_request};
 
 /// The outcome of [`max_count`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -100,8 +100,14 @@ fn checked_entries<'u>(
             });
         }
         let node = tree.require(&e.project)?;
-        if out.last().is_some_and(|(_, last)| last.project == e.project && last.resource == e.resource) {
-            return Err(Error::DuplicateUsage { project: e.project.clone(), resource: e.resource.clone() });
+        if out
+            .last()
+            .is_some_and(|(_, last)| last.project == e.project && last.resource == e.resource)
+        {
+            return Err(Error::DuplicateUsage {
+                project: e.project.clone(),
+                resource: e.resource.clone(),
+            });
         }
         out.push((node, e));
     }
