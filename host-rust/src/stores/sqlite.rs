@@ -173,132 +173,96 @@ impl SqliteStore {
         // so the generations are read no later than the usage.
         let tx = self.conn.transaction().map_err(storage)?;
 
-        let generations = {
-            let mut stmt = tx
-                .prepare(&format!(
-                    "{PATH_CTE} SELECT g.project_id, g.generation
-                       FROM path JOIN delimiter_generations g ON g.project_id = path.project_id
-                      ORDER BY path.depth"
-                ))
-                .map_err(storage)?;
-            let rows = stmt
-                .query_map(params![project], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-                })
-                .map_err(storage)?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (p, g) = row.map_err(storage)?;
-                out.push(Generation::new(p, from_sql_generation(g)?));
-            }
-            out
-        };
+        let generations = rows(
+            &tx,
+            &format!(
+                "{PATH_CTE} SELECT g.project_id, g.generation
+                   FROM path JOIN delimiter_generations g ON g.project_id = path.project_id
+                  ORDER BY path.depth"
+            ),
+            params![project],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+        )?
+        .into_iter()
+        .map(|(p, g)| Ok(Generation::new(p, from_sql_generation(g)?)))
+        .collect::<Result<Vec<_>, StorageError>>()?;
 
-        let projects = {
-            let mut stmt = tx
-                .prepare(&format!(
-                    "{PATH_CTE} SELECT project_id, parent_id FROM path ORDER BY depth"
-                ))
-                .map_err(storage)?;
-            stmt.query_map(params![project], |r| {
+        let projects = rows(
+            &tx,
+            &format!("{PATH_CTE} SELECT project_id, parent_id FROM path ORDER BY depth"),
+            params![project],
+            |r| {
                 Ok(Project {
                     id: r.get(0)?,
                     parent: r.get(1)?,
                 })
-            })
-            .map_err(storage)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(storage)?
-        };
+            },
+        )?;
 
-        let local = {
-            let mut stmt = tx
-                .prepare("SELECT resource, usage FROM delimiter_usage WHERE project_id = ?1")
-                .map_err(storage)?;
-            stmt.query_map(params![project], |r| {
+        let mut local = rows(
+            &tx,
+            "SELECT resource, usage FROM delimiter_usage WHERE project_id = ?1",
+            params![project],
+            |r| {
                 Ok(ResourceUsage {
                     resource: r.get(0)?,
                     usage: r.get(1)?,
                 })
-            })
-            .map_err(storage)?
-            .filter(|u| {
-                u.as_ref()
-                    .map_or(true, |u| wanted.contains(u.resource.as_str()))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(storage)?
-        };
+            },
+        )?;
+        local.retain(|u| wanted.contains(u.resource.as_str()));
 
         // U(a, r) for every a on the path: the usage of a's whole subtree.
-        let subtree = {
-            let mut stmt = tx
-                .prepare(&format!(
-                    "{PATH_CTE}, {SUBTREE_CTE}
-                     SELECT subtree.anchor, u.resource, CAST(SUM(u.usage) AS BIGINT)
-                       FROM subtree JOIN delimiter_usage u ON u.project_id = subtree.project_id
-                      GROUP BY subtree.anchor, u.resource
-                      ORDER BY subtree.anchor, u.resource"
-                ))
-                .map_err(storage)?;
-            stmt.query_map(params![project], |r| {
+        let mut subtree = rows(
+            &tx,
+            &format!(
+                "{PATH_CTE}, {SUBTREE_CTE}
+                 SELECT subtree.anchor, u.resource, CAST(SUM(u.usage) AS BIGINT)
+                   FROM subtree JOIN delimiter_usage u ON u.project_id = subtree.project_id
+                  GROUP BY subtree.anchor, u.resource
+                  ORDER BY subtree.anchor, u.resource"
+            ),
+            params![project],
+            |r| {
                 Ok(UsageEntry {
                     project: r.get(0)?,
                     resource: r.get(1)?,
                     usage: r.get(2)?,
                 })
-            })
-            .map_err(storage)?
-            .filter(|u| {
-                u.as_ref()
-                    .map_or(true, |u| wanted.contains(u.resource.as_str()))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(storage)?
-        };
+            },
+        )?;
+        subtree.retain(|u| wanted.contains(u.resource.as_str()));
 
-        let registered = {
-            let mut stmt = tx
-                .prepare("SELECT resource, limit_value FROM delimiter_registered_limits ORDER BY resource")
-                .map_err(storage)?;
-            stmt.query_map([], |r| {
+        let mut registered = rows(
+            &tx,
+            "SELECT resource, limit_value FROM delimiter_registered_limits ORDER BY resource",
+            [],
+            |r| {
                 Ok(RegisteredLimit {
                     resource: r.get(0)?,
                     limit: r.get(1)?,
                 })
-            })
-            .map_err(storage)?
-            .filter(|l| {
-                l.as_ref()
-                    .map_or(true, |l| wanted.contains(l.resource.as_str()))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(storage)?
-        };
+            },
+        )?;
+        registered.retain(|l| wanted.contains(l.resource.as_str()));
 
-        let project_limits = {
-            let mut stmt = tx
-                .prepare(&format!(
-                    "{PATH_CTE} SELECT l.project_id, l.resource, l.limit_value
-                       FROM path JOIN delimiter_project_limits l ON l.project_id = path.project_id
-                      ORDER BY path.depth, l.resource"
-                ))
-                .map_err(storage)?;
-            stmt.query_map(params![project], |r| {
+        let mut project_limits = rows(
+            &tx,
+            &format!(
+                "{PATH_CTE} SELECT l.project_id, l.resource, l.limit_value
+                   FROM path JOIN delimiter_project_limits l ON l.project_id = path.project_id
+                  ORDER BY path.depth, l.resource"
+            ),
+            params![project],
+            |r| {
                 Ok(ProjectLimit {
                     project: r.get(0)?,
                     resource: r.get(1)?,
                     limit: r.get(2)?,
                 })
-            })
-            .map_err(storage)?
-            .filter(|l| {
-                l.as_ref()
-                    .map_or(true, |l| wanted.contains(l.resource.as_str()))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(storage)?
-        };
+            },
+        )?;
+        project_limits.retain(|l| wanted.contains(l.resource.as_str()));
         tx.finish().map_err(storage)?;
 
         Ok(Snapshot {
@@ -311,6 +275,18 @@ impl SqliteStore {
             generations,
         })
     }
+}
+
+/// Runs one query in `tx` and maps every row.
+fn rows<T>(
+    tx: &rusqlite::Transaction<'_>,
+    sql: &str,
+    params: impl rusqlite::Params,
+    map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StorageError> {
+    let mut stmt = tx.prepare(sql).map_err(storage)?;
+    let mapped = stmt.query_map(params, map).map_err(storage)?;
+    mapped.collect::<Result<Vec<_>, _>>().map_err(storage)
 }
 
 impl Store for SqliteStore {
