@@ -3,6 +3,7 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 python := env_var_or_default("PYTHON", "python3")
+venv := ".venv-delimiter"
 
 # List the recipes.
 default:
@@ -12,10 +13,14 @@ default:
 setup:
     rustup target add wasm32-unknown-unknown >/dev/null
     {{python}} -m pip install --quiet --disable-pip-version-check -r conformance/requirements.txt
+    test -x {{venv}}/bin/python || {{python}} -m venv {{venv}} || ({{python}} -m pip install --quiet virtualenv && {{python}} -m virtualenv {{venv}})
+    echo '*' > {{venv}}/.gitignore
+    {{venv}}/bin/python -m pip install --quiet --disable-pip-version-check -r host-python/requirements-dev.txt
 
 # Everything, all hosts: unit, property and doc tests, vector schema, conformance.
 test: setup component
     cargo test --workspace --quiet
+    just test-python
     just check-vectors
     just conformance
 
@@ -33,6 +38,16 @@ component:
 conformance: component
     @cargo test --quiet -p delimiter-core --test conformance 2>/dev/null | grep '^conformance '
     @cargo test --quiet -p delimiter --test conformance 2>/dev/null | grep '^conformance '
+    @just wheel >/dev/null 2>&1 || just wheel; {{venv}}/bin/python host-python/tests/conformance_runner.py | grep '^conformance '
+
+# Build the Python wheel (release, abi3) into target/wheels and install it into .venv-delimiter.
+wheel: setup component
+    {{venv}}/bin/maturin build --release --quiet -m host-python/Cargo.toml --out target/wheels
+    {{venv}}/bin/python -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps --no-index --find-links target/wheels delimiter
+
+# The Python wheel's tests: API, stubs, cache, oslo.limit comparison, every vector.
+test-python: wheel
+    {{venv}}/bin/python -m pytest -q -p no:cacheprovider host-python/tests
 
 # The demonstration (README quickstart): concurrent workers on SQLite, audited.
 demo: setup component

@@ -1,0 +1,276 @@
+"""Runs every conformance vector through the installed ``delimiter`` wheel.
+
+As a script it prints each failure with its identity, then exactly one line,
+``conformance python: N passed, M failed``, and exits non-zero if M > 0 (the
+runner contract of conformance/README.md). ``test_conformance.py`` runs the
+same cases one pytest test each.
+
+Vectors: ``$DELIMITER_VECTORS`` or ../../conformance/vectors from here.
+"""
+
+import json
+import os
+import pathlib
+import sys
+
+import delimiter as d
+
+VECTORS = pathlib.Path(
+    os.environ.get(
+        "DELIMITER_VECTORS",
+        pathlib.Path(__file__).resolve().parents[2] / "conformance" / "vectors",
+    )
+)
+
+
+def cases():
+    """Every case as ``(identity, case)``, files sorted by name, cases in
+    file order."""
+    for path in sorted(VECTORS.glob("*.json")):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        for case in doc["cases"]:
+            yield f"{path.stem}/{case['description']}", case
+
+
+# ---- inputs ----------------------------------------------------------------
+
+
+def config(case):
+    c = case.get("config", {})
+    return d.Config(
+        model=c.get("model", "nested"),
+        max_depth=c.get("max_depth", d.DEFAULT_MAX_DEPTH),
+        missing_limit=c.get("missing_limit", "zero"),
+    )
+
+
+def usage_entries(rows):
+    return [d.UsageEntry(u["project"], u["resource"], u["usage"]) for u in rows]
+
+
+def snapshot(v):
+    usage = v.get("usage", {"local": []})
+    if "path" in usage:
+        path = usage["path"]
+        usage = d.PathUsage(
+            local=[d.ResourceUsage(u["resource"], u["usage"]) for u in path.get("local", [])],
+            subtree=usage_entries(path.get("subtree", [])),
+        )
+    else:
+        usage = usage_entries(usage.get("local", []))
+    return d.Snapshot(
+        projects=[d.Project(p["id"], p.get("parent")) for p in v.get("projects", [])],
+        limits=d.Limits(
+            registered=[
+                d.RegisteredLimit(l["resource"], l["limit"])
+                for l in v.get("registered_limits", [])
+            ],
+            project=[
+                d.ProjectLimit(l["project"], l["resource"], l["limit"])
+                for l in v.get("project_limits", [])
+            ],
+        ),
+        usage=usage,
+        generations=[d.Generation(g["project"], g["generation"]) for g in v.get("generations", [])],
+    )
+
+
+def deltas(rows):
+    # A list, not a dict: a case may repeat a resource on purpose.
+    return [d.Delta(x["resource"], x["delta"]) for x in rows]
+
+
+def request(case):
+    r = case["request"]
+    return d.Request(r["project"], deltas(r.get("deltas", [])))
+
+
+# ---- outputs ---------------------------------------------------------------
+
+
+def claim_json(claim):
+    return [{"project": c.project, "generation": c.generation} for c in claim]
+
+
+def finding_json(f):
+    if isinstance(f, d.ChildLimitExceedsParent):
+        return {
+            "kind": f.kind,
+            "parent": f.parent,
+            "child": f.child,
+            "resource": f.resource,
+            "parent_limit": f.parent_limit,
+            "child_limit": f.child_limit,
+        }
+    out = {"kind": f.kind}
+    if f.project is not None:
+        out["project"] = f.project
+    if f.resource is not None:
+        out["resource"] = f.resource
+    return out
+
+
+# ---- operations ------------------------------------------------------------
+
+
+def run_evaluate(case):
+    decision = d.evaluate(snapshot(case["snapshot"]), request(case), config(case))
+    if decision.admitted:
+        return {"admitted": True, "claim": claim_json(decision.claim)}
+    return {
+        "admitted": False,
+        "violations": [
+            {"project": v.project, "resource": v.resource, "limit": v.limit,
+             "usage": v.usage, "delta": v.delta}
+            for v in decision.violations
+        ],
+    }
+
+
+def run_headroom(case):
+    rows = d.headroom(
+        snapshot(case["snapshot"]), case["project"], case.get("resources", []), config(case)
+    )
+    return [
+        {"resource": h.resource, "headroom": "unlimited" if h.unlimited else h.room}
+        for h in rows
+    ]
+
+
+def run_max_count(case):
+    count = d.max_count(snapshot(case["snapshot"]), request(case), config(case))
+    return {"count": "unlimited" if count.unlimited else count.units}
+
+
+def run_validate(case):
+    s = snapshot(case["snapshot"])
+    return [finding_json(f) for f in d.validate(s.projects, s.limits, config(case))]
+
+
+def run_oslo(case):
+    o = case["oslo"]
+    check = d.OsloCheck(
+        o.get("project_id"),
+        deltas(o.get("deltas", [])),
+        registered=[d.ResourceLimit(l["resource"], l["limit"]) for l in o.get("registered_limits", [])],
+        project=[d.ResourceLimit(l["resource"], l["limit"]) for l in o.get("project_limits", [])],
+        usage=[d.ResourceUsage(u["resource"], u["usage"]) for u in o.get("usage", [])],
+    )
+    return {
+        "over_limit": [
+            {"resource_name": i.resource_name, "limit": i.limit,
+             "current_usage": i.current_usage, "delta": i.delta}
+            for i in d.oslo_check(check)
+        ]
+    }
+
+
+class ScriptedStore:
+    """The vectors' scripted store: the n-th read/commit returns the n-th
+    step (or the last once the list runs out); backoffs are counted."""
+
+    def __init__(self, spec):
+        self.reads = spec.get("reads", [])
+        self.commits = spec.get("commits", [])
+        self.calls = {"reads": 0, "commits": 0, "backoffs": 0}
+
+    @staticmethod
+    def _step(steps, n):
+        return steps[n] if n < len(steps) else (steps[-1] if steps else None)
+
+    def read(self, project, resources):
+        step = self._step(self.reads, self.calls["reads"])
+        self.calls["reads"] += 1
+        if step == "storage-error" or step is None:
+            raise d.StorageError("scripted read failure")
+        return snapshot(step)
+
+    def commit(self, claim, req):
+        step = self._step(self.commits, self.calls["commits"])
+        self.calls["commits"] += 1
+        if step in ("committed", "conflict"):
+            return step
+        raise d.StorageError("scripted commit failure")
+
+    def backoff(self, attempt, delay_us):
+        self.calls["backoffs"] += 1
+
+
+def run_consume(case, calls):
+    store = ScriptedStore(case.get("store", {}))
+    policy = d.RetryPolicy(max_attempts=case.get("policy", {}).get("max_attempts", 5))
+    try:
+        done = d.consume(store, request(case), config(case), policy)
+        return {"claim": claim_json(done.claim), "attempts": done.attempts}
+    finally:
+        calls.update(store.calls)
+
+
+OPERATIONS = {
+    "evaluate": run_evaluate,
+    "headroom": run_headroom,
+    "max-count": run_max_count,
+    "validate": run_validate,
+    "oslo-check": run_oslo,
+}
+
+ERROR_KINDS = {
+    d.OverLimit: "over-limit",
+    d.RetriesExhausted: "retries-exhausted",
+    d.StorageError: "storage",
+}
+
+
+def canonical(value):
+    """Compared as JSON, so that True is not 1 and key order is ignored."""
+    return json.dumps(value, sort_keys=True)
+
+
+def run_case(case):
+    """None when the case passes, else why it failed."""
+    op = case.get("operation")
+    calls = {}
+    try:
+        if op == "consume":
+            outcome = ("result", run_consume(case, calls))
+        elif op in OPERATIONS:
+            outcome = ("result", OPERATIONS[op](case))
+        else:
+            return f"unsupported operation {op!r}"
+    except d.InvalidInput as e:
+        outcome = ("error", e.kind)
+    except d.GuestFault as e:
+        outcome = ("error", f"guest-fault: {e}")
+    except (d.OverLimit, d.RetriesExhausted, d.StorageError) as e:
+        outcome = ("error", ERROR_KINDS[type(e)])
+    except Exception as e:  # a crash is a failure, reported as such
+        return f"crashed: {type(e).__name__}: {e}"
+
+    if "want_result" in case and "want_error" not in case:
+        want = ("result", case["want_result"])
+    elif "want_error" in case and "want_result" not in case:
+        want = ("error", case["want_error"])
+    else:
+        return "the case has neither (or both) want_result and want_error"
+    if canonical(outcome) != canonical(want):
+        return f"want {want[0]} {json.dumps(want[1])} got {outcome[0]} {json.dumps(outcome[1])}"
+    if op == "consume" and calls != case.get("want_calls"):
+        return f"want calls {json.dumps(case.get('want_calls'))} got {json.dumps(calls)}"
+    return None
+
+
+def main():
+    passed = failed = 0
+    for identity, case in cases():
+        why = run_case(case)
+        if why is None:
+            passed += 1
+        else:
+            failed += 1
+            print(f"FAIL {identity}\n     {why}")
+    print(f"conformance python: {passed} passed, {failed} failed")
+    return 1 if failed or not passed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
