@@ -1,0 +1,354 @@
+"""Renders BENCHMARKS.md from the runners' results in ``target/bench/*.json``.
+
+Every figure in the page comes from those files, written by one ``just
+bench`` run on this machine; nothing here is typed in by hand. Ratios are
+taken between figures of the same run. Where a result is bad (the wheel
+not beating oslo.limit, our strategy oversubscribing), the page says so in
+a "Findings" section computed from the same data.
+
+Usage: ``python benches/report.py [--out BENCHMARKS.md]``. Standard library
+only, so it runs with any Python 3.9+.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "target" / "bench"
+
+DECISION_IMPLS = ["native", "rust-host", "wheel", "wheel-oslo-compat", "oslo.limit"]
+SCENARIOS = ["flat", "depth-3", "depth-10"]
+STRATEGIES = ["generation-cas", "for-update", "serializable"]
+
+
+def load_results() -> dict[str, list[dict[str, Any]]]:
+    """All result files, grouped by table (a table may have several runners)."""
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(RESULTS.glob("*.json")):
+        if path.name == "scenarios.json":
+            continue
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise SystemExit(f"report: cannot read {path}: {e}") from e
+        if not isinstance(doc, dict) or "table" not in doc or "rows" not in doc:
+            raise SystemExit(f"report: {path} is not a results file (no table/rows)")
+        doc["file"] = path.name
+        tables.setdefault(doc["table"], []).append(doc)
+    return tables
+
+
+def rows_of(docs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [row for doc in docs for row in doc["rows"]]
+
+
+# ---- formatting ---------------------------------------------------------------
+
+
+def fmt_ns(ns: Optional[float]) -> str:
+    """A per-decision time in the unit that keeps three significant digits."""
+    if ns is None:
+        return "n/a"
+    if ns < 1_000:
+        return f"{ns:.0f} ns"
+    if ns < 1_000_000:
+        return f"{ns / 1_000:.3g} µs"
+    return f"{ns / 1_000_000:.3g} ms"
+
+
+def fmt_ratio(a: Optional[float], b: Optional[float]) -> str:
+    if a is None or b is None or b == 0:
+        return "n/a"
+    r = a / b
+    return f"{r:.2f}x" if r < 100 else f"{r:.0f}x"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def meta_lines(docs: list[dict[str, Any]]) -> str:
+    """Every runner's own account of its method and versions, verbatim."""
+    out = []
+    for doc in docs:
+        meta = doc.get("meta") or {}
+        if not meta:
+            continue
+        out.append(f"- `{doc['file']}` ({doc.get('runner', '?')}):")
+        for key, value in meta.items():
+            if isinstance(value, (dict, list)):
+                value = json.dumps(value)
+            out.append(f"  - {key}: {value}")
+    return "\n".join(out)
+
+
+# ---- the machine ----------------------------------------------------------------
+
+
+def _first_line(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.strip().splitlines()[0] if out.strip() else "unknown"
+
+
+def machine() -> list[str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "unknown"
+    try:
+        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+        mem = f"{kb / 1024 / 1024:.1f} GiB"
+    except (OSError, AttributeError):
+        pass
+    return [
+        f"- CPU: {cpu}, {os.cpu_count()} logical cores; memory {mem}",
+        f"- OS: {platform.system()} {platform.release()}",
+        f"- rustc: {_first_line(['rustc', '--version'])}",
+        f"- Python (report): {platform.python_version()}",
+        f"- wasmtime: {locked_version('wasmtime')}; criterion: {locked_version('criterion')}",
+    ]
+
+
+def locked_version(crate: str) -> str:
+    """The version Cargo.lock pins (the one every Rust runner was built with)."""
+    try:
+        text = (ROOT / "Cargo.lock").read_text()
+    except OSError:
+        return "unknown"
+    m = re.search(r'\[\[package\]\]\nname = "' + re.escape(crate) + r'"\nversion = "([^"]+)"', text)
+    return m.group(1) if m else "unknown"
+
+
+# ---- the four tables ------------------------------------------------------------
+
+
+def decision_section(docs: list[dict[str, Any]], findings: list[str]) -> str:
+    rows = rows_of(docs)
+    cell: dict[tuple[str, int, str], float] = {
+        (r["scenario"], int(r["resources"]), r["impl"]): float(r["median_ns"]) for r in rows
+    }
+    present = [i for i in DECISION_IMPLS if any(k[2] == i for k in cell)]
+    keys = sorted({(k[0], k[1]) for k in cell}, key=lambda k: (_order(SCENARIOS, k[0]), k[1]))
+    header = ["scenario", "resources"] + [f"{i} (median)" for i in present]
+    header += [f"{i} / native" for i in present if i != "native"]
+    header += ["oslo.limit / wheel"]
+    body = []
+    for scen, res in keys:
+        get = lambda impl: cell.get((scen, res, impl))  # noqa: E731
+        line = [scen, str(res)] + [fmt_ns(get(i)) for i in present]
+        line += [fmt_ratio(get(i), get("native")) for i in present if i != "native"]
+        line.append(fmt_ratio(get("oslo.limit"), get("wheel")))
+        body.append(line)
+        wheel, oslo = get("wheel"), get("oslo.limit")
+        if wheel is not None and oslo is not None and wheel >= oslo:
+            findings.append(
+                f"BAD: on {scen} with {res} resource(s) the wheel ({fmt_ns(wheel)}) is not "
+                f"faster than oslo.limit ({fmt_ns(oslo)})."
+            )
+    wins = [
+        cell[(s, r, "oslo.limit")] / cell[(s, r, "wheel")]
+        for s, r in keys
+        if (s, r, "wheel") in cell and (s, r, "oslo.limit") in cell
+    ]
+    if wins and min(wins) > 1:
+        findings.append(
+            f"The wheel beats oslo.limit on all {len(wins)} scenarios: by {min(wins):.1f}x "
+            f"at least, {max(wins):.1f}x at most."
+        )
+    return (
+        "Median time per decision; ratios are taken between figures of this run "
+        "(\"oslo.limit / wheel\" above 1 means the wheel is faster).\n\n"
+        + table(header, body)
+        + "\n\nMethod and versions, as each runner recorded them:\n\n"
+        + meta_lines(docs)
+    )
+
+
+def startup_section(docs: list[dict[str, Any]], findings: list[str]) -> str:
+    rows = rows_of(docs)
+    base = next((r["median_ms"] for r in rows if r["case"].startswith("bare python")), None)
+    body = [
+        [r["case"], f"{r['median_ms']:.1f} ms", fmt_ratio(r["median_ms"], base), str(r["runs"])]
+        for r in rows
+    ]
+    by_case = {r["case"]: r["median_ms"] for r in rows}
+    first = by_case.get("import delimiter + first decision")
+    oslo = by_case.get("from oslo_limit import limit (its Enforcer)")
+    if first is not None and oslo is not None:
+        verdict = "less" if first < oslo else "MORE"
+        findings.append(
+            f"Start-up: `import delimiter` plus the first decision takes {first:.1f} ms, "
+            f"{verdict} than importing oslo.limit's Enforcer alone ({oslo:.1f} ms)."
+        )
+    return (
+        table(["process", "median wall", "vs bare python", "runs"], body)
+        + "\n\n"
+        + meta_lines(docs)
+    )
+
+
+def scale_section(docs: list[dict[str, Any]], findings: list[str]) -> str:
+    rows = rows_of(docs)
+    cell = {(int(r["projects"]), r["usage_form"], r["impl"]): float(r["median_ns"]) for r in rows}
+    impls = [i for i in DECISION_IMPLS if any(k[2] == i for k in cell)]
+    sizes = sorted({k[0] for k in cell})
+    header = ["projects"]
+    for impl in impls:
+        header += [f"{impl}, local usage", f"{impl}, path usage"]
+    body = []
+    for n in sizes:
+        line = [f"{n:,}"]
+        for impl in impls:
+            line += [fmt_ns(cell.get((n, "local", impl))), fmt_ns(cell.get((n, "path", impl)))]
+        body.append(line)
+    if len(sizes) >= 2:
+        small, big = sizes[0], sizes[-1]
+        for impl in impls:
+            for form in ("local", "path"):
+                a, b = cell.get((small, form, impl)), cell.get((big, form, impl))
+                if a and b:
+                    findings.append(
+                        f"Scale, {impl}, {form} usage: {big:,} projects cost "
+                        f"{fmt_ratio(b, a)} of {small:,} projects "
+                        f"({fmt_ns(a)} -> {fmt_ns(b)})."
+                    )
+    return table(header, body) + "\n\n" + meta_lines(docs)
+
+
+def contention_section(docs: list[dict[str, Any]], findings: list[str]) -> str:
+    rows = rows_of(docs)
+    rows.sort(key=lambda r: (r["db"], int(r["workers"]), _order(STRATEGIES, r["strategy"])))
+    cas = {
+        (r["db"], int(r["workers"])): r["consumes_per_s"]
+        for r in rows
+        if r["strategy"] == "generation-cas"
+    }
+    body = []
+    for r in rows:
+        key = (r["db"], int(r["workers"]))
+        body.append(
+            [
+                r["db"],
+                str(r["workers"]),
+                r["strategy"],
+                f"{r['consumes_per_s']:.0f}",
+                f"{r['p99_ms']:.1f}",
+                fmt_ratio(r["consumes_per_s"], cas.get(key)),
+                str(r["oversubscribed"]),
+                str(r["admitted"]),
+                str(r["refused"]),
+                str(r["conflicts"]),
+            ]
+        )
+        if r["oversubscribed"]:
+            who = "BAD: Delimiter's" if r["strategy"] == "generation-cas" else "The"
+            findings.append(
+                f"{who} {r['strategy']} strategy oversubscribed {r['oversubscribed']} time(s) on "
+                f"{r['db']} with {r['workers']} workers."
+            )
+    ours = [r for r in rows if r["strategy"] == "generation-cas"]
+    if ours and all(r["oversubscribed"] == 0 for r in ours):
+        findings.append(
+            f"Generation compare-and-update: oversubscribed=0 in all {len(ours)} contention cells."
+        )
+    header = [
+        "db",
+        "workers",
+        "strategy",
+        "consumes/s",
+        "p99 (ms)",
+        "throughput vs generation-cas",
+        "oversubscribed",
+        "admitted",
+        "refused",
+        "conflicts",
+    ]
+    return table(header, body) + "\n\n" + meta_lines(docs)
+
+
+def _order(known: list[str], value: str) -> int:
+    return known.index(value) if value in known else len(known)
+
+
+# ---- the page -------------------------------------------------------------------
+
+
+SECTIONS = [
+    ("decision", "1. Decision cost", decision_section),
+    ("startup", "2. Start-up", startup_section),
+    ("scale", "3. Scale", scale_section),
+    ("contention", "4. Contention", contention_section),
+]
+
+
+def render(tables: dict[str, list[dict[str, Any]]]) -> str:
+    findings: list[str] = []
+    parts = []
+    for key, title, section in SECTIONS:
+        docs = tables.get(key)
+        if not docs:
+            body = "_Not run: no results for this table in target/bench/._"
+            findings.append(f"BAD: table \"{title}\" has no results.")
+        else:
+            body = section(docs, findings)
+        parts.append(f"## {title}\n\n{body}\n")
+    findings.sort(key=lambda f: not f.startswith("BAD"))
+    tiny = any(doc.get("meta", {}).get("tiny") for docs in tables.values() for doc in docs)
+    head = [
+        "# Benchmarks",
+        "",
+        "Written by `just bench` (`benches/report.py`) from the results of one run on one "
+        "machine; do not edit by hand. Absolute times on a shared 2-core machine are noise; "
+        "read the ratios, which compare figures measured in the same run.",
+        "",
+    ]
+    if tiny:
+        head += ["**These are tiny smoke-run figures (DELIMITER_BENCH_TINY=1), not benchmarks.**", ""]
+    head += [
+        f"Run: {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        "",
+        "## Machine and versions",
+        "",
+        *machine(),
+        "",
+        "## Findings",
+        "",
+        *[f"- {f}" for f in findings],
+        "",
+    ]
+    return "\n".join(head) + "\n" + "\n".join(parts)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    args = parser.parse_args(argv)
+    tables = load_results()
+    text = render(tables)
+    Path(args.out).write_text(text)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
