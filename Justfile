@@ -45,12 +45,20 @@ wheel: setup component
     {{venv}}/bin/maturin build --release --quiet -m host-python/Cargo.toml --out target/wheels
     {{venv}}/bin/python -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps --no-index --find-links target/wheels delimiter
 
-# The Python wheel's tests: API, stubs, cache, oslo.limit comparison, every vector.
+# The Python wheel's tests (API, stubs, cache, oslo.limit comparison, SQLAlchemy
+# store, every vector), then the Python concurrency harness (16 processes, on
+# SQLite and every database set in the environment).
 test-python: wheel
     {{venv}}/bin/python -m pytest -q -p no:cacheprovider host-python/tests
+    {{venv}}/bin/python host-python/tests/concurrency_harness.py
 
-# The demonstration (README quickstart): concurrent workers on SQLite, audited.
-demo: setup component
+# The demonstration (README quickstart): concurrent workers consuming through
+# the Python API on SQLite, refusals explained, audited.
+demo: wheel
+    {{venv}}/bin/python host-python/examples/demo.py
+
+# The same demonstration through the Rust host.
+demo-rust: setup component
     cargo run --quiet -p delimiter --example demo
 
 # Benchmarks (issue 6): not written yet.

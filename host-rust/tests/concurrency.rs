@@ -104,24 +104,11 @@ fn closure() -> Vec<(String, String)> {
     pairs
 }
 
-const AUDIT_TABLES: &str = "
-CREATE TABLE harness_closure (anchor VARCHAR(255) NOT NULL, project_id VARCHAR(255) NOT NULL);
-CREATE TABLE harness_audit (anchor VARCHAR(255) NOT NULL, resource VARCHAR(255) NOT NULL, total BIGINT NOT NULL);
-";
-
-/// The body every trigger shares: U(a, r) for every ancestor a of the row.
-/// `usage` is the usage column as the database spells it (MariaDB reserves
-/// the word).
-fn audit_insert(usage: &str) -> String {
-    format!(
-        "INSERT INTO harness_audit (anchor, resource, total)
-         SELECT c.anchor, NEW.resource,
-                (SELECT COALESCE(SUM(u.{usage}), 0)
-                   FROM harness_closure d JOIN delimiter_usage u ON u.project_id = d.project_id
-                  WHERE d.anchor = c.anchor AND u.resource = NEW.resource)
-           FROM harness_closure c WHERE c.project_id = NEW.project_id"
-    )
-}
+/// The audit tables and triggers, per database: language-neutral files
+/// shared with the Python harness (`conformance/concurrency/`).
+const AUDIT_SQLITE: &str = include_str!("../../conformance/concurrency/audit-sqlite.sql");
+const AUDIT_POSTGRES: &str = include_str!("../../conformance/concurrency/audit-postgres.sql");
+const AUDIT_MARIADB: &str = include_str!("../../conformance/concurrency/audit-mariadb.sql");
 
 /// The tree and the limits, through either store's own setters.
 macro_rules! seed {
@@ -185,7 +172,12 @@ impl Db {
 
     /// Fresh tables, the tree, the limits, and the audit trigger.
     fn prepare(&self) {
-        let mut statements = vec![AUDIT_TABLES.to_string()];
+        let audit = match self {
+            Db::Sqlite(_) => AUDIT_SQLITE,
+            Db::Postgres { .. } => AUDIT_POSTGRES,
+            Db::Mariadb { .. } => AUDIT_MARIADB,
+        };
+        let mut statements = vec![audit.to_string()];
         statements.extend(
             closure()
                 .iter()
@@ -196,13 +188,6 @@ impl Db {
                 let _ = std::fs::remove_file(path);
                 let mut store = SqliteStore::open(path).unwrap();
                 seed!(store);
-                for event in ["INSERT", "UPDATE"] {
-                    statements.push(format!(
-                        "CREATE TRIGGER harness_audit_{event} AFTER {event} ON delimiter_usage
-                         BEGIN {}; END;",
-                        audit_insert("usage")
-                    ));
-                }
                 store
                     .connection()
                     .execute_batch(&statements.join("\n"))
@@ -217,13 +202,6 @@ impl Db {
                     .unwrap();
                 let mut store = PostgresStore::from_client(Db::pg_client(url, schema)).unwrap();
                 seed!(store);
-                statements.push(format!(
-                    "CREATE FUNCTION harness_audit() RETURNS trigger AS $$
-                     BEGIN {}; RETURN NULL; END $$ LANGUAGE plpgsql;
-                     CREATE TRIGGER harness_audit AFTER INSERT OR UPDATE ON delimiter_usage
-                     FOR EACH ROW EXECUTE FUNCTION harness_audit();",
-                    audit_insert("usage")
-                ));
                 store
                     .client()
                     .batch_execute(&statements.join("\n"))
@@ -242,15 +220,9 @@ impl Db {
                     .unwrap();
                 let mut store = MariadbStore::from_conn(Db::my_conn(url, Some(database))).unwrap();
                 seed!(store);
-                for event in ["INSERT", "UPDATE"] {
-                    statements.push(format!(
-                        "CREATE TRIGGER harness_audit_{event} AFTER {event} ON delimiter_usage
-                         FOR EACH ROW {};",
-                        audit_insert("`usage`")
-                    ));
-                }
                 // One statement per call, split on a semicolon that ends a
-                // line (none occurs inside a trigger body here).
+                // line (the audit files' convention: none ends a line inside
+                // a statement).
                 for statement in statements {
                     for part in statement
                         .split(";\n")

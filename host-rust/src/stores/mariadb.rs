@@ -1,9 +1,8 @@
 //! A MariaDB / MySQL store (InnoDB), OpenStack's usual database, including
 //! behind Galera, where compare-and-update is the recommended pattern.
 //!
-//! `read` runs in one `START TRANSACTION WITH CONSISTENT SNAPSHOT, READ
-//! ONLY` at REPEATABLE READ, so generations and usage come from one point in
-//! time. `commit` runs at READ COMMITTED: InnoDB's `UPDATE ... WHERE
+//! `read` is one statement, so generations and usage come from one read
+//! view (one point in time) at any isolation level. `commit` runs at READ COMMITTED: InnoDB's `UPDATE ... WHERE
 //! generation = ?` waits for a concurrent writer of the row and then checks
 //! the newest committed version, so the loser matches no row and rolls back
 //! as a conflict. A deadlock, a lock wait timeout, or a Galera certification
@@ -19,39 +18,24 @@ use crate::{
     RegisteredLimit, Request, ResourceUsage, Snapshot, StorageError, Store, Usage, UsageEntry,
 };
 use mysql::prelude::Queryable;
-use mysql::{AccessMode, Conn, IsolationLevel, Opts, TxOpts};
+use mysql::{Conn, IsolationLevel, Opts, TxOpts};
 
-const SCHEMA: [&str; 5] = [
-    "CREATE TABLE IF NOT EXISTS delimiter_projects (
-        project_id VARCHAR(255) NOT NULL PRIMARY KEY,
-        parent_id  VARCHAR(255) NULL,
-        INDEX delimiter_projects_parent (parent_id),
-        FOREIGN KEY (parent_id) REFERENCES delimiter_projects (project_id)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-    "CREATE TABLE IF NOT EXISTS delimiter_generations (
-        project_id VARCHAR(255) NOT NULL PRIMARY KEY,
-        generation BIGINT NOT NULL CHECK (generation >= 0),
-        FOREIGN KEY (project_id) REFERENCES delimiter_projects (project_id)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-    "CREATE TABLE IF NOT EXISTS delimiter_usage (
-        project_id VARCHAR(255) NOT NULL,
-        resource   VARCHAR(255) NOT NULL,
-        `usage`    BIGINT NOT NULL CHECK (`usage` >= 0),
-        PRIMARY KEY (project_id, resource),
-        FOREIGN KEY (project_id) REFERENCES delimiter_projects (project_id)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-    "CREATE TABLE IF NOT EXISTS delimiter_registered_limits (
-        resource    VARCHAR(255) NOT NULL PRIMARY KEY,
-        limit_value BIGINT NOT NULL
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-    "CREATE TABLE IF NOT EXISTS delimiter_project_limits (
-        project_id  VARCHAR(255) NOT NULL,
-        resource    VARCHAR(255) NOT NULL,
-        limit_value BIGINT NOT NULL,
-        PRIMARY KEY (project_id, resource),
-        FOREIGN KEY (project_id) REFERENCES delimiter_projects (project_id)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-];
+const SCHEMA: &str = include_str!("../../../conformance/storage/schema-mariadb.sql");
+
+/// The statements of [`SCHEMA`], one per call: a statement ends with a
+/// semicolon at the end of a line (the file's convention), and the file's
+/// `--` comments are dropped.
+fn schema_statements() -> impl Iterator<Item = String> {
+    SCHEMA
+        .split(";\n")
+        .map(|part| {
+            part.lines()
+                .filter(|line| !line.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .filter(|statement| !statement.trim().is_empty())
+}
 
 /// `path`: the requesting project (the first `?`) and its ancestors, from
 /// the project up; the depth bound stops a cyclic parent chain.
@@ -63,6 +47,54 @@ WITH RECURSIVE path (project_id, parent_id, depth) AS (
       FROM delimiter_projects p JOIN path ON p.project_id = path.parent_id
      WHERE path.depth < 1024
 )";
+
+/// One row of [`READ_SQL`]: (kind, depth, a, b, n).
+type ReadRow = (i64, i64, Option<String>, Option<String>, Option<i64>);
+
+/// The row kinds of [`READ_SQL`]'s answer (its first column).
+const PATH: i64 = 0;
+const LOCAL: i64 = 1;
+const SUBTREE: i64 = 2;
+const REGISTERED: i64 = 3;
+
+/// The whole snapshot of the project's path (both `?` are the project),
+/// every resource, as one statement: rows of (kind, depth, a, b, n), sorted
+/// so that each part comes out in the order the separate queries gave.
+/// Kind 0: the path (project, parent, generation) from the project up; 1:
+/// the project's own usage (resource, usage); 2: U(a, r) for every a on the
+/// path (anchor, resource, sum); 3: registered limits (resource, limit); 4:
+/// project limits on the path (project, resource, limit).
+static READ_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{PATH_CTE},
+         subtree (anchor, project_id, depth) AS (
+             SELECT project_id, project_id, 0 FROM path
+             UNION ALL
+             SELECT subtree.anchor, c.project_id, subtree.depth + 1
+               FROM delimiter_projects c JOIN subtree ON c.parent_id = subtree.project_id
+              WHERE subtree.depth < 1024
+         )
+         SELECT 0 AS kind, path.depth, path.project_id AS a, path.parent_id AS b, g.generation AS n
+           FROM path LEFT JOIN delimiter_generations g ON g.project_id = path.project_id
+         UNION ALL
+         SELECT 1, 0, NULL, u.resource, u.`usage` FROM delimiter_usage u WHERE u.project_id = ?
+         UNION ALL
+         SELECT 2, 0, subtree.anchor, u.resource, CAST(SUM(u.`usage`) AS SIGNED)
+           FROM subtree JOIN delimiter_usage u ON u.project_id = subtree.project_id
+          GROUP BY subtree.anchor, u.resource
+         UNION ALL
+         SELECT 3, 0, NULL, r.resource, r.limit_value FROM delimiter_registered_limits r
+         UNION ALL
+         SELECT 4, path.depth, l.project_id, l.resource, l.limit_value
+           FROM path JOIN delimiter_project_limits l ON l.project_id = path.project_id
+         ORDER BY 1, 2, 3, 4"
+    )
+});
+
+/// A column the query never leaves NULL for this kind of row.
+fn present<T>(value: Option<T>, column: &str) -> Result<T, StorageError> {
+    value.ok_or_else(|| StorageError::new(format!("mariadb: unexpected NULL {column}")))
+}
 
 /// MariaDB error codes that mean "lost a race; nothing was written".
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
@@ -103,7 +135,7 @@ impl MariadbStore {
 
     /// Uses `conn`, creating the tables if they are missing.
     pub fn from_conn(mut conn: Conn) -> Result<Self, StorageError> {
-        for statement in SCHEMA {
+        for statement in schema_statements() {
             conn.query_drop(statement).map_err(storage)?;
         }
         Ok(MariadbStore { conn })
@@ -189,110 +221,54 @@ impl MariadbStore {
 
     fn read_path(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
         let wanted = |r: &String| resources.contains(r);
-        let opts = TxOpts::default()
-            .set_with_consistent_snapshot(true)
-            .set_isolation_level(Some(IsolationLevel::RepeatableRead))
-            .set_access_mode(Some(AccessMode::ReadOnly));
-        let mut tx = self.conn.start_transaction(opts).map_err(storage)?;
-
-        let rows: Vec<(String, i64)> = tx
-            .exec(
-                format!(
-                    "{PATH_CTE} SELECT g.project_id, g.generation
-                       FROM path JOIN delimiter_generations g ON g.project_id = path.project_id
-                      ORDER BY path.depth"
-                ),
-                (project,),
-            )
+        // One statement, so one consistent read (one read view) at any
+        // isolation level: generations are read no later than the usage
+        // they go with, in one round trip (the connection keeps the
+        // statement prepared).
+        let rows: Vec<ReadRow> = self
+            .conn
+            .exec(READ_SQL.as_str(), (project, project))
             .map_err(storage)?;
-        let generations = rows
-            .into_iter()
-            .map(|(p, g)| Ok(Generation::new(p, from_sql_generation(g)?)))
-            .collect::<Result<_, _>>()?;
-
-        let projects = tx
-            .exec_map(
-                format!("{PATH_CTE} SELECT project_id, parent_id FROM path ORDER BY depth"),
-                (project,),
-                |(id, parent)| Project { id, parent },
-            )
-            .map_err(storage)?;
-
-        let local: Vec<ResourceUsage> = tx
-            .exec_map(
-                "SELECT resource, `usage` FROM delimiter_usage WHERE project_id = ?",
-                (project,),
-                |(resource, usage)| ResourceUsage { resource, usage },
-            )
-            .map_err(storage)?;
-
-        // U(a, r) for every a on the path: the usage of a's whole subtree.
-        let subtree: Vec<UsageEntry> = tx
-            .exec_map(
-                format!(
-                    "{PATH_CTE},
-                     subtree (anchor, project_id, depth) AS (
-                         SELECT project_id, project_id, 0 FROM path
-                         UNION ALL
-                         SELECT subtree.anchor, c.project_id, subtree.depth + 1
-                           FROM delimiter_projects c JOIN subtree ON c.parent_id = subtree.project_id
-                          WHERE subtree.depth < 1024
-                     )
-                     SELECT subtree.anchor, u.resource, CAST(SUM(u.`usage`) AS SIGNED)
-                       FROM subtree JOIN delimiter_usage u ON u.project_id = subtree.project_id
-                      GROUP BY subtree.anchor, u.resource
-                      ORDER BY subtree.anchor, u.resource"
-                ),
-                (project,),
-                |(project, resource, usage)| UsageEntry { project, resource, usage },
-            )
-            .map_err(storage)?;
-
-        let registered: Vec<RegisteredLimit> = tx
-            .query_map(
-                "SELECT resource, limit_value FROM delimiter_registered_limits",
-                |(resource, limit)| RegisteredLimit { resource, limit },
-            )
-            .map_err(storage)?;
-
-        let project_limits: Vec<ProjectLimit> = tx
-            .exec_map(
-                format!(
-                    "{PATH_CTE} SELECT l.project_id, l.resource, l.limit_value
-                       FROM path JOIN delimiter_project_limits l ON l.project_id = path.project_id
-                      ORDER BY path.depth, l.resource"
-                ),
-                (project,),
-                |(project, resource, limit)| ProjectLimit {
-                    project,
-                    resource,
-                    limit,
-                },
-            )
-            .map_err(storage)?;
-        tx.commit().map_err(storage)?;
-
-        Ok(Snapshot {
-            projects,
-            limits: Limits {
-                registered: registered
-                    .into_iter()
-                    .filter(|l| wanted(&l.resource))
-                    .collect(),
-                project: project_limits
-                    .into_iter()
-                    .filter(|l| wanted(&l.resource))
-                    .collect(),
-            },
-            usage: Usage::Path(PathUsage {
-                local: local.into_iter().filter(|u| wanted(&u.resource)).collect(),
-                subtree: subtree
-                    .into_iter()
-                    .filter(|u| wanted(&u.resource))
-                    .collect(),
-            }),
-            generations,
-        })
+        let mut snapshot = Snapshot::default();
+        let mut local = Vec::new();
+        let mut subtree = Vec::new();
+        for (kind, _depth, a, b, n) in rows {
+            match kind {
+                PATH => {
+                    let id = present(a, "project_id")?;
+                    if let Some(g) = n {
+                        snapshot
+                            .generations
+                            .push(Generation::new(id.clone(), from_sql_generation(g)?));
+                    }
+                    snapshot.projects.push(Project { id, parent: b });
+                }
+                LOCAL => local.push(ResourceUsage {
+                    resource: present(b, "resource")?,
+                    usage: present(n, "usage")?,
+                }),
+                SUBTREE => subtree.push(UsageEntry {
+                    project: present(a, "anchor")?,
+                    resource: present(b, "resource")?,
+                    usage: present(n, "usage")?,
+                }),
+                REGISTERED => snapshot.limits.registered.push(RegisteredLimit {
+                    resource: present(b, "resource")?,
+                    limit: present(n, "limit_value")?,
+                }),
+                _ => snapshot.limits.project.push(ProjectLimit {
+                    project: present(a, "project_id")?,
+                    resource: present(b, "resource")?,
+                    limit: present(n, "limit_value")?,
+                }),
+            }
+        }
+        snapshot.limits.registered.retain(|l| wanted(&l.resource));
+        snapshot.limits.project.retain(|l| wanted(&l.resource));
+        local.retain(|u: &ResourceUsage| wanted(&u.resource));
+        subtree.retain(|u: &UsageEntry| wanted(&u.resource));
+        snapshot.usage = Usage::Path(PathUsage { local, subtree });
+        Ok(snapshot)
     }
 
     fn try_commit(
@@ -302,7 +278,11 @@ impl MariadbStore {
     ) -> Result<CommitOutcome, mysql::Error> {
         let opts = TxOpts::default().set_isolation_level(Some(IsolationLevel::ReadCommitted));
         let mut tx = self.conn.start_transaction(opts)?;
-        for entry in claim {
+        // Root first: every claim in every transaction takes its rows in
+        // one order (so no deadlock), and the row every consume of a
+        // subtree claims, its root, is tried before any other is locked: a
+        // loser waits there holding nothing, and leaves at once.
+        for entry in claim.iter().rev() {
             let Ok(generation) = i64::try_from(entry.generation) else {
                 // No stored generation can equal it: the claim is stale.
                 return Ok(CommitOutcome::Conflict);

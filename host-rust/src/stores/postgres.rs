@@ -2,9 +2,9 @@
 //! as [`SqliteStore`](crate::SqliteStore), for services whose workers on many
 //! hosts share one database.
 //!
-//! No serializable isolation and no explicit row locks: `read` takes one
-//! REPEATABLE READ, READ ONLY snapshot (so generations and usage come from
-//! the same point in time), and `commit` runs at the default READ COMMITTED
+//! No serializable isolation and no explicit row locks: `read` is one
+//! statement, so generations and usage come from one snapshot at any
+//! isolation level (and one round trip), and `commit` runs at the default READ COMMITTED
 //! level, where a concurrent `UPDATE ... WHERE generation = :g` waits for
 //! the other writer and then re-checks its WHERE clause against the new row:
 //! the loser matches no row and the transaction rolls back as a conflict.
@@ -15,12 +15,100 @@ use crate::{
     RegisteredLimit, Request, ResourceUsage, Snapshot, StorageError, Store, Usage, UsageEntry,
 };
 use postgres::error::SqlState;
-use postgres::{Client, IsolationLevel, NoTls};
+use postgres::{Client, NoTls, Statement};
 
 /// A [`Store`] over a PostgreSQL database (the `postgres` crate, no TLS).
 /// Open one per thread or worker; any number may share one database.
 pub struct PostgresStore {
     client: Client,
+    /// Prepared on first use, dropped after any error (a statement may
+    /// outlive a schema change), so that the next call prepares afresh.
+    statements: Option<Statements>,
+}
+
+/// The statements `read` and `commit` run. Prepared once per connection:
+/// a statement given as text costs two round trips (prepare, execute), a
+/// prepared one costs one.
+struct Statements {
+    read: Statement,
+    bump: Statement,
+    bump_project: Statement,
+    add_usage: Statement,
+    insert_usage: Statement,
+}
+
+impl Statements {
+    fn prepare(client: &mut Client) -> Result<Self, postgres::Error> {
+        Ok(Statements {
+            read: client.prepare(&read_sql())?,
+            bump: client.prepare(
+                "UPDATE delimiter_generations SET generation = generation + 1
+                  WHERE project_id = $1 AND generation = $2",
+            )?,
+            bump_project: client.prepare(
+                "UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = $1",
+            )?,
+            add_usage: client.prepare(
+                "UPDATE delimiter_usage SET usage = usage + $3 WHERE project_id = $1 AND resource = $2",
+            )?,
+            insert_usage: client.prepare(
+                "INSERT INTO delimiter_usage (project_id, resource, usage) VALUES ($1, $2, $3)",
+            )?,
+        })
+    }
+}
+
+/// The prepared statements, preparing them on first use.
+fn prepared<'a>(
+    client: &mut Client,
+    slot: &'a mut Option<Statements>,
+) -> Result<&'a Statements, postgres::Error> {
+    if slot.is_none() {
+        *slot = Some(Statements::prepare(client)?);
+    }
+    Ok(slot.as_ref().expect("prepared just above"))
+}
+
+/// The row kinds of [`read_sql`]'s answer (its first column).
+const PATH: i32 = 0;
+const LOCAL: i32 = 1;
+const SUBTREE: i32 = 2;
+const REGISTERED: i32 = 3;
+
+/// The whole snapshot of `$1`'s path for the resources in `$2`, as one
+/// statement: rows of (kind, depth, a, b, n), sorted so that each part
+/// comes out in the order the separate queries gave. Kind 0: the path
+/// (project, parent, generation) from the project up; 1: the project's
+/// own usage (resource, usage); 2: U(a, r) for every a on the path
+/// (anchor, resource, sum); 3: registered limits (resource, limit); 4:
+/// project limits on the path (project, resource, limit).
+fn read_sql() -> String {
+    format!(
+        "{PATH_CTE}, {SUBTREE_CTE}
+         SELECT 0 AS kind, path.depth, path.project_id AS a, path.parent_id AS b, g.generation AS n
+           FROM path LEFT JOIN delimiter_generations g ON g.project_id = path.project_id
+         UNION ALL
+         SELECT 1, 0, NULL, u.resource, u.usage
+           FROM delimiter_usage u WHERE u.project_id = $1 AND u.resource = ANY($2)
+         UNION ALL
+         SELECT 2, 0, subtree.anchor, u.resource, CAST(SUM(u.usage) AS BIGINT)
+           FROM subtree JOIN delimiter_usage u ON u.project_id = subtree.project_id
+          WHERE u.resource = ANY($2)
+          GROUP BY subtree.anchor, u.resource
+         UNION ALL
+         SELECT 3, 0, NULL, r.resource, r.limit_value
+           FROM delimiter_registered_limits r WHERE r.resource = ANY($2)
+         UNION ALL
+         SELECT 4, path.depth, l.project_id, l.resource, l.limit_value
+           FROM path JOIN delimiter_project_limits l ON l.project_id = path.project_id
+          WHERE l.resource = ANY($2)
+         ORDER BY 1, 2, 3, 4"
+    )
+}
+
+/// A column the query never leaves NULL for this kind of row.
+fn present<T>(value: Option<T>, column: &str) -> Result<T, StorageError> {
+    value.ok_or_else(|| StorageError::new(format!("postgres: unexpected NULL {column}")))
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -63,7 +151,10 @@ impl PostgresStore {
     /// they are missing.
     pub fn from_client(mut client: Client) -> Result<Self, StorageError> {
         client.batch_execute(SCHEMA).map_err(storage)?;
-        Ok(PostgresStore { client })
+        Ok(PostgresStore {
+            client,
+            statements: None,
+        })
     }
 
     /// The underlying client, for a service's own tables and queries.
@@ -140,122 +231,55 @@ impl PostgresStore {
 
     fn read_path(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
         let wanted: Vec<&str> = resources.iter().map(String::as_str).collect();
-        // One snapshot for every SELECT below: generations are read no
-        // later than the usage they go with.
-        let mut tx = self
+        let statements = prepared(&mut self.client, &mut self.statements).map_err(storage)?;
+        // One statement, so one snapshot at any isolation level: generations
+        // are read no later than the usage they go with, in one round trip.
+        let rows = self
             .client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
+            .query(&statements.read, &[&project, &wanted])
             .map_err(storage)?;
-
-        let mut generations = Vec::new();
-        for row in tx
-            .query(
-                &format!(
-                    "{PATH_CTE} SELECT g.project_id, g.generation
-                       FROM path JOIN delimiter_generations g ON g.project_id = path.project_id
-                      ORDER BY path.depth"
-                ),
-                &[&project],
-            )
-            .map_err(storage)?
-        {
-            generations.push(Generation::new(
-                row.get::<_, String>(0),
-                from_sql_generation(row.get(1))?,
-            ));
+        let mut snapshot = Snapshot {
+            usage: Usage::Path(PathUsage::default()),
+            ..Snapshot::default()
+        };
+        let mut local = Vec::new();
+        let mut subtree = Vec::new();
+        for row in &rows {
+            let kind: i32 = row.get(0);
+            let (a, b, n): (Option<String>, Option<String>, Option<i64>) =
+                (row.get(2), row.get(3), row.get(4));
+            match kind {
+                PATH => {
+                    let id = present(a, "project_id")?;
+                    if let Some(g) = n {
+                        snapshot
+                            .generations
+                            .push(Generation::new(id.clone(), from_sql_generation(g)?));
+                    }
+                    snapshot.projects.push(Project { id, parent: b });
+                }
+                LOCAL => local.push(ResourceUsage {
+                    resource: present(b, "resource")?,
+                    usage: present(n, "usage")?,
+                }),
+                SUBTREE => subtree.push(UsageEntry {
+                    project: present(a, "anchor")?,
+                    resource: present(b, "resource")?,
+                    usage: present(n, "usage")?,
+                }),
+                REGISTERED => snapshot.limits.registered.push(RegisteredLimit {
+                    resource: present(b, "resource")?,
+                    limit: present(n, "limit_value")?,
+                }),
+                _ => snapshot.limits.project.push(ProjectLimit {
+                    project: present(a, "project_id")?,
+                    resource: present(b, "resource")?,
+                    limit: present(n, "limit_value")?,
+                }),
+            }
         }
-
-        let projects = tx
-            .query(
-                &format!("{PATH_CTE} SELECT project_id, parent_id FROM path ORDER BY depth"),
-                &[&project],
-            )
-            .map_err(storage)?
-            .iter()
-            .map(|r| Project {
-                id: r.get(0),
-                parent: r.get(1),
-            })
-            .collect();
-
-        let local = tx
-            .query(
-                "SELECT resource, usage FROM delimiter_usage WHERE project_id = $1 AND resource = ANY($2)",
-                &[&project, &wanted],
-            )
-            .map_err(storage)?
-            .iter()
-            .map(|r| ResourceUsage { resource: r.get(0), usage: r.get(1) })
-            .collect();
-
-        // U(a, r) for every a on the path: the usage of a's whole subtree.
-        let subtree = tx
-            .query(
-                &format!(
-                    "{PATH_CTE}, {SUBTREE_CTE}
-                     SELECT subtree.anchor, u.resource, CAST(SUM(u.usage) AS BIGINT)
-                       FROM subtree JOIN delimiter_usage u ON u.project_id = subtree.project_id
-                      WHERE u.resource = ANY($2)
-                      GROUP BY subtree.anchor, u.resource
-                      ORDER BY subtree.anchor, u.resource"
-                ),
-                &[&project, &wanted],
-            )
-            .map_err(storage)?
-            .iter()
-            .map(|r| UsageEntry {
-                project: r.get(0),
-                resource: r.get(1),
-                usage: r.get(2),
-            })
-            .collect();
-
-        let registered = tx
-            .query(
-                "SELECT resource, limit_value FROM delimiter_registered_limits
-                  WHERE resource = ANY($1) ORDER BY resource",
-                &[&wanted],
-            )
-            .map_err(storage)?
-            .iter()
-            .map(|r| RegisteredLimit {
-                resource: r.get(0),
-                limit: r.get(1),
-            })
-            .collect();
-
-        let project_limits = tx
-            .query(
-                &format!(
-                    "{PATH_CTE} SELECT l.project_id, l.resource, l.limit_value
-                       FROM path JOIN delimiter_project_limits l ON l.project_id = path.project_id
-                      WHERE l.resource = ANY($2)
-                      ORDER BY path.depth, l.resource"
-                ),
-                &[&project, &wanted],
-            )
-            .map_err(storage)?
-            .iter()
-            .map(|r| ProjectLimit {
-                project: r.get(0),
-                resource: r.get(1),
-                limit: r.get(2),
-            })
-            .collect();
-        tx.commit().map_err(storage)?;
-
-        Ok(Snapshot {
-            projects,
-            limits: Limits {
-                registered,
-                project: project_limits,
-            },
-            usage: Usage::Path(PathUsage { local, subtree }),
-            generations,
-        })
+        snapshot.usage = Usage::Path(PathUsage { local, subtree });
+        Ok(snapshot)
     }
 
     fn try_commit(
@@ -263,18 +287,19 @@ impl PostgresStore {
         claim: &[ClaimEntry],
         request: &Request,
     ) -> Result<CommitOutcome, postgres::Error> {
+        let s = prepared(&mut self.client, &mut self.statements)?;
         let mut tx = self.client.transaction()?;
-        for entry in claim {
+        // Root first: every claim in every transaction takes its rows in
+        // one order (so no deadlock), and the row every consume of a
+        // subtree claims, its root, is tried before any other is locked: a
+        // loser waits there holding nothing, and leaves at once.
+        for entry in claim.iter().rev() {
             let generation = match to_sql_generation(entry.generation) {
                 Ok(g) => g,
                 // No stored generation can equal it: the claim is stale.
                 Err(_) => return Ok(CommitOutcome::Conflict),
             };
-            let changed = tx.execute(
-                "UPDATE delimiter_generations SET generation = generation + 1
-                  WHERE project_id = $1 AND generation = $2",
-                &[&entry.project, &generation],
-            )?;
+            let changed = tx.execute(&s.bump, &[&entry.project, &generation])?;
             if changed == 0 {
                 // Dropping `tx` rolls back every statement so far.
                 return Ok(CommitOutcome::Conflict);
@@ -284,10 +309,7 @@ impl PostgresStore {
         // Every write moves the project's generation; a pure release has an
         // empty claim, so bump it here.
         if !writes.is_empty() && !claim.iter().any(|c| c.project == request.project) {
-            tx.execute(
-                "UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = $1",
-                &[&request.project],
-            )?;
+            tx.execute(&s.bump_project, &[&request.project])?;
         }
         for d in writes {
             // CHECK (usage >= 0) fails a release below zero, rolling back.
@@ -295,15 +317,9 @@ impl PostgresStore {
             // resolves the conflict, so a negative delta would always fail.
             // The project's generation row, updated above, serializes writers
             // of this project, so the INSERT cannot race another.
-            let updated = tx.execute(
-                "UPDATE delimiter_usage SET usage = usage + $3 WHERE project_id = $1 AND resource = $2",
-                &[&request.project, &d.resource, &d.delta],
-            )?;
+            let updated = tx.execute(&s.add_usage, &[&request.project, &d.resource, &d.delta])?;
             if updated == 0 {
-                tx.execute(
-                    "INSERT INTO delimiter_usage (project_id, resource, usage) VALUES ($1, $2, $3)",
-                    &[&request.project, &d.resource, &d.delta],
-                )?;
+                tx.execute(&s.insert_usage, &[&request.project, &d.resource, &d.delta])?;
             }
         }
         tx.commit()?;
@@ -313,7 +329,11 @@ impl PostgresStore {
 
 impl Store for PostgresStore {
     fn read(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
-        self.read_path(project, resources)
+        let out = self.read_path(project, resources);
+        if out.is_err() {
+            self.statements = None;
+        }
+        out
     }
 
     fn commit(
@@ -324,7 +344,10 @@ impl Store for PostgresStore {
         match self.try_commit(claim, request) {
             Ok(outcome) => Ok(outcome),
             Err(e) if is_conflict(&e) => Ok(CommitOutcome::Conflict),
-            Err(e) => Err(storage(e)),
+            Err(e) => {
+                self.statements = None;
+                Err(storage(e))
+            }
         }
     }
 }

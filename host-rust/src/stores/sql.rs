@@ -3,38 +3,13 @@
 //! and PostgreSQL (`$1` is a positional parameter in both; BIGINT is a
 //! 64-bit integer in both).
 
-/// The tables (created if missing). `delimiter_generations` is the
+/// The tables (created if missing), from `conformance/storage/schema.sql`,
+/// the schema every host's reference stores share. `delimiter_generations` is the
 /// generations table keyed by project; `delimiter_usage` holds the usage
 /// rows a commit writes. Limits live beside them. (NOT NULL on the text
 /// keys because SQLite, unlike PostgreSQL, lets a non-integer primary key
 /// be NULL.)
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS delimiter_projects (
-    project_id TEXT PRIMARY KEY NOT NULL,
-    parent_id  TEXT REFERENCES delimiter_projects (project_id)
-);
-CREATE INDEX IF NOT EXISTS delimiter_projects_parent ON delimiter_projects (parent_id);
-CREATE TABLE IF NOT EXISTS delimiter_generations (
-    project_id TEXT PRIMARY KEY NOT NULL REFERENCES delimiter_projects (project_id),
-    generation BIGINT NOT NULL CHECK (generation >= 0)
-);
-CREATE TABLE IF NOT EXISTS delimiter_usage (
-    project_id TEXT NOT NULL REFERENCES delimiter_projects (project_id),
-    resource   TEXT NOT NULL,
-    usage      BIGINT NOT NULL CHECK (usage >= 0),
-    PRIMARY KEY (project_id, resource)
-);
-CREATE TABLE IF NOT EXISTS delimiter_registered_limits (
-    resource    TEXT PRIMARY KEY NOT NULL,
-    limit_value BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS delimiter_project_limits (
-    project_id  TEXT NOT NULL REFERENCES delimiter_projects (project_id),
-    resource    TEXT NOT NULL,
-    limit_value BIGINT NOT NULL,
-    PRIMARY KEY (project_id, resource)
-);
-";
+pub(crate) const SCHEMA: &str = include_str!("../../../conformance/storage/schema.sql");
 
 /// `path`: the requesting project ($1) and its ancestors, from the project
 /// up. The depth bound stops a cyclic parent chain; the component then

@@ -1,0 +1,665 @@
+"""A reference store for ``delimiter.consume`` on SQLAlchemy Core.
+
+The tables are those of the Rust host's ``SqliteStore``, ``PostgresStore``
+and ``MariadbStore`` (same names, columns and constraints), so a Rust
+service and a Python service can share one database:
+
+- ``delimiter_projects (project_id, parent_id)``: the tree;
+- ``delimiter_generations (project_id, generation)``: one generation per
+  project, the row every commit compares and updates;
+- ``delimiter_usage (project_id, resource, usage)`` with ``CHECK (usage >=
+  0)``: the usage counter rows (unless usage is counted from the service's
+  own rows, see ``counted_usage``);
+- ``delimiter_registered_limits (resource, limit_value)`` and
+  ``delimiter_project_limits (project_id, resource, limit_value)``.
+
+On MariaDB / MySQL the keys are ``VARCHAR(255)`` with the ``utf8mb4_bin``
+collation (ids are case-sensitive, as everywhere else) and ``usage`` is
+quoted (a reserved word); SQLAlchemy renders both.
+
+``read`` takes one consistent snapshot of the requesting project's path
+(PostgreSQL: REPEATABLE READ, READ ONLY; MariaDB: START TRANSACTION WITH
+CONSISTENT SNAPSHOT at REPEATABLE READ; SQLite: one read transaction), with
+every ancestor's subtree usage summed by a recursive CTE. ``commit`` runs in
+one transaction (READ COMMITTED on PostgreSQL and MariaDB, ``BEGIN
+IMMEDIATE`` on SQLite)::
+
+    UPDATE delimiter_generations SET generation = generation + 1
+     WHERE project_id = :p AND generation = :expected   -- per claim entry
+
+and rolls everything back as a conflict on the first that matches no row.
+No SERIALIZABLE, no ``SELECT ... FOR UPDATE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Literal, Optional, Union
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    FromClause,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    event,
+    func,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy import insert as sql_insert
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.sql.expression import SelectBase
+
+import delimiter as d
+
+__all__ = [
+    "SqlAlchemyStore",
+    "WriteRows",
+    "metadata",
+    "projects",
+    "generations",
+    "usage",
+    "registered_limits",
+    "project_limits",
+]
+
+#: Writes the service's own rows for an admitted request, inside the commit
+#: transaction: ``write_rows(connection, request)``. It runs after every
+#: claimed generation was bumped (and after the usage counter rows), so its
+#: rows commit together with them or not at all.
+WriteRows = Callable[[Connection, "d.Request"], None]
+
+# ---- the schema ----------------------------------------------------------------
+
+#: The Delimiter tables. Add it to Alembic's ``target_metadata`` (a list is
+#: accepted) to manage them beside the service's own.
+metadata = MetaData()
+
+
+def _key(name: str, *args: Any, **kw: Any) -> Column[str]:
+    # TEXT on SQLite and PostgreSQL, as the Rust stores declare them;
+    # MariaDB cannot index TEXT, so VARCHAR(255) with a binary collation
+    # (case-sensitive ids), again as the Rust MariaDB store.
+    key_type = Text().with_variant(
+        mysql.VARCHAR(255, collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
+    return Column(name, key_type, *args, **kw)
+
+
+def _project_ref() -> ForeignKey:
+    return ForeignKey("delimiter_projects.project_id")
+
+
+# Table options for MariaDB / MySQL (ignored elsewhere).
+_MYSQL: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+
+projects = Table(
+    "delimiter_projects",
+    metadata,
+    _key("project_id", primary_key=True, nullable=False),
+    _key("parent_id", _project_ref(), nullable=True),
+    Index("delimiter_projects_parent", "parent_id"),
+    **_MYSQL,
+)
+
+_generation = Column("generation", BigInteger, nullable=False)
+generations = Table(
+    "delimiter_generations",
+    metadata,
+    _key("project_id", _project_ref(), primary_key=True, nullable=False),
+    _generation,
+    CheckConstraint(_generation >= 0),
+    **_MYSQL,
+)
+
+_usage = Column("usage", BigInteger, nullable=False)
+usage = Table(
+    "delimiter_usage",
+    metadata,
+    _key("project_id", _project_ref(), primary_key=True, nullable=False),
+    _key("resource", primary_key=True, nullable=False),
+    _usage,
+    # An expression, not text: MariaDB needs `usage` quoted in it too.
+    CheckConstraint(_usage >= 0),
+    **_MYSQL,
+)
+
+registered_limits = Table(
+    "delimiter_registered_limits",
+    metadata,
+    _key("resource", primary_key=True, nullable=False),
+    Column("limit_value", BigInteger, nullable=False),
+    **_MYSQL,
+)
+
+project_limits = Table(
+    "delimiter_project_limits",
+    metadata,
+    _key("project_id", _project_ref(), primary_key=True, nullable=False),
+    _key("resource", primary_key=True, nullable=False),
+    Column("limit_value", BigInteger, nullable=False),
+    **_MYSQL,
+)
+
+# ---- the queries -----------------------------------------------------------------
+
+#: Bounds every walk along the parent chain, so that a cycle stored by
+#: mistake ends; the component then reports it (``cycle``).
+_MAX_CHAIN = 1024
+
+#: The largest generation a BIGINT column holds.
+_MAX_GENERATION = 2**63 - 1
+
+# What a commit runs. Bound parameters are named unlike the columns
+# (SQLAlchemy reserves column names for the SET clause) and typed BIGINT so
+# that every driver sends 64-bit integers.
+_bump_expected = (
+    update(generations)
+    .where(
+        generations.c.project_id == bindparam("p"),
+        generations.c.generation == bindparam("expected", type_=BigInteger),
+    )
+    .values(generation=generations.c.generation + 1)
+)
+_bump = (
+    update(generations)
+    .where(generations.c.project_id == bindparam("p"))
+    .values(generation=generations.c.generation + 1)
+)
+_add_usage = (
+    update(usage)
+    .where(usage.c.project_id == bindparam("p"), usage.c.resource == bindparam("r"))
+    .values(usage=usage.c.usage + bindparam("delta", type_=BigInteger))
+)
+_insert_usage = sql_insert(usage).values(
+    project_id=bindparam("p"), resource=bindparam("r"), usage=bindparam("delta", type_=BigInteger)
+)
+
+
+def _path_cte() -> Any:
+    """``path``: the requesting project (``:project``) and its ancestors,
+    with their depth from the project (0) up."""
+    start = select(
+        projects.c.project_id,
+        projects.c.parent_id,
+        # Literal, not bound: a bound 0 could be typed smallint by the
+        # driver, and the recursive term would then not match it.
+        literal_column("0").label("depth"),
+    ).where(projects.c.project_id == bindparam("project"))
+    path = start.cte("path", recursive=True)
+    up = projects.alias("up")
+    return path.union_all(
+        select(up.c.project_id, up.c.parent_id, path.c.depth + literal_column("1")).where(
+            up.c.project_id == path.c.parent_id, path.c.depth < literal_column(str(_MAX_CHAIN))
+        )
+    )
+
+
+def _subtree_cte(path: Any) -> Any:
+    """``subtree``: every node of ``path`` (``anchor``) paired with every
+    project of its subtree, itself included, so that grouping by anchor
+    sums U(a, r)."""
+    start = select(
+        path.c.project_id.label("anchor"),
+        path.c.project_id.label("project_id"),
+        literal_column("0").label("depth"),
+    )
+    subtree = start.cte("subtree", recursive=True)
+    child = projects.alias("child")
+    return subtree.union_all(
+        select(subtree.c.anchor, child.c.project_id, subtree.c.depth + literal_column("1")).where(
+            child.c.parent_id == subtree.c.project_id,
+            subtree.c.depth < literal_column(str(_MAX_CHAIN)),
+        )
+    )
+
+
+def _resources() -> Any:
+    return bindparam("resources", expanding=True)
+
+
+class _Queries:
+    """The read queries over one usage source (the counter table, or the
+    service's counted rows)."""
+
+    def __init__(self, source: FromClause) -> None:
+        path = _path_cte()
+        self.path = (
+            select(path.c.project_id, path.c.parent_id, generations.c.generation)
+            .select_from(path.outerjoin(generations, generations.c.project_id == path.c.project_id))
+            .order_by(path.c.depth)
+        )
+        total = cast(func.sum(source.c.usage), BigInteger)
+        self.local = (
+            select(source.c.resource, total)
+            .where(source.c.project_id == bindparam("project"), source.c.resource.in_(_resources()))
+            .group_by(source.c.resource)
+            .order_by(source.c.resource)
+        )
+        subtree = _subtree_cte(path)
+        self.subtree = (
+            select(subtree.c.anchor, source.c.resource, total)
+            .select_from(subtree.join(source, source.c.project_id == subtree.c.project_id))
+            .where(source.c.resource.in_(_resources()))
+            .group_by(subtree.c.anchor, source.c.resource)
+            .order_by(subtree.c.anchor, source.c.resource)
+        )
+        self.registered = (
+            select(registered_limits.c.resource, registered_limits.c.limit_value)
+            .where(registered_limits.c.resource.in_(_resources()))
+            .order_by(registered_limits.c.resource)
+        )
+        path_limits = _path_cte()
+        self.project_limits = (
+            select(project_limits.c.project_id, project_limits.c.resource, project_limits.c.limit_value)
+            .select_from(
+                path_limits.join(project_limits, project_limits.c.project_id == path_limits.c.project_id)
+            )
+            .where(project_limits.c.resource.in_(_resources()))
+            .order_by(path_limits.c.depth, project_limits.c.resource)
+        )
+        self.usage_of = select(func.coalesce(cast(func.sum(source.c.usage), BigInteger), 0)).where(
+            source.c.project_id == bindparam("project"), source.c.resource == bindparam("resource")
+        )
+
+
+_counter_queries = _Queries(usage)
+
+# ---- the database kinds ------------------------------------------------------------
+
+_Kind = Literal["sqlite", "postgres", "mariadb"]
+
+_KINDS: dict[str, _Kind] = {
+    "sqlite": "sqlite",
+    "postgresql": "postgres",
+    "mysql": "mariadb",
+    "mariadb": "mariadb",
+}
+
+#: PostgreSQL SQLSTATEs that mean "lost a race; the transaction is gone and
+#: nothing was written": serialization_failure, deadlock_detected.
+_PG_CONFLICTS = frozenset({"40001", "40P01"})
+#: MariaDB / MySQL error codes that mean the same: ER_LOCK_WAIT_TIMEOUT,
+#: ER_LOCK_DEADLOCK. Galera reports a certification failure (a rival node
+#: committed first) as ER_LOCK_DEADLOCK.
+_MYSQL_CONFLICTS = frozenset({1205, 1213})
+#: SQLITE_BUSY, SQLITE_LOCKED: the busy timeout ran out behind other writers.
+_SQLITE_CONFLICTS = frozenset({5, 6})
+
+#: Execution option read by the SQLite ``begin`` listener: the statement
+#: that opens the transaction.
+_SQLITE_BEGIN = "delimiter_sqlite_begin"
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """Opens SQLite transactions ourselves (SQLAlchemy's documented recipe
+    for pysqlite): the driver would otherwise begin late, and always
+    DEFERRED, while a commit needs ``BEGIN IMMEDIATE`` (take the write lock
+    first, then read the generations) and a read needs its SELECTs in one
+    transaction to see one snapshot."""
+    record = conn.connection
+    if not record.info.get("delimiter_sqlite"):
+        # Done once per DBAPI connection, also for connections the engine
+        # opened before the store was made.
+        record.dbapi_connection.isolation_level = None  # type: ignore[union-attr]
+        conn.exec_driver_sql("PRAGMA foreign_keys = ON")
+        conn.exec_driver_sql("PRAGMA busy_timeout = 10000")
+        # WAL: readers do not block the writer (an in-memory database
+        # answers "memory", which is fine).
+        conn.exec_driver_sql("PRAGMA journal_mode = WAL").scalar()
+        record.info["delimiter_sqlite"] = True
+    conn.exec_driver_sql(conn.get_execution_options().get(_SQLITE_BEGIN, "BEGIN"))
+
+
+class _Conflict(Exception):
+    """A claimed generation had moved: roll back, report a conflict."""
+
+
+# ---- the store -------------------------------------------------------------------------
+
+
+class SqlAlchemyStore:
+    """A store for :func:`delimiter.consume` over a SQLAlchemy :class:`Engine`
+    (SQLite, PostgreSQL or MariaDB / MySQL).
+
+    It holds only the engine and its settings, so one store may be shared by
+    every thread of a process: each ``read`` and ``commit`` checks out its own
+    connection from the engine's pool.
+
+    ``write_rows(connection, request)``, if given, writes the service's own
+    rows (say, the instances it creates) inside the commit transaction, after
+    the claimed generations were bumped: they commit together or not at all.
+    Use :meth:`with_rows` to bind it per request.
+
+    ``counted_usage``, if given, is where usage is read from instead of the
+    ``delimiter_usage`` counter table: a selectable (a ``Select`` or a
+    subquery) with columns ``project_id``, ``resource`` and ``usage`` over the
+    service's own rows, counted the way Nova counts instances. The counter
+    table is then neither read nor written, and ``write_rows`` is required:
+    it is what changes the counted rows.
+
+    On SQLite the store installs, once per engine, a ``begin`` listener that
+    opens transactions itself (SQLAlchemy's recipe for pysqlite, ``BEGIN`` or
+    ``BEGIN IMMEDIATE``) and turns on foreign keys, WAL and a 10 s busy
+    timeout for each connection; other code using the engine gets real
+    ``BEGIN`` transactions too.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        write_rows: Optional[WriteRows] = None,
+        counted_usage: Union[FromClause, SelectBase, None] = None,
+    ) -> None:
+        kind = _KINDS.get(engine.dialect.name)
+        if kind is None:
+            raise ValueError(
+                f"SqlAlchemyStore supports SQLite, PostgreSQL and MariaDB / MySQL, "
+                f"not {engine.dialect.name!r}"
+            )
+        queries = _counter_queries
+        if counted_usage is not None:
+            source = (
+                counted_usage.subquery("counted")
+                if isinstance(counted_usage, SelectBase)
+                else counted_usage
+            )
+            missing = {"project_id", "resource", "usage"} - set(source.c.keys())
+            if missing:
+                raise ValueError(f"counted_usage lacks the column(s) {sorted(missing)}")
+            if write_rows is None:
+                raise ValueError(
+                    "counted_usage needs write_rows: with usage counted from the "
+                    "service's rows, they are what a commit must write"
+                )
+            queries = _Queries(source)
+        if kind == "sqlite" and not event.contains(engine, "begin", _sqlite_begin):
+            event.listen(engine, "begin", _sqlite_begin)
+        self._engine = engine
+        self._kind: _Kind = kind
+        # The driver's own exception base: SQLAlchemy lets some through
+        # unwrapped (from setting a connection's isolation level).
+        dbapi = getattr(engine.dialect, "loaded_dbapi", None)
+        raw: tuple[type[BaseException], ...] = (
+            (dbapi.Error,) if dbapi is not None and hasattr(dbapi, "Error") else ()
+        )
+        self._db_errors: tuple[type[BaseException], ...] = (SQLAlchemyError, *raw)
+        self._write_rows = write_rows
+        self._counted = counted_usage is not None
+        self._queries = queries
+
+    @property
+    def engine(self) -> Engine:
+        """The engine, for a service's own tables and queries."""
+        return self._engine
+
+    def with_rows(self, write_rows: Optional[WriteRows]) -> SqlAlchemyStore:
+        """This store with another ``write_rows`` (say, one that inserts the
+        instances of this request); cheap, nothing is copied but settings."""
+        if write_rows is None and self._counted:
+            raise ValueError("counted_usage needs write_rows")
+        other = object.__new__(SqlAlchemyStore)
+        other.__dict__.update(self.__dict__)
+        other._write_rows = write_rows
+        return other
+
+    def __repr__(self) -> str:
+        mode = "counted" if self._counted else "counter"
+        return f"SqlAlchemyStore({self._engine.url!r}, usage={mode})"
+
+    # ---- schema and setup ----------------------------------------------------------
+
+    def create_schema(self) -> None:
+        """Creates the Delimiter tables that are missing (``CREATE TABLE``
+        for each absent one; existing tables, also those a Rust store
+        created, are left as they are)."""
+        with self._mapped():
+            metadata.create_all(self._engine, checkfirst=True)
+
+    def drop_schema(self) -> None:
+        """Drops the Delimiter tables (and everything in them)."""
+        with self._mapped():
+            metadata.drop_all(self._engine, checkfirst=True)
+
+    def add_project(self, project: d.Project) -> None:
+        """Adds ``project`` (generation 1), under its parent or as a root.
+
+        An empty id, an id already present or a parent that is not stored
+        raises :class:`delimiter.InvalidInput` (``empty-id``,
+        ``duplicate-project``, ``unknown-parent``) and writes nothing.
+        """
+        with self._mapped(), self._writing() as conn:
+            tree = self._tree(conn)
+            self._check(d.validate([*tree, project]))
+            conn.execute(sql_insert(projects).values(project_id=project.id, parent_id=project.parent))
+            conn.execute(sql_insert(generations).values(project_id=project.id, generation=1))
+
+    def set_limits(self, limits: d.Limits) -> None:
+        """Sets (or replaces) the registered and project limits given, all
+        or none: a limit below -1, an empty resource name, a project not
+        stored or a limit given twice raises :class:`delimiter.InvalidInput`
+        and writes nothing."""
+        with self._mapped(), self._writing() as conn:
+            self._check(d.validate(self._tree(conn), limits))
+            for r in limits.registered:
+                self._upsert(conn, registered_limits, {"resource": r.resource, "limit_value": r.limit})
+            for p in limits.project:
+                self._upsert(
+                    conn,
+                    project_limits,
+                    {"project_id": p.project, "resource": p.resource, "limit_value": p.limit},
+                )
+
+    def usage(self, project: str, resource: str) -> int:
+        """What ``project`` itself uses of ``resource`` (0 if nothing),
+        from the counter table or the counted rows."""
+        with self._reading() as conn:
+            value = conn.execute(self._queries.usage_of, {"project": project, "resource": resource})
+            return int(value.scalar_one())
+
+    def generation(self, project: str) -> Optional[int]:
+        """The current generation of ``project``, None if it has none."""
+        query = select(generations.c.generation).where(generations.c.project_id == project)
+        with self._reading() as conn:
+            g = conn.execute(query).scalar_one_or_none()
+        return None if g is None else int(g)
+
+    # ---- the store protocol ------------------------------------------------------------
+
+    def read(self, project: str, resources: Sequence[str]) -> d.Snapshot:
+        """One consistent snapshot of ``project``'s path: the projects from
+        it up to the root, their generations, the limits on ``resources``,
+        its local usage and every path node's subtree usage."""
+        q = self._queries
+        params = {"project": project, "resources": list(resources)}
+        with self._reading() as conn:
+            # Generations first, in the same snapshot as the usage.
+            path = conn.execute(q.path, params).all()
+            local = conn.execute(q.local, params).all()
+            subtree = conn.execute(q.subtree, params).all()
+            registered = conn.execute(q.registered, params).all()
+            limits = conn.execute(q.project_limits, params).all()
+        gens = []
+        for pid, _parent, g in path:
+            if g is None:
+                continue  # the component reports it if the claim needs it
+            if g < 0:
+                raise _storage_error(f"{self._kind}: negative generation {g} for {pid!r}")
+            gens.append(d.Generation(pid, int(g)))
+        return d.Snapshot(
+            projects=[d.Project(pid, parent) for pid, parent, _ in path],
+            limits=d.Limits(
+                registered=[d.RegisteredLimit(r, int(v)) for r, v in registered],
+                project=[d.ProjectLimit(p, r, int(v)) for p, r, v in limits],
+            ),
+            usage=d.PathUsage(
+                local=[d.ResourceUsage(r, int(u)) for r, u in local],
+                subtree=[d.UsageEntry(a, r, int(u)) for a, r, u in subtree],
+            ),
+            generations=gens,
+        )
+
+    def commit(self, claim: Sequence[d.ClaimEntry], request: d.Request) -> d.CommitOutcome:
+        """Bumps every claimed generation (``UPDATE ... WHERE generation =
+        :expected``), writes the usage and the service's rows, in one
+        transaction; a claim entry that matches no row rolls it all back
+        and reports a conflict, as does a deadlock, a serialization failure,
+        a lock wait timeout or a Galera certification failure. Any other
+        database error rolls back and raises :class:`delimiter.StorageError`;
+        an exception from ``write_rows`` rolls back and propagates."""
+        try:
+            with self._writing() as conn:
+                self._apply(conn, claim, request)
+        except _Conflict:
+            return d.CommitOutcome.CONFLICT
+        except self._db_errors as e:
+            if self._is_conflict(e):
+                return d.CommitOutcome.CONFLICT
+            raise self._storage_error(e) from e
+        return d.CommitOutcome.COMMITTED
+
+    # ---- inside ----------------------------------------------------------------------------
+
+    def _apply(self, conn: Connection, claim: Sequence[d.ClaimEntry], request: d.Request) -> None:
+        for entry in claim:
+            if entry.generation > _MAX_GENERATION:
+                raise _Conflict  # no stored generation can equal it: stale
+            bumped = conn.execute(_bump_expected, {"p": entry.project, "expected": entry.generation})
+            if bumped.rowcount == 0:
+                raise _Conflict
+        writes = [x for x in request.deltas if x.delta != 0]
+        # Every write moves the project's generation (compare generations,
+        # never usage values: the ABA case); a pure release has an empty
+        # claim, so bump it here.
+        if writes and all(c.project != request.project for c in claim):
+            conn.execute(_bump, {"p": request.project})
+        if not self._counted:
+            for x in writes:
+                # CHECK (usage >= 0) fails a release below zero, rolling
+                # back. Not an upsert: SQLite and PostgreSQL check the
+                # proposed row before resolving the conflict, so a negative
+                # delta would always fail. The project's generation row,
+                # updated above, serializes writers of this project, so the
+                # INSERT cannot race another.
+                row = {"p": request.project, "r": x.resource, "delta": x.delta}
+                if conn.execute(_add_usage, row).rowcount == 0:
+                    conn.execute(_insert_usage, row)
+        if self._write_rows is not None:
+            self._write_rows(conn, request)
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A read-only transaction with one snapshot for every statement."""
+        try:
+            with self._engine.connect() as conn:
+                if self._kind == "sqlite":
+                    conn.execution_options(**{_SQLITE_BEGIN: "BEGIN"})
+                elif self._kind == "postgres":
+                    conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+                else:
+                    conn.execution_options(isolation_level="REPEATABLE READ")
+                with conn.begin():
+                    if self._kind == "mariadb":
+                        # The snapshot is taken now, not at the first read.
+                        conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+                    yield conn
+        except self._db_errors as e:
+            raise self._storage_error(e) from e
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction (rolled back by any exception): READ
+        COMMITTED on PostgreSQL and MariaDB, ``BEGIN IMMEDIATE`` on SQLite.
+        Database errors propagate as SQLAlchemy's; callers map them."""
+        with self._engine.connect() as conn:
+            if self._kind == "sqlite":
+                conn.execution_options(**{_SQLITE_BEGIN: "BEGIN IMMEDIATE"})
+            else:
+                conn.execution_options(isolation_level="READ COMMITTED")
+            with conn.begin():
+                yield conn
+
+    def _tree(self, conn: Connection) -> list[d.Project]:
+        rows = conn.execute(select(projects.c.project_id, projects.c.parent_id).order_by(projects.c.project_id))
+        return [d.Project(pid, parent) for pid, parent in rows]
+
+    @staticmethod
+    def _check(findings: Iterable[object]) -> None:
+        # Tree and limit rules have one home, the component: raise its first
+        # finding (Keystone's child-over-parent report is advice, not an error).
+        for finding in findings:
+            if isinstance(finding, d.InvalidFinding):
+                raise finding.error
+
+    def _upsert(self, conn: Connection, table: Table, row: dict[str, Any]) -> None:
+        keys = [c.name for c in table.primary_key.columns]
+        if self._kind == "mariadb":
+            stmt = mysql.insert(table).values(**row)
+            conn.execute(stmt.on_duplicate_key_update(limit_value=stmt.inserted.limit_value))
+            return
+        if self._kind == "postgres":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            pg = pg_insert(table).values(**row)
+            conn.execute(pg.on_conflict_do_update(index_elements=keys, set_={"limit_value": pg.excluded.limit_value}))
+            return
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        lite = sqlite_insert(table).values(**row)
+        conn.execute(lite.on_conflict_do_update(index_elements=keys, set_={"limit_value": lite.excluded.limit_value}))
+
+    @contextmanager
+    def _mapped(self) -> Iterator[None]:
+        """Database errors of a setup call as :class:`delimiter.StorageError`."""
+        try:
+            yield
+        except self._db_errors as e:
+            raise self._storage_error(e) from e
+
+    def _is_conflict(self, e: BaseException) -> bool:
+        orig = _driver_error(e)
+        if orig is None:
+            return False
+        if self._kind == "postgres":
+            return getattr(orig, "sqlstate", None) in _PG_CONFLICTS
+        if self._kind == "mariadb":
+            args: tuple[Any, ...] = getattr(orig, "args", ())
+            return bool(args) and args[0] in _MYSQL_CONFLICTS
+        code = getattr(orig, "sqlite_errorcode", None)  # Python 3.11+
+        if code is None:
+            return "database is locked" in str(orig)
+        return code & 0xFF in _SQLITE_CONFLICTS
+
+    def _storage_error(self, e: BaseException) -> d.StorageError:
+        # The driver's own words (SQLAlchemy's wrapper adds the statement,
+        # which is noise for an operator and may be long).
+        orig = _driver_error(e)
+        return _storage_error(f"{self._kind}: {orig if orig is not None else e}".strip())
+
+
+def _storage_error(message: str) -> d.StorageError:
+    return d.StorageError(message)  # type: ignore[no-untyped-call]
+
+
+def _driver_error(e: BaseException) -> Optional[BaseException]:
+    """The DBAPI driver's exception behind ``e``: SQLAlchemy wraps most in
+    ``DBAPIError.orig``, but not those raised while it sets a connection's
+    isolation level."""
+    if isinstance(e, DBAPIError):
+        return e.orig
+    if isinstance(e, SQLAlchemyError):
+        return None
+    return e

@@ -1,0 +1,370 @@
+"""The Python concurrency harness: 16 worker processes consume and release
+random amounts across a nested tree with tight limits on two resources,
+through ``delimiter.consume`` and :class:`SqlAlchemyStore`, on SQLite,
+PostgreSQL and MariaDB; then each database is audited.
+
+The contract (tree, limits, workload, audit, output) is the one of the Rust
+harness, ``host-rust/tests/concurrency.rs``, written down in
+``conformance/concurrency/README.md``; the audit triggers are the SQL files
+beside that README, which both harnesses run.
+
+Prints, per database:
+``<db>: oversubscribed=0 lost_updates=0 commits=C conflicts=K retries_exhausted=E``
+then ``<db>: with the claim cut down to the project alone, oversubscription
+caught: true``. PostgreSQL and MariaDB run when DELIMITER_TEST_POSTGRES_URL
+and DELIMITER_TEST_MARIADB_URL are set, and say they are skipped otherwise.
+Exits 1 on any failure.
+
+``DELIMITER_HARNESS_CLAIM=project-only`` (test-only) cuts every claim of the
+main runs down to the project alone: the audit must then fail.
+
+Run: ``python host-python/tests/concurrency_harness.py`` (not a pytest
+module: its name does not start with ``test_``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing as mp
+import os
+import pathlib
+import sys
+import time
+import traceback
+from collections import Counter
+from typing import Any, Optional
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from _databases import KINDS, Database, skip_reason  # noqa: E402
+
+WORKERS = 16
+OPS = 30
+RESOURCES = ("servers", "cores")
+CUT_TRIES = 5
+CLAIM_VAR = "DELIMITER_HARNESS_CLAIM"
+AUDIT_DIR = pathlib.Path(__file__).resolve().parents[2] / "conformance" / "concurrency"
+
+#: org > eng > {web, batch}; org > ops > {db, cache}. Every node has a finite
+#: limit on both resources, and children over-commit their parents.
+PROJECTS = [
+    ("org", None),
+    ("eng", "org"),
+    ("web", "eng"),
+    ("batch", "eng"),
+    ("ops", "org"),
+    ("db", "ops"),
+    ("cache", "ops"),
+]
+REGISTERED = {"servers": 5, "cores": 16}
+PROJECT_LIMITS = {
+    ("org", "servers"): 14,
+    ("org", "cores"): 48,
+    ("eng", "servers"): 9,
+    ("eng", "cores"): 30,
+    ("ops", "servers"): 8,
+    ("ops", "cores"): 24,
+}
+TARGETS = ("web", "batch", "db", "cache", "eng", "ops")
+
+
+def limit_of(project: str, resource: str) -> int:
+    return PROJECT_LIMITS.get((project, resource), REGISTERED[resource])
+
+
+def closure() -> list[tuple[str, str]]:
+    """(ancestor, descendant) for every pair, self included."""
+    parent = dict(PROJECTS)
+    pairs = []
+    for p, _ in PROJECTS:
+        at: Optional[str] = p
+        while at is not None:
+            pairs.append((at, p))
+            at = parent[at]
+    return pairs
+
+
+def statements(script: str) -> list[str]:
+    """The audit files' convention: a statement ends with a semicolon that
+    ends a line, and no line inside a statement ends with one."""
+    return [s.strip() for s in script.split(";\n") if s.strip()]
+
+
+# ---- one database run ---------------------------------------------------------------
+
+
+def prepare(db: Database) -> None:
+    """Fresh tables, the tree, the limits and the audit triggers."""
+    import delimiter as d
+    from sqlalchemy import text
+
+    from delimiter.stores.sqlalchemy import SqlAlchemyStore
+
+    db.create()
+    engine = db.engine()
+    try:
+        store = SqlAlchemyStore(engine)
+        store.create_schema()
+        for p, parent in PROJECTS:
+            store.add_project(d.Project(p, parent))
+        store.set_limits(
+            d.Limits(
+                registered=[d.RegisteredLimit(r, v) for r, v in REGISTERED.items()],
+                project=[d.ProjectLimit(p, r, v) for (p, r), v in PROJECT_LIMITS.items()],
+            )
+        )
+        with engine.begin() as conn:
+            for statement in statements((AUDIT_DIR / f"audit-{db.kind}.sql").read_text()):
+                conn.exec_driver_sql(statement)
+            conn.execute(
+                text("INSERT INTO harness_closure (anchor, project_id) VALUES (:a, :p)"),
+                [{"a": a, "p": p} for a, p in closure()],
+            )
+    finally:
+        engine.dispose()
+
+
+class WorkerStore:
+    """The shipped store, with a pause after each read (a service works
+    between reading and committing; the pause makes the race window real)
+    and, under the test-only switch, the claim cut down to the project."""
+
+    def __init__(self, inner: Any, project_only: bool) -> None:
+        self.inner = inner
+        self.project_only = project_only
+        self.conflicts = 0
+        self.claimed: list[tuple[str, int]] = []
+
+    def read(self, project: str, resources: list[str]) -> Any:
+        snapshot = self.inner.read(project, resources)
+        time.sleep(0.0003)
+        return snapshot
+
+    def commit(self, claim: list[Any], request: Any) -> Any:
+        import delimiter as d
+
+        if self.project_only:
+            claim = claim[:1]
+        outcome = self.inner.commit(claim, request)
+        if outcome == d.CommitOutcome.CONFLICT:
+            self.conflicts += 1
+        else:
+            self.claimed.extend((c.project, c.generation) for c in claim)
+        return outcome
+
+
+def work(db: Database, index: int, project_only: bool, start: Any) -> dict[str, Any]:
+    """One worker's share: OPS random consumes and releases of its own."""
+    import delimiter as d
+
+    from delimiter.stores.sqlalchemy import SqlAlchemyStore
+
+    engine = db.engine(pool_size=1, max_overflow=0)
+    store = WorkerStore(SqlAlchemyStore(engine), project_only)
+    config = d.Config("nested")
+    policy = d.RetryPolicy(max_attempts=8, base_delay_us=200, max_delay_us=5000, seed=index)
+    # The Rust harness's xorshift, so both run the same workload.
+    mask = (1 << 64) - 1
+    rng = (0x9E3779B97F4A7C15 * (index + 1)) & mask
+
+    def below(n: int) -> int:
+        nonlocal rng
+        rng ^= (rng << 13) & mask
+        rng ^= rng >> 7
+        rng ^= (rng << 17) & mask
+        return rng % n
+
+    held: dict[str, list[int]] = {}
+    commits: list[tuple[str, int, int]] = []
+    refused = exhausted = 0
+    store.inner.read("org", list(RESOURCES))  # connect before the start line
+    start.wait()
+    for _ in range(OPS):
+        project = TARGETS[below(len(TARGETS))]
+        mine = held.setdefault(project, [0, 0])
+        if below(2) == 0 and mine[0] > 0:
+            servers = 1 + below(mine[0])
+            deltas = (-servers, -(mine[1] * servers // mine[0]))
+        else:
+            deltas = (1 + below(2), 2 + below(5))
+        request = d.Request(project, dict(zip(RESOURCES, deltas)))
+        try:
+            d.consume(store, request, config, policy)
+        except d.OverLimit:
+            refused += 1
+            continue
+        except d.RetriesExhausted:
+            exhausted += 1
+            continue
+        mine[0] += deltas[0]
+        mine[1] += deltas[1]
+        commits.append((project, *deltas))
+    engine.dispose()
+    return {
+        "commits": commits,
+        "claimed": store.claimed,
+        "conflicts": store.conflicts,
+        "refused": refused,
+        "exhausted": exhausted,
+    }
+
+
+def worker_main(index: int, jobs: Any, results: Any, start: Any) -> None:
+    """A worker process, reused across runs: one job per run."""
+    while True:
+        job = jobs.get()
+        if job is None:
+            return
+        db, project_only = job
+        try:
+            results.put((index, work(db, index, project_only, start)))
+        except BaseException:
+            results.put((index, traceback.format_exc()))
+
+
+@dataclasses.dataclass
+class Audit:
+    oversubscribed: int = 0
+    lost_updates: int = 0
+    commits: int = 0
+    conflicts: int = 0
+    retries_exhausted: int = 0
+
+    def line(self, kind: str) -> str:
+        return (
+            f"{kind}: oversubscribed={self.oversubscribed} lost_updates={self.lost_updates} "
+            f"commits={self.commits} conflicts={self.conflicts} "
+            f"retries_exhausted={self.retries_exhausted}"
+        )
+
+
+class Pool:
+    """WORKERS spawned processes, started once: each run hands every one a
+    job, and a barrier lets them start consuming together."""
+
+    def __init__(self) -> None:
+        ctx = mp.get_context("spawn")
+        self.results = ctx.Queue()
+        self.start = ctx.Barrier(WORKERS)
+        self.jobs = [ctx.Queue() for _ in range(WORKERS)]
+        self.processes = [
+            ctx.Process(target=worker_main, args=(i, self.jobs[i], self.results, self.start), daemon=True)
+            for i in range(WORKERS)
+        ]
+        for p in self.processes:
+            p.start()
+
+    def run(self, db: Database, project_only: bool) -> list[dict[str, Any]]:
+        for q in self.jobs:
+            q.put((db, project_only))
+        outcomes: dict[int, Any] = {}
+        while len(outcomes) < WORKERS:
+            index, outcome = self.results.get(timeout=300)
+            outcomes[index] = outcome
+        failed = [o for o in outcomes.values() if isinstance(o, str)]
+        if failed:
+            raise RuntimeError(f"{len(failed)} worker(s) failed; the first:\n{failed[0]}")
+        return [outcomes[i] for i in range(WORKERS)]
+
+    def close(self) -> None:
+        for q in self.jobs:
+            q.put(None)
+        for p in self.processes:
+            p.join(timeout=10)
+
+
+def run(pool: Pool, db: Database, project_only: bool) -> Audit:
+    """One run on fresh tables, audited from the database itself."""
+    from sqlalchemy import select, text
+
+    from delimiter.stores.sqlalchemy import usage
+
+    prepare(db)
+    try:
+        reports = pool.run(db, project_only)
+        audit = Audit()
+        committed: Counter[tuple[str, str]] = Counter()
+        claimed: set[tuple[str, int]] = set()
+        for report in reports:
+            audit.commits += len(report["commits"])
+            audit.conflicts += report["conflicts"]
+            audit.retries_exhausted += report["exhausted"]
+            for project, servers, cores in report["commits"]:
+                committed[(project, "servers")] += servers
+                committed[(project, "cores")] += cores
+            for pair in report["claimed"]:
+                # A generation claimed by two commits: one overwrote the other.
+                if tuple(pair) in claimed:
+                    audit.lost_updates += 1
+                claimed.add(tuple(pair))
+
+        engine = db.engine()
+        try:
+            with engine.connect() as conn:
+                recorded = conn.execute(text("SELECT anchor, resource, total FROM harness_audit")).all()
+                finals = conn.execute(select(usage.c.project_id, usage.c.resource, usage.c.usage)).all()
+        finally:
+            engine.dispose()
+        # Each commit writes at least one usage row, and each row write
+        # records one row per ancestor: an audit that saw nothing is no audit.
+        if len(recorded) < audit.commits:
+            raise RuntimeError(f"the audit trigger recorded {len(recorded)} rows for {audit.commits} commits")
+        # U <= L after every commit (the history the trigger recorded) ...
+        audit.oversubscribed += sum(1 for a, r, total in recorded if total > limit_of(a, r))
+        # ... and at the end, for every node and resource.
+        stored = {(p, r): int(u) for p, r, u in finals}
+        for anchor, _ in PROJECTS:
+            for r in RESOURCES:
+                subtree = sum(stored.get((p, r), 0) for a, p in closure() if a == anchor)
+                if subtree > limit_of(anchor, r):
+                    audit.oversubscribed += 1
+        # Usage equals the sum of successful consumes minus releases.
+        keys = {k for k, v in stored.items() if v} | {k for k, v in committed.items() if v}
+        audit.lost_updates += sum(1 for k in keys if stored.get(k, 0) != committed.get(k, 0))
+        return audit
+    finally:
+        db.drop()
+
+
+def main() -> int:
+    mode = os.environ.get(CLAIM_VAR, "full")
+    if mode not in ("full", "project-only"):
+        print(f"{CLAIM_VAR}={mode!r}: expected 'project-only' or unset", file=sys.stderr)
+        return 2
+    dbs = []
+    for kind in KINDS:
+        reason = skip_reason(kind)
+        if reason is not None:
+            print(f"{kind}: skipped ({reason})", flush=True)
+        else:
+            dbs.append(kind)
+    began = time.monotonic()
+    pool = Pool()
+    failed = False
+    try:
+        for kind in dbs:
+            tag = f"delimiter_pyharness_{os.getpid()}"
+            audit = run(pool, Database.new(kind, tag), mode == "project-only")
+            print(audit.line(kind), flush=True)
+            failed |= audit.oversubscribed > 0 or audit.lost_updates > 0 or audit.commits == 0
+
+            # The same run with the claim cut down to the project must be
+            # caught oversubscribing; a few tries, since a race may by chance
+            # not happen.
+            caught = any(
+                run(pool, Database.new(kind, tag), True).oversubscribed > 0 for _ in range(CUT_TRIES)
+            )
+            print(
+                f"{kind}: with the claim cut down to the project alone, "
+                f"oversubscription caught: {str(caught).lower()}",
+                flush=True,
+            )
+            failed |= not caught
+    finally:
+        pool.close()
+    print(f"harness: {len(dbs)} database(s), {WORKERS} workers, {time.monotonic() - began:.1f} s", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
