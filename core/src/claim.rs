@@ -34,6 +34,31 @@ impl GenerationTable {
     /// Checks every generation: non-empty, known and unique project ids,
     /// reported in project order.
     pub(crate) fn build(generations: &[Generation], tree: &Tree<'_>) -> Result<Self> {
+        // The common case, every project known, needs no sort by id: the
+        // first duplicate in id order is the one at the smallest node (node
+        // order is id order). Anything else takes the general path.
+        let mut by_node = BTreeMap::new();
+        let mut duplicate: Option<usize> = None;
+        for g in generations {
+            let Some(node) = tree.lookup(&g.project) else {
+                return Self::build_in_order(generations, tree);
+            };
+            if by_node.insert(node, g.generation).is_some() {
+                duplicate = Some(duplicate.map_or(node, |d| d.min(node)));
+            }
+        }
+        match duplicate {
+            Some(node) => Err(Error::DuplicateGeneration {
+                project: tree.id(node).to_string(),
+            }),
+            None => Ok(GenerationTable { by_node }),
+        }
+    }
+
+    /// [`build`](Self::build) for input with a problem: checked in
+    /// (project, generation) order, so the first problem is the one
+    /// reported.
+    fn build_in_order(generations: &[Generation], tree: &Tree<'_>) -> Result<Self> {
         let mut sorted: Vec<&Generation> = generations.iter().collect();
         sorted.sort_by(|a, b| (&a.project, a.generation).cmp(&(&b.project, b.generation)));
         let mut by_node = BTreeMap::new();

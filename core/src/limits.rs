@@ -85,11 +85,52 @@ impl<'a> LimitTable<'a> {
             }
         }
 
+        let mut project = BTreeMap::new();
+        // The common case, every project limit well-formed and of a known
+        // project, is ordered by node instead of by project id: node order
+        // is id order (`Tree`), so the order, and so every duplicate
+        // reported, is the same, without comparing ids at every step of the
+        // sort. Anything else takes the general path below.
+        let known: Option<Vec<(usize, &'a ProjectLimit)>> = limits
+            .project
+            .iter()
+            .map(|p| {
+                let well_formed = !p.resource.is_empty() && p.limit >= UNLIMITED;
+                well_formed
+                    .then(|| tree.lookup(&p.project))
+                    .flatten()
+                    .map(|node| (node, p))
+            })
+            .collect();
+        if let Some(mut known) = known {
+            known.sort_by(|(na, a), (nb, b)| {
+                (na, &a.resource, a.limit).cmp(&(nb, &b.resource, b.limit))
+            });
+            for (node, p) in known {
+                if project
+                    .insert((node, p.resource.as_str()), p.limit)
+                    .is_some()
+                {
+                    push_once(
+                        problems,
+                        Error::DuplicateLimit {
+                            project: Some(p.project.clone()),
+                            resource: p.resource.clone(),
+                        },
+                    );
+                }
+            }
+            return LimitTable {
+                registered,
+                project,
+                missing,
+            };
+        }
+
         let mut project_sorted: Vec<&'a ProjectLimit> = limits.project.iter().collect();
         project_sorted.sort_by(|a, b| {
             (&a.project, &a.resource, a.limit).cmp(&(&b.project, &b.resource, b.limit))
         });
-        let mut project = BTreeMap::new();
         for p in project_sorted {
             let owner = Some(p.project.clone());
             if p.project.is_empty() {

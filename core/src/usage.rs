@@ -76,6 +76,43 @@ fn checked_entries<'u>(
     entries: &'u [UsageEntry],
     tree: &Tree<'_>,
 ) -> Result<Vec<(usize, &'u UsageEntry)>> {
+    // The common case, every entry well-formed and of a known project, is
+    // ordered by node instead of by project id: node order is id order
+    // (`Tree`), so the order is the same and ids are compared once (the
+    // lookup) rather than at every step of the sort. Anything else takes
+    // the general path below, which finds the first problem in order.
+    let mut out: Vec<(usize, &UsageEntry)> = Vec::with_capacity(entries.len());
+    for e in entries {
+        let node = if e.resource.is_empty() || e.usage < 0 {
+            None
+        } else {
+            tree.lookup(&e.project)
+        };
+        match node {
+            Some(node) => out.push((node, e)),
+            None => return checked_entries_in_order(entries, tree),
+        }
+    }
+    out.sort_by(|(na, a), (nb, b)| (na, &a.resource, a.usage).cmp(&(nb, &b.resource, b.usage)));
+    if let Some(pair) = out
+        .windows(2)
+        .find(|w| w[0].0 == w[1].0 && w[0].1.resource == w[1].1.resource)
+    {
+        return Err(Error::DuplicateUsage {
+            project: pair[1].1.project.clone(),
+            resource: pair[1].1.resource.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// [`checked_entries`] for input with a problem: sorted by (project,
+/// resource, usage) and checked in that order, so the first problem is the
+/// one reported.
+fn checked_entries_in_order<'u>(
+    entries: &'u [UsageEntry],
+    tree: &Tree<'_>,
+) -> Result<Vec<(usize, &'u UsageEntry)>> {
     let mut sorted: Vec<&UsageEntry> = entries.iter().collect();
     sorted.sort_by(|a, b| {
         (&a.project, &a.resource, a.usage).cmp(&(&b.project, &b.resource, b.usage))

@@ -1,0 +1,313 @@
+//! What every strategy's worker looks like to the cell runner, the
+//! generation-cas worker (the shipped store and `consume`, timed), and the
+//! retry loop the two locking strategies share.
+
+use crate::workload::ROOT;
+use delimiter::{
+    ClaimEntry, CommitOutcome, Config, Decision, Enforcer, Error, Generation, Model, PathUsage,
+    Project, ProjectLimit, RegisteredLimit, Request, ResourceUsage, RetryPolicy, Snapshot,
+    StorageError, Store, Usage, UsageEntry, Violation,
+};
+use std::time::{Duration, Instant};
+
+/// How one consume call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Admitted,
+    /// Refused; `at_root` when the root was among the violated limits
+    /// (the tree is full: the worker stops).
+    Refused {
+        at_root: bool,
+    },
+    /// Every attempt lost a race.
+    Exhausted,
+}
+
+/// Where a worker's time went, summed over its calls.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Profile {
+    /// Reading the snapshot (for for-update: taking the locks and reading).
+    pub read: Duration,
+    /// The decision, through the component (and, for generation-cas, the
+    /// driver's own work between the store callbacks).
+    pub evaluate: Duration,
+    /// Writing and committing (or rolling back).
+    pub commit: Duration,
+    pub backoff: Duration,
+}
+
+impl Profile {
+    pub fn add(&mut self, other: &Profile) {
+        self.read += other.read;
+        self.evaluate += other.evaluate;
+        self.commit += other.commit;
+        self.backoff += other.backoff;
+    }
+}
+
+/// One worker: its own connection and its own component instance.
+pub trait Worker: Send {
+    /// One consume, including its retries. `Err` is an unexpected failure
+    /// (a storage error, a guest fault): the run fails.
+    fn consume(&mut self, request: &Request) -> Result<Outcome, String>;
+    /// Attempts that lost a race and were retried (or exhausted).
+    fn conflicts(&self) -> u64;
+    fn profile(&self) -> Profile;
+    /// Instantiates the worker's component before the clock starts.
+    fn warm(&mut self) -> Result<(), String>;
+}
+
+pub fn config() -> Config {
+    Config::new(Model::Nested)
+}
+
+fn refused(violations: &[Violation]) -> Outcome {
+    Outcome::Refused {
+        at_root: violations.iter().any(|v| v.project == ROOT),
+    }
+}
+
+/// The shipped store, with its callbacks timed and its conflicts counted.
+/// Adds two clock reads per callback, nothing else.
+pub struct Timed<S> {
+    inner: S,
+    profile: Profile,
+    conflicts: u64,
+}
+
+impl<S: Store> Store for Timed<S> {
+    fn read(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
+        let t = Instant::now();
+        let out = self.inner.read(project, resources);
+        self.profile.read += t.elapsed();
+        out
+    }
+
+    fn commit(
+        &mut self,
+        claim: &[ClaimEntry],
+        request: &Request,
+    ) -> Result<CommitOutcome, StorageError> {
+        let t = Instant::now();
+        let out = self.inner.commit(claim, request);
+        self.profile.commit += t.elapsed();
+        if out == Ok(CommitOutcome::Conflict) {
+            self.conflicts += 1;
+        }
+        out
+    }
+
+    fn backoff(&mut self, attempt: u32, delay: Duration) {
+        let t = Instant::now();
+        self.inner.backoff(attempt, delay);
+        self.profile.backoff += t.elapsed();
+    }
+}
+
+/// generation-cas: Delimiter's own path, `Enforcer::consume` over the
+/// shipped store.
+pub struct CasWorker<S> {
+    store: Timed<S>,
+    enforcer: Enforcer,
+    config: Config,
+    policy: RetryPolicy,
+    /// The whole of the consume calls; `evaluate` is what the callbacks
+    /// do not account for.
+    total: Duration,
+}
+
+impl<S: Store + Send> CasWorker<S> {
+    pub fn new(store: S, policy: RetryPolicy) -> Self {
+        CasWorker {
+            store: Timed {
+                inner: store,
+                profile: Profile::default(),
+                conflicts: 0,
+            },
+            enforcer: Enforcer::new(),
+            config: config(),
+            policy,
+            total: Duration::ZERO,
+        }
+    }
+}
+
+impl<S: Store + Send> Worker for CasWorker<S> {
+    fn consume(&mut self, request: &Request) -> Result<Outcome, String> {
+        let t = Instant::now();
+        let out = self
+            .enforcer
+            .consume(&self.config, &self.policy, &mut self.store, request);
+        self.total += t.elapsed();
+        match out {
+            Ok(_) => Ok(Outcome::Admitted),
+            Err(Error::OverLimit { violations, .. }) => Ok(refused(&violations)),
+            Err(Error::RetriesExhausted { .. }) => Ok(Outcome::Exhausted),
+            Err(other) => Err(format!("generation-cas: {other}")),
+        }
+    }
+
+    fn conflicts(&self) -> u64 {
+        self.store.conflicts
+    }
+
+    fn warm(&mut self) -> Result<(), String> {
+        crate::warm(&mut self.enforcer)
+    }
+
+    fn profile(&self) -> Profile {
+        let p = self.store.profile;
+        Profile {
+            evaluate: self.total.saturating_sub(p.read + p.commit + p.backoff),
+            ..p
+        }
+    }
+}
+
+/// One attempt of a locking strategy, in one transaction.
+pub enum Attempt {
+    Done(Outcome),
+    /// The database reported a lost race (deadlock, serialization
+    /// failure, lock wait timeout); the transaction is rolled back.
+    Retry,
+}
+
+/// A database's implementation of one locking strategy's transaction.
+pub trait Transaction: Send {
+    /// Reads the snapshot (timed into `profile.read`), decides with
+    /// [`decide`], writes and commits (timed into `profile.commit`).
+    fn attempt(
+        &mut self,
+        request: &Request,
+        enforcer: &mut Enforcer,
+        profile: &mut Profile,
+    ) -> Result<Attempt, String>;
+}
+
+/// The decision on `snapshot`, through the same component and crate as
+/// generation-cas: `Ok(None)` when admitted, the outcome when refused.
+pub fn decide(
+    enforcer: &mut Enforcer,
+    snapshot: &Snapshot,
+    request: &Request,
+    profile: &mut Profile,
+) -> Result<Option<Outcome>, String> {
+    let t = Instant::now();
+    let decision = enforcer.evaluate(&config(), snapshot, request);
+    profile.evaluate += t.elapsed();
+    match decision.map_err(|e| format!("evaluate: {e}"))? {
+        Decision::Admitted { .. } => Ok(None),
+        Decision::Refused { violations } => Ok(Some(refused(&violations))),
+    }
+}
+
+/// for-update and serializable: the same attempts and the same backoff
+/// schedule as the consume driver (delimiter-core's `RetryPolicy`).
+pub struct LockingWorker<T> {
+    tx: T,
+    enforcer: Enforcer,
+    policy: delimiter_core::RetryPolicy,
+    profile: Profile,
+    conflicts: u64,
+}
+
+impl<T: Transaction> LockingWorker<T> {
+    pub fn new(tx: T, policy: RetryPolicy) -> Self {
+        LockingWorker {
+            tx,
+            enforcer: Enforcer::new(),
+            policy: delimiter_core::RetryPolicy {
+                max_attempts: policy.max_attempts,
+                base_delay_us: policy.base_delay_us,
+                max_delay_us: policy.max_delay_us,
+                seed: policy.seed,
+            },
+            profile: Profile::default(),
+            conflicts: 0,
+        }
+    }
+}
+
+impl<T: Transaction> Worker for LockingWorker<T> {
+    fn consume(&mut self, request: &Request) -> Result<Outcome, String> {
+        for attempt in 1..=self.policy.max_attempts {
+            match self
+                .tx
+                .attempt(request, &mut self.enforcer, &mut self.profile)?
+            {
+                Attempt::Done(outcome) => return Ok(outcome),
+                Attempt::Retry => {
+                    self.conflicts += 1;
+                    if attempt < self.policy.max_attempts {
+                        let t = Instant::now();
+                        std::thread::sleep(Duration::from_micros(self.policy.delay_us(attempt)));
+                        self.profile.backoff += t.elapsed();
+                    }
+                }
+            }
+        }
+        Ok(Outcome::Exhausted)
+    }
+
+    fn conflicts(&self) -> u64 {
+        self.conflicts
+    }
+
+    fn warm(&mut self) -> Result<(), String> {
+        crate::warm(&mut self.enforcer)
+    }
+
+    fn profile(&self) -> Profile {
+        self.profile
+    }
+}
+
+/// The snapshot from the rows of the one-statement path read (the SQL the
+/// shipped stores run, copied into `postgres.rs` and `mariadb.rs`): rows of
+/// (kind, a, b, n), kind 0 path, 1 local usage, 2 subtree usage, 3
+/// registered limits, 4 project limits. Resources not `wanted` are dropped.
+pub fn snapshot_from_rows(
+    rows: impl IntoIterator<Item = (i64, Option<String>, Option<String>, Option<i64>)>,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Snapshot, String> {
+    fn present<T>(v: Option<T>, column: &str) -> Result<T, String> {
+        v.ok_or_else(|| format!("unexpected NULL {column}"))
+    }
+    let mut s = Snapshot::default();
+    let (mut local, mut subtree) = (Vec::new(), Vec::new());
+    for (kind, a, b, n) in rows {
+        if kind != 0 && !b.as_deref().is_some_and(&wanted) {
+            continue;
+        }
+        match kind {
+            0 => {
+                let id = present(a, "project_id")?;
+                if let Some(g) = n {
+                    let g = u64::try_from(g).map_err(|_| format!("negative generation {g}"))?;
+                    s.generations.push(Generation::new(id.clone(), g));
+                }
+                s.projects.push(Project { id, parent: b });
+            }
+            1 => local.push(ResourceUsage {
+                resource: present(b, "resource")?,
+                usage: present(n, "usage")?,
+            }),
+            2 => subtree.push(UsageEntry {
+                project: present(a, "anchor")?,
+                resource: present(b, "resource")?,
+                usage: present(n, "usage")?,
+            }),
+            3 => s.limits.registered.push(RegisteredLimit {
+                resource: present(b, "resource")?,
+                limit: present(n, "limit_value")?,
+            }),
+            _ => s.limits.project.push(ProjectLimit {
+                project: present(a, "project_id")?,
+                resource: present(b, "resource")?,
+                limit: present(n, "limit_value")?,
+            }),
+        }
+    }
+    s.usage = Usage::Path(PathUsage { local, subtree });
+    Ok(s)
+}

@@ -1,0 +1,311 @@
+//! PostgreSQL: a schema of its own per run, the shipped `PostgresStore` for
+//! generation-cas, and the two locking strategies' transactions.
+
+use crate::Strategy;
+use crate::driver::{
+    Attempt, CasWorker, LockingWorker, Outcome, Profile, Transaction, Worker, decide,
+    snapshot_from_rows,
+};
+use crate::workload::{RESOURCES, Size};
+use delimiter::{Enforcer, PostgresStore, Request, RetryPolicy};
+use postgres::error::SqlState;
+use postgres::{Client, IsolationLevel, NoTls, Statement};
+use std::time::Instant;
+
+pub struct Pg {
+    url: String,
+    /// `delimiter_bench_<pid>`: beside, never on, anybody else's tables.
+    schema: String,
+}
+
+fn err(context: &str, e: postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!(
+            "postgres {context}: {} ({})",
+            db.message(),
+            db.code().code()
+        ),
+        None => format!("postgres {context}: {e}"),
+    }
+}
+
+impl Pg {
+    pub fn new(url: String) -> Self {
+        Pg {
+            url,
+            schema: format!("delimiter_bench_{}", std::process::id()),
+        }
+    }
+
+    fn admin(&self) -> Result<Client, String> {
+        Client::connect(&self.url, NoTls).map_err(|e| err("connect", e))
+    }
+
+    fn client(&self) -> Result<Client, String> {
+        let mut client = self.admin()?;
+        client
+            .batch_execute(&format!("SET search_path TO {}", self.schema))
+            .map_err(|e| err("search_path", e))?;
+        Ok(client)
+    }
+
+    /// `SELECT version()`, and how many more connections the server takes.
+    pub fn server(&self) -> Result<(String, i64), String> {
+        let mut c = self.admin()?;
+        let version: String = c
+            .query_one("SELECT version()", &[])
+            .map_err(|e| err("version", e))?
+            .get(0);
+        let free: i64 = c
+            .query_one(
+                "SELECT current_setting('max_connections')::bigint
+                      - (SELECT count(*) FROM pg_stat_activity)",
+                &[],
+            )
+            .map_err(|e| err("max_connections", e))?
+            .get(0);
+        Ok((version, free))
+    }
+
+    /// Fresh tables in a fresh schema: the tree, the limits, and a zero
+    /// usage row for every (project, resource), so that every strategy's
+    /// write is an UPDATE of an existing row.
+    pub fn reset(&self, size: &Size) -> Result<(), String> {
+        self.admin()?
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {s} CASCADE; CREATE SCHEMA {s}",
+                s = self.schema
+            ))
+            .map_err(|e| err("reset", e))?;
+        let mut store = PostgresStore::from_client(self.client()?).map_err(|e| e.to_string())?;
+        for p in size.projects() {
+            store.add_project(&p).map_err(|e| e.to_string())?;
+        }
+        store
+            .set_limits(&size.limits())
+            .map_err(|e| e.to_string())?;
+        let mut values = Vec::new();
+        for p in size.projects() {
+            for r in RESOURCES {
+                values.push(format!("('{}', '{r}', 0)", p.id));
+            }
+        }
+        store
+            .client()
+            .batch_execute(&format!(
+                "INSERT INTO delimiter_usage (project_id, resource, usage) VALUES {}; ANALYZE",
+                values.join(", ")
+            ))
+            .map_err(|e| err("seed", e))
+    }
+
+    pub fn usage_rows(&self) -> Result<Vec<(String, String, i64)>, String> {
+        Ok(self
+            .client()?
+            .query(
+                "SELECT project_id, resource, usage FROM delimiter_usage",
+                &[],
+            )
+            .map_err(|e| err("audit", e))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    pub fn drop_all(&self) -> Result<(), String> {
+        self.admin()?
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
+            .map_err(|e| err("drop", e))
+    }
+
+    pub fn worker(
+        &self,
+        strategy: Strategy,
+        policy: RetryPolicy,
+    ) -> Result<Box<dyn Worker>, String> {
+        let client = self.client()?;
+        Ok(match strategy {
+            Strategy::GenerationCas => Box::new(CasWorker::new(
+                PostgresStore::from_client(client).map_err(|e| e.to_string())?,
+                policy,
+            )),
+            Strategy::ForUpdate | Strategy::Serializable | Strategy::Unguarded => {
+                Box::new(LockingWorker::new(PgTx::new(client, strategy)?, policy))
+            }
+        })
+    }
+}
+
+/// The store's path CTEs (host-rust/src/stores/sql.rs), copied so that the
+/// locking strategies read exactly what generation-cas reads.
+const PATH_CTE: &str = "
+WITH RECURSIVE path (project_id, parent_id, depth) AS (
+    SELECT project_id, parent_id, 0 FROM delimiter_projects WHERE project_id = $1
+    UNION ALL
+    SELECT p.project_id, p.parent_id, path.depth + 1
+      FROM delimiter_projects p JOIN path ON p.project_id = path.parent_id
+     WHERE path.depth < 1024
+)";
+const SUBTREE_CTE: &str = "
+subtree (anchor, project_id, depth) AS (
+    SELECT project_id, project_id, 0 FROM path
+    UNION ALL
+    SELECT subtree.anchor, c.project_id, subtree.depth + 1
+      FROM delimiter_projects c JOIN subtree ON c.parent_id = subtree.project_id
+     WHERE subtree.depth < 1024
+)";
+
+/// The statements of one locking strategy, prepared once per connection.
+struct Statements {
+    /// for-update only: locks the generation rows of the whole path, in
+    /// project id order (PostgreSQL locks the rows as the sort emits them;
+    /// one order for every transaction, so no deadlock).
+    lock: Option<Statement>,
+    /// The store's one-statement path read (host-rust/src/stores/postgres.rs).
+    read: Statement,
+    add_usage: Statement,
+}
+
+/// The shipped PostgresStore's read, copied so that every strategy reads
+/// the same snapshot with the same SQL.
+fn read_sql() -> String {
+    format!(
+        "{PATH_CTE}, {SUBTREE_CTE}
+         SELECT 0 AS kind, path.depth, path.project_id AS a, path.parent_id AS b, g.generation AS n
+           FROM path LEFT JOIN delimiter_generations g ON g.project_id = path.project_id
+         UNION ALL
+         SELECT 1, 0, NULL, u.resource, u.usage
+           FROM delimiter_usage u WHERE u.project_id = $1 AND u.resource = ANY($2)
+         UNION ALL
+         SELECT 2, 0, subtree.anchor, u.resource, CAST(SUM(u.usage) AS BIGINT)
+           FROM subtree JOIN delimiter_usage u ON u.project_id = subtree.project_id
+          WHERE u.resource = ANY($2)
+          GROUP BY subtree.anchor, u.resource
+         UNION ALL
+         SELECT 3, 0, NULL, r.resource, r.limit_value
+           FROM delimiter_registered_limits r WHERE r.resource = ANY($2)
+         UNION ALL
+         SELECT 4, path.depth, l.project_id, l.resource, l.limit_value
+           FROM path JOIN delimiter_project_limits l ON l.project_id = path.project_id
+          WHERE l.resource = ANY($2)
+         ORDER BY 1, 2, 3, 4"
+    )
+}
+
+struct PgTx {
+    client: Client,
+    strategy: Strategy,
+    stmts: Statements,
+}
+
+/// A failed attempt: a lost race the database detected, or anything else.
+enum Fail {
+    Db(postgres::Error),
+    Other(String),
+}
+
+impl From<postgres::Error> for Fail {
+    fn from(e: postgres::Error) -> Self {
+        Fail::Db(e)
+    }
+}
+
+impl PgTx {
+    fn new(mut client: Client, strategy: Strategy) -> Result<Self, String> {
+        let mut prepare = |sql: &str| client.prepare(sql).map_err(|e| err("prepare", e));
+        let lock = match strategy {
+            Strategy::ForUpdate => Some(prepare(&format!(
+                "{PATH_CTE} SELECT g.project_id
+                   FROM path JOIN delimiter_generations g ON g.project_id = path.project_id
+                  ORDER BY g.project_id FOR UPDATE OF g"
+            ))?),
+            _ => None,
+        };
+        let stmts = Statements {
+            lock,
+            read: prepare(&read_sql())?,
+            add_usage: prepare(
+                "UPDATE delimiter_usage SET usage = usage + $3 WHERE project_id = $1 AND resource = $2",
+            )?,
+        };
+        Ok(PgTx {
+            client,
+            strategy,
+            stmts,
+        })
+    }
+
+    fn try_attempt(
+        &mut self,
+        request: &Request,
+        enforcer: &mut Enforcer,
+        profile: &mut Profile,
+    ) -> Result<Outcome, Fail> {
+        let s = &self.stmts;
+        let t = Instant::now();
+        let level = match self.strategy {
+            Strategy::Serializable => IsolationLevel::Serializable,
+            // Each statement after the locks sees every commit of the
+            // transactions that held them before.
+            _ => IsolationLevel::ReadCommitted,
+        };
+        let mut tx = self
+            .client
+            .build_transaction()
+            .isolation_level(level)
+            .start()?;
+        let project = &request.project;
+        let wanted: Vec<&str> = request.deltas.iter().map(|d| d.resource.as_str()).collect();
+        if let Some(lock) = &s.lock {
+            tx.query(lock, &[project])?;
+        }
+        let rows = tx.query(&s.read, &[project, &wanted])?;
+        let snapshot = snapshot_from_rows(
+            rows.iter()
+                .map(|r| (i64::from(r.get::<_, i32>(0)), r.get(2), r.get(3), r.get(4))),
+            |r| wanted.contains(&r),
+        )
+        .map_err(Fail::Other)?;
+        profile.read += t.elapsed();
+
+        let refused = decide(enforcer, &snapshot, request, profile).map_err(Fail::Other)?;
+        let t = Instant::now();
+        if let Some(outcome) = refused {
+            tx.rollback()?;
+            profile.commit += t.elapsed();
+            return Ok(outcome);
+        }
+        for d in request.deltas.iter().filter(|d| d.delta != 0) {
+            if tx.execute(&s.add_usage, &[project, &d.resource, &d.delta])? != 1 {
+                return Err(Fail::Other(format!(
+                    "no usage row for {project} {}",
+                    d.resource
+                )));
+            }
+        }
+        tx.commit()?;
+        profile.commit += t.elapsed();
+        Ok(Outcome::Admitted)
+    }
+}
+
+impl Transaction for PgTx {
+    fn attempt(
+        &mut self,
+        request: &Request,
+        enforcer: &mut Enforcer,
+        profile: &mut Profile,
+    ) -> Result<Attempt, String> {
+        match self.try_attempt(request, enforcer, profile) {
+            Ok(outcome) => Ok(Attempt::Done(outcome)),
+            Err(Fail::Db(e))
+                if matches!(e.code(), Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE
+                    || *c == SqlState::T_R_DEADLOCK_DETECTED) =>
+            {
+                Ok(Attempt::Retry)
+            }
+            Err(Fail::Db(e)) => Err(err(self.strategy.name(), e)),
+            Err(Fail::Other(message)) => Err(message),
+        }
+    }
+}
