@@ -4,6 +4,9 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 python := env_var_or_default("PYTHON", "python3")
 venv := ".venv-delimiter"
+# The databases `just bench` uses when the test variables are not set.
+pg_url := "postgresql://postgres@127.0.0.1:5432/test"
+mariadb_url := "mysql://root@127.0.0.1:3306/test"
 
 # List the recipes.
 default:
@@ -23,6 +26,7 @@ test: setup component
     just test-python
     just check-vectors
     just conformance
+    just bench-smoke
 
 # Check every vector file against conformance/schema.json.
 check-vectors:
@@ -61,9 +65,32 @@ demo: wheel
 demo-rust: setup component
     cargo run --quiet -p delimiter --example demo
 
-# Benchmarks (issue 6): not written yet.
-bench:
-    @echo "just bench: no benchmarks yet (issue 6)" >&2; exit 1
+# Every benchmark on this machine in one go, then BENCHMARKS.md from the
+# results (target/bench/*.json). Takes about a quarter of an hour. The
+# contention table needs PostgreSQL and MariaDB (the local ones by default).
+bench: wheel
+    {{python}} benches/scenarios.py
+    cargo bench --quiet -p delimiter-benches --bench decision --bench scale
+    {{venv}}/bin/python benches/decision.py
+    {{venv}}/bin/python benches/startup.py
+    DELIMITER_TEST_POSTGRES_URL="${DELIMITER_TEST_POSTGRES_URL:-{{pg_url}}}" \
+    DELIMITER_TEST_MARIADB_URL="${DELIMITER_TEST_MARIADB_URL:-{{mariadb_url}}}" \
+        cargo run --quiet --release -p delimiter-benches --bin contention
+    {{python}} benches/report.py --require-all
+
+# Every benchmark once, on a tiny size, so that none can rot (`just test` runs
+# it; timing is not checked). Results and report go to target/bench-tiny. The
+# contention runner's tiny run is a cargo test (benches/tests).
+bench-smoke: wheel
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export DELIMITER_BENCH_TINY=1 DELIMITER_BENCH_DIR=target/bench-tiny
+    {{python}} benches/scenarios.py
+    cargo test --quiet -p delimiter-benches --bench decision --bench scale
+    {{venv}}/bin/python benches/decision.py
+    {{venv}}/bin/python benches/startup.py
+    test -f target/bench-tiny/contention.json || cargo test --quiet -p delimiter-benches --test contention_tiny
+    {{python}} benches/report.py --require-all --out target/bench-tiny/BENCHMARKS.md
 
 # Format and lint.
 fmt:

@@ -24,17 +24,17 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "target" / "bench"
+RESULTS = ROOT / (os.environ.get("DELIMITER_BENCH_DIR") or "target/bench")
 
 DECISION_IMPLS = ["native", "rust-host", "wheel", "wheel-oslo-compat", "oslo.limit"]
 SCENARIOS = ["flat", "depth-3", "depth-10"]
 STRATEGIES = ["generation-cas", "for-update", "serializable"]
 
 
-def load_results() -> dict[str, list[dict[str, Any]]]:
+def load_results(results: Path) -> dict[str, list[dict[str, Any]]]:
     """All result files, grouped by table (a table may have several runners)."""
     tables: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted(RESULTS.glob("*.json")):
+    for path in sorted(results.glob("*.json")):
         if path.name == "scenarios.json":
             continue
         try:
@@ -342,11 +342,21 @@ def render(tables: dict[str, list[dict[str, Any]]]) -> str:
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument("--results", default=str(RESULTS), help="the runners' JSON files")
+    parser.add_argument(
+        "--require-all",
+        action="store_true",
+        help="exit 1 if a table has no results (so a runner that silently wrote nothing fails)",
+    )
     args = parser.parse_args(argv)
-    tables = load_results()
+    tables = load_results(Path(args.results))
     text = render(tables)
     Path(args.out).write_text(text)
     print(f"wrote {args.out}")
+    missing = [key for key, _, _ in SECTIONS if not tables.get(key)]
+    if args.require_all and missing:
+        print(f"report: no results for: {', '.join(missing)}", file=sys.stderr)
+        return 1
     return 0
 
 

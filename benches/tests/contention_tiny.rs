@@ -10,6 +10,7 @@ use std::process::Command;
 fn contention_runs_tiny() {
     let out = Command::new(env!("CARGO_BIN_EXE_contention"))
         .env("DELIMITER_BENCH_TINY", "1")
+        .env("DELIMITER_BENCH_DIR", "target/bench-tiny")
         .env_remove("DELIMITER_BENCH_UNGUARDED")
         .output()
         .expect("the contention runner starts");

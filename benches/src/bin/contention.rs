@@ -13,7 +13,7 @@
 //!
 //! Writes `target/bench/contention.json` (benches/README.md) and prints a
 //! table. `DELIMITER_BENCH_TINY=1`: a tiny tree, 1 and 4 workers, results
-//! in `target/bench/tiny/`. Exits non-zero if generation-cas oversubscribes
+//! wherever `DELIMITER_BENCH_DIR` says. Exits non-zero if generation-cas oversubscribes
 //! or loses an update, or any worker fails unexpectedly. Databases come
 //! from DELIMITER_TEST_POSTGRES_URL and DELIMITER_TEST_MARIADB_URL; an unset
 //! one is skipped, and the output says so.
@@ -341,17 +341,11 @@ fn run_cell(
     Ok(cell)
 }
 
-fn out_dir(tiny: bool) -> std::path::PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .map_or_else(|| "target".into(), |root| root.join("target"))
-        });
-    let dir = target.join("bench");
-    // The tiny run (`just test`) must not overwrite the real results.
-    if tiny { dir.join("tiny") } else { dir }
+/// Where results go: `$DELIMITER_BENCH_DIR` like every runner (the tiny
+/// run in `just test` sets it, so it never overwrites real results), else
+/// `target/bench`.
+fn out_dir() -> std::path::PathBuf {
+    delimiter_benches::bench_dir()
 }
 
 fn main() {
@@ -499,7 +493,7 @@ fn main() {
             std::thread::available_parallelism().map_or(0, |n| n.get())
         )),
     );
-    meta.insert("tiny".into(), json!(tiny.to_string()));
+    meta.insert("tiny".into(), json!(tiny));
     meta.insert("profile".into(), Value::Object(profiles));
     if !skipped.is_empty() {
         meta.insert("skipped".into(), json!(skipped.join("; ")));
@@ -526,7 +520,7 @@ fn main() {
         })
         .collect();
     let doc = json!({"table": "contention", "runner": "rust", "meta": meta, "rows": rows});
-    let dir = out_dir(tiny);
+    let dir = out_dir();
     let path = dir.join("contention.json");
     let written = std::fs::create_dir_all(&dir).and_then(|()| {
         std::fs::write(
