@@ -28,7 +28,13 @@ RESULTS = ROOT / (os.environ.get("DELIMITER_BENCH_DIR") or "target/bench")
 
 DECISION_IMPLS = ["native", "rust-host", "wheel", "wheel-oslo-compat", "oslo.limit"]
 SCENARIOS = ["flat", "depth-3", "depth-10"]
-STRATEGIES = ["generation-cas", "for-update", "serializable"]
+STRATEGIES = [
+    "generation-cas",
+    "generation-cas-20",
+    "for-update",
+    "serializable",
+    "serializable-20",
+]
 
 
 def load_results(results: Path) -> dict[str, list[dict[str, Any]]]:
@@ -258,19 +264,41 @@ def contention_section(docs: list[dict[str, Any]], findings: list[str]) -> str:
                 str(r["admitted"]),
                 str(r["refused"]),
                 str(r["conflicts"]),
+                str(r.get("retries_exhausted", "n/a")),
             ]
         )
         if r["oversubscribed"]:
-            who = "BAD: Delimiter's" if r["strategy"] == "generation-cas" else "The"
+            who = "BAD: Delimiter's" if r["strategy"].startswith("generation-cas") else "The"
             findings.append(
                 f"{who} {r['strategy']} strategy oversubscribed {r['oversubscribed']} time(s) on "
                 f"{r['db']} with {r['workers']} workers."
             )
-    ours = [r for r in rows if r["strategy"] == "generation-cas"]
+    ours = [r for r in rows if r["strategy"].startswith("generation-cas")]
     if ours and all(r["oversubscribed"] == 0 for r in ours):
         findings.append(
             f"Generation compare-and-update: oversubscribed=0 in all {len(ours)} contention cells."
         )
+    # Where ours is beaten, or gives up on callers, say so.
+    by_cell = {(r["db"], int(r["workers"]), r["strategy"]): r for r in rows}
+    for (db, workers, strategy), r in sorted(by_cell.items()):
+        if not strategy.startswith("generation-cas"):
+            continue
+        rivals = [
+            o for (d2, w2, s2), o in by_cell.items()
+            if d2 == db and w2 == workers and not s2.startswith("generation-cas")
+        ]
+        best = max(rivals, key=lambda o: o["consumes_per_s"], default=None)
+        if best is not None and best["consumes_per_s"] > r["consumes_per_s"]:
+            findings.append(
+                f"BAD: {db}, {workers} workers: {strategy} does {r['consumes_per_s']:.0f} "
+                f"consumes/s, {best['strategy']} {best['consumes_per_s']:.0f} "
+                f"({fmt_ratio(best['consumes_per_s'], r['consumes_per_s'])})."
+            )
+        if r.get("retries_exhausted"):
+            findings.append(
+                f"BAD: {db}, {workers} workers: {strategy} ran out of retries "
+                f"{r['retries_exhausted']} time(s) (the caller gets RetriesExhausted)."
+            )
     header = [
         "db",
         "workers",
@@ -282,6 +310,7 @@ def contention_section(docs: list[dict[str, Any]], findings: list[str]) -> str:
         "admitted",
         "refused",
         "conflicts",
+        "retries exhausted",
     ]
     return table(header, body) + "\n\n" + meta_lines(docs)
 

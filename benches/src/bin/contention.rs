@@ -46,11 +46,20 @@ const MY_VAR: &str = "DELIMITER_TEST_MARIADB_URL";
 /// what is left anywhere is smaller than the requests.
 const MAX_REFUSALS_IN_A_ROW: u32 = 64;
 
+/// The retry budget of the `-20` strategies.
+const PATIENT_ATTEMPTS: u32 = 20;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
     GenerationCas,
     ForUpdate,
     Serializable,
+    /// The two retrying strategies again with a budget of
+    /// [`PATIENT_ATTEMPTS`] attempts instead of the driver's default 5: under
+    /// contention the default runs out, and a worker whose consume ran out
+    /// retries at once with a fresh request, which feeds the contention.
+    GenerationCasPatient,
+    SerializablePatient,
     /// Not in the table: the same read-decide-write at READ COMMITTED with
     /// no lock and no compare-and-update, run only under
     /// DELIMITER_BENCH_UNGUARDED=1 to show that the audit catches an
@@ -59,11 +68,30 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    const ALL: [Strategy; 3] = [
+    const ALL: [Strategy; 5] = [
         Strategy::GenerationCas,
         Strategy::ForUpdate,
         Strategy::Serializable,
+        Strategy::GenerationCasPatient,
+        Strategy::SerializablePatient,
     ];
+
+    /// The worker that runs this strategy (the patient ones are the same
+    /// workers with a larger retry budget).
+    pub fn kind(self) -> Strategy {
+        match self {
+            Strategy::GenerationCasPatient => Strategy::GenerationCas,
+            Strategy::SerializablePatient => Strategy::Serializable,
+            other => other,
+        }
+    }
+
+    fn max_attempts(self, default: u32) -> u32 {
+        match self {
+            Strategy::GenerationCasPatient | Strategy::SerializablePatient => PATIENT_ATTEMPTS,
+            _ => default,
+        }
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -71,6 +99,8 @@ impl Strategy {
             Strategy::ForUpdate => "for-update",
             Strategy::Serializable => "serializable",
             Strategy::Unguarded => "unguarded",
+            Strategy::GenerationCasPatient => "generation-cas-20",
+            Strategy::SerializablePatient => "serializable-20",
         }
     }
 }
@@ -219,9 +249,10 @@ fn run_worker(
     let policy = RetryPolicy {
         // Distinct seeds, so that workers' backoffs do not move in lockstep.
         seed: index as u64 + 1,
-        ..RetryPolicy::default()
+        max_attempts: strategy.max_attempts(base_policy().max_attempts),
+        ..base_policy()
     };
-    let setup = db.worker(strategy, policy).and_then(|mut w| {
+    let setup = db.worker(strategy.kind(), policy).and_then(|mut w| {
         w.warm()?;
         Ok(w)
     });
@@ -348,6 +379,20 @@ fn out_dir() -> std::path::PathBuf {
     delimiter_benches::bench_dir()
 }
 
+/// The driver's default retry policy, or with `DELIMITER_BENCH_ATTEMPTS`
+/// attempts (an experiment: how far a larger budget helps under
+/// contention). Recorded in the results' meta.
+fn base_policy() -> RetryPolicy {
+    let mut policy = RetryPolicy::default();
+    if let Some(n) = std::env::var("DELIMITER_BENCH_ATTEMPTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        policy.max_attempts = n;
+    }
+    policy
+}
+
 fn main() {
     let tiny = std::env::var("DELIMITER_BENCH_TINY").is_ok_and(|v| v == "1");
     let (size, worker_counts, deadline): (Size, &[usize], Duration) = if tiny {
@@ -357,6 +402,10 @@ fn main() {
     };
 
     let mut strategies = Strategy::ALL.to_vec();
+    // DELIMITER_BENCH_STRATEGIES=generation-cas,...: a subset, for experiments.
+    if let Ok(only) = std::env::var("DELIMITER_BENCH_STRATEGIES") {
+        strategies.retain(|s| only.split(',').any(|name| name.trim() == s.name()));
+    }
     if std::env::var("DELIMITER_BENCH_UNGUARDED").is_ok_and(|v| v == "1") {
         strategies.push(Strategy::Unguarded);
     }
@@ -417,7 +466,7 @@ fn main() {
                 match run_cell(db, strategy, workers, &size, deadline) {
                     Ok(cell) => {
                         let bad = cell.oversubscribed > 0 || cell.lost_updates > 0;
-                        if bad && strategy == Strategy::GenerationCas {
+                        if bad && strategy.kind() == Strategy::GenerationCas {
                             failed = true;
                         }
                         println!(
@@ -480,10 +529,7 @@ fn main() {
     meta.insert("oversubscribed".into(), json!(AUDIT));
     meta.insert(
         "retry_policy".into(),
-        json!(format!(
-            "{:?} (seed = worker index + 1)",
-            RetryPolicy::default()
-        )),
+        json!(format!("{:?} (seed = worker index + 1)", base_policy())),
     );
     meta.insert(
         "machine".into(),

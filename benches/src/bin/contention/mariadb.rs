@@ -108,14 +108,14 @@ impl My {
         policy: RetryPolicy,
     ) -> Result<Box<dyn Worker>, String> {
         let conn = self.conn(Some(&self.database))?;
-        Ok(match strategy {
+        Ok(match strategy.kind() {
             Strategy::GenerationCas => Box::new(CasWorker::new(
                 MariadbStore::from_conn(conn).map_err(|e| e.to_string())?,
                 policy,
             )),
-            Strategy::ForUpdate | Strategy::Serializable | Strategy::Unguarded => {
-                Box::new(LockingWorker::new(MyTx::new(conn, strategy)?, policy))
-            }
+            // For-update, serializable and unguarded (`kind()` is never a
+            // patient variant): one locking worker, told which it is.
+            _ => Box::new(LockingWorker::new(MyTx::new(conn, strategy)?, policy)),
         })
     }
 }

@@ -124,14 +124,14 @@ impl Pg {
         policy: RetryPolicy,
     ) -> Result<Box<dyn Worker>, String> {
         let client = self.client()?;
-        Ok(match strategy {
+        Ok(match strategy.kind() {
             Strategy::GenerationCas => Box::new(CasWorker::new(
                 PostgresStore::from_client(client).map_err(|e| e.to_string())?,
                 policy,
             )),
-            Strategy::ForUpdate | Strategy::Serializable | Strategy::Unguarded => {
-                Box::new(LockingWorker::new(PgTx::new(client, strategy)?, policy))
-            }
+            // For-update, serializable and unguarded (`kind()` is never a
+            // patient variant): one locking worker, told which it is.
+            _ => Box::new(LockingWorker::new(PgTx::new(client, strategy)?, policy)),
         })
     }
 }
