@@ -146,11 +146,10 @@ impl Prepared {
             .collect())
     }
 
-    fn limit(&self, node: usize, resource: &str) -> Limit {
-        let raw = self
-            .limits
-            .get(resource)
-            .and_then(|l| l.project.get(&node).copied().or(l.registered));
+    /// The limit of `node` given its resource's limits (`None`: the
+    /// resource has no limit anywhere).
+    fn limit(&self, table: Option<&ResourceLimits>, node: usize) -> Limit {
+        let raw = table.and_then(|l| l.project.get(&node).copied().or(l.registered));
         resolve(raw, self.missing)
     }
 
@@ -192,9 +191,11 @@ impl Prepared {
         };
         let constraints: Vec<Vec<Constraint>> = (0..n)
             .map(|r| {
+                // One lookup by name per resource, then by node.
+                let table = self.limits.get(resources[r]);
                 (0..checked)
                     .map(|k| Constraint {
-                        limit: self.limit(path[k], resources[r]),
+                        limit: self.limit(table, path[k]),
                         usage: match self.model {
                             Model::Flat => local[r],
                             _ => subtree[k * n + r],
@@ -304,7 +305,9 @@ mod tests {
     fn a_list_of_the_wrong_length_is_a_shape_mismatch() {
         let p = Prepared::new(&Config::default(), &tree(), &servers(5)).unwrap();
         let d = [Delta::new("servers", 1)];
-        let cases: [(&[i64], &[i64], &[u64], &str, u64, u64); 3] = [
+        // (local, subtree, generations, the field reported, expected, actual)
+        type Case<'a> = (&'a [i64], &'a [i64], &'a [u64], &'a str, u64, u64);
+        let cases: [Case; 3] = [
             (&[], &[0, 0], &[1, 1], "local", 1, 0),
             (&[0], &[0], &[1, 1], "subtree", 2, 1),
             (&[0], &[0, 0], &[1, 1, 1], "generations", 2, 3),
