@@ -3,7 +3,7 @@
 real oslo.limit 2.12 on the same scenarios (target/bench/scenarios.json).
 
 Writes target/bench/decision-python.json (impls ``wheel``,
-``wheel-oslo-compat``, ``oslo.limit``) and target/bench/scale-python.json
+``wheel-prepared``, ``wheel-oslo-compat``, ``oslo.limit``) and target/bench/scale-python.json
 (impl ``wheel``). Run it with the venv that has the wheel and oslo.limit:
 
     .venv-delimiter/bin/python benches/decision.py
@@ -26,6 +26,11 @@ ready-made by a callback for all three):
   ``UsageEntry`` / ``Generation`` objects, a ``Snapshot`` and a ``Request``
   are built, ``delimiter.evaluate`` is called (one component instance per
   thread, reused) and ``decision.admitted`` is read.
+- ``wheel-prepared``: the same service on ``delimiter.Prepared``: tree and
+  limits prepared once and kept; per decision ``path(project)``, the path's
+  numbers read (a callback returning the service's query result: own usage
+  per resource and, per path node, its generation and subtree usage),
+  flattened into lists, ``Prepared.evaluate`` and ``decision.admitted``.
 
 oslo.limit has no nested model: on the depth-3 and depth-10 scenarios it
 (and the drop-in) checks only the requesting project's own limits against
@@ -169,6 +174,65 @@ def wheel_decider(case):
     return decide, evaluate_only, build_only
 
 
+def prepared_decider(case):
+    """A service on ``delimiter.Prepared``: the tree and limits prepared
+    once and kept (as oslo.limit keeps its limits); per decision the path is
+    asked for, the path's numbers read (a callback returning what the
+    service's query would: its own usage per resource, and per path node a
+    row of its generation and subtree usage per resource, in path order),
+    flattened into the lists ``evaluate`` takes, one ``evaluate``, and
+    ``decision.admitted`` read."""
+    snap = case["snapshot"]
+    projects = [d.Project(p["id"], p.get("parent")) for p in snap["projects"]]
+    limits = d.Limits(
+        [d.RegisteredLimit(l["resource"], l["limit"]) for l in snap.get("registered_limits", [])],
+        [d.ProjectLimit(l["project"], l["resource"], l["limit"]) for l in snap.get("project_limits", [])],
+    )
+    config = d.Config(model=case["config"]["model"])
+    prepared = d.Prepared(projects, limits, config)
+    project = case["request"]["project"]
+    deltas = {x["resource"]: x["delta"] for x in case["request"]["deltas"]}
+
+    # What the store holds: local usage, subtree sums and generations. The
+    # sums are what a service keeps or aggregates in its query; computing
+    # them here is setup, not timed.
+    parent = {p["id"]: p.get("parent") for p in snap["projects"]}
+    local_usage = {(u["project"], u["resource"]): u["usage"] for u in snap["usage"]["local"]}
+    subtree_usage = {}
+    for (p, r), u in local_usage.items():
+        while p is not None:
+            subtree_usage[(p, r)] = subtree_usage.get((p, r), 0) + u
+            p = parent[p]
+    generation_of = {g["project"]: g["generation"] for g in snap["generations"]}
+    path = prepared.path(project)
+    resources = list(deltas)
+    local_row = [local_usage.get((project, r), 0) for r in resources]
+    path_rows = [
+        (generation_of.get(p, 0), [subtree_usage.get((p, r), 0) for r in resources]) for p in path
+    ]
+
+    # The storage read, ready-made (not what is measured).
+    def read_path(path, resources):
+        return local_row, path_rows
+
+    path_of, evaluate = prepared.path, prepared.evaluate
+
+    def decide():
+        path = path_of(project)
+        local, rows = read_path(path, deltas)
+        subtree = [u for _, usage in rows for u in usage]
+        generations = [g for g, _ in rows]
+        return evaluate(project, deltas, local, subtree, generations).admitted
+
+    decision = evaluate(
+        project, deltas, local_row, [u for _, us in path_rows for u in us], [g for g, _ in path_rows]
+    )
+    assert decision.admitted, (case["description"], decision)
+    want = d.evaluate(build_snapshot(snap), d.Request(project, deltas), config)
+    assert decision == want, (case["description"], decision, want)
+    return decide
+
+
 def path_length(snapshot, project):
     parent = {p["id"]: p.get("parent") for p in snapshot["projects"]}
     n = 0
@@ -295,6 +359,7 @@ def decision_table(scenarios):
             timed = measure_interleaved(
                 {
                     "wheel": wheel,
+                    "wheel-prepared": prepared_decider(case),
                     "wheel-oslo-compat": compat_decider(case),
                     "oslo.limit": oslo.decide,
                     "evaluate-only": evaluate_only,
@@ -304,7 +369,7 @@ def decision_table(scenarios):
         finally:
             oslo.close()
         label = f"{case['scenario']}/{case['resources']}"
-        for impl in ("wheel", "wheel-oslo-compat", "oslo.limit"):
+        for impl in ("wheel", "wheel-prepared", "wheel-oslo-compat", "oslo.limit"):
             median, samples = timed[impl]
             rows.append(
                 {
@@ -336,7 +401,10 @@ def decision_table(scenarios):
                 "Limits built once and kept; per decision usage rows and generation rows (tuples, "
                 "as a DB driver returns them) become UsageEntry/Generation objects, a Snapshot and "
                 "a Request are built, delimiter.evaluate runs (per-thread component instance, "
-                "reused) and decision.admitted is read"
+                "reused) and decision.admitted is read. wheel-prepared: delimiter.Prepared built "
+                "once from the projects and Limits; per decision path(project), the path's numbers "
+                "read (callback returning own usage and per path node (generation, subtree usage "
+                "per resource)), flattened into lists, Prepared.evaluate, decision.admitted read"
             ),
             "oslo_model": (
                 "oslo.limit 2.12 has no nested model: on depth-3 and depth-10 it (and the drop-in) "

@@ -26,7 +26,15 @@ from typing import Any, Iterable, Optional
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / (os.environ.get("DELIMITER_BENCH_DIR") or "target/bench")
 
-DECISION_IMPLS = ["native", "rust-host", "wheel", "wheel-oslo-compat", "oslo.limit"]
+DECISION_IMPLS = [
+    "native",
+    "rust-host",
+    "rust-host-prepared",
+    "wheel",
+    "wheel-prepared",
+    "wheel-oslo-compat",
+    "oslo.limit",
+]
 SCENARIOS = ["flat", "depth-3", "depth-10"]
 STRATEGIES = [
     "generation-cas",
@@ -158,12 +166,24 @@ def decision_section(docs: list[dict[str, Any]], findings: list[str]) -> str:
     header = ["scenario", "resources"] + [f"{i} (median)" for i in present]
     header += [f"{i} / native" for i in present if i != "native"]
     header += ["oslo.limit / wheel"]
+    # The prepared API's column only when its rows are there.
+    prepared = "wheel-prepared" in present
+    if prepared:
+        header += ["oslo.limit / wheel-prepared"]
     body = []
     for scen, res in keys:
         get = lambda impl: cell.get((scen, res, impl))  # noqa: E731
         line = [scen, str(res)] + [fmt_ns(get(i)) for i in present]
         line += [fmt_ratio(get(i), get("native")) for i in present if i != "native"]
         line.append(fmt_ratio(get("oslo.limit"), get("wheel")))
+        if prepared:
+            line.append(fmt_ratio(get("oslo.limit"), get("wheel-prepared")))
+            fast, oslo_ns = get("wheel-prepared"), get("oslo.limit")
+            if fast is not None and oslo_ns is not None and fast >= oslo_ns:
+                findings.append(
+                    f"BAD: on {scen} with {res} resource(s) wheel-prepared ({fmt_ns(fast)}) is "
+                    f"not faster than oslo.limit ({fmt_ns(oslo_ns)})."
+                )
         body.append(line)
         wheel, oslo = get("wheel"), get("oslo.limit")
         if wheel is not None and oslo is not None and wheel >= oslo:

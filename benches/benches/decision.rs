@@ -35,6 +35,98 @@ struct Case {
     host: (delimiter::Config, delimiter::Snapshot, delimiter::Request),
 }
 
+/// A case for `delimiter::Prepared`: the tree and limits prepared once, and
+/// what a service's read of the path returns: its own usage per resource,
+/// and per path node its generation and subtree usage per resource.
+struct PreparedCase {
+    prepared: delimiter::Prepared,
+    local: Vec<i64>,
+    rows: Vec<(u64, Vec<i64>)>,
+}
+
+impl PreparedCase {
+    fn new(case: &Case) -> PreparedCase {
+        let (config, snapshot, request) = &case.host;
+        let mut prepared = delimiter::Prepared::new(config, &snapshot.projects, &snapshot.limits)
+            .expect("prepare");
+        let delimiter::Usage::Local(entries) = &snapshot.usage else {
+            panic!("{}: decision scenarios give local usage", case.id)
+        };
+        let parent = |p: &str| {
+            snapshot
+                .projects
+                .iter()
+                .find(|x| x.id == p)
+                .and_then(|x| x.parent.clone())
+        };
+        // Subtree sums: what the service's store keeps or its query adds up.
+        let mut subtree = std::collections::HashMap::<(String, String), i64>::new();
+        for e in entries {
+            let mut at = Some(e.project.clone());
+            while let Some(p) = at {
+                *subtree.entry((p.clone(), e.resource.clone())).or_default() += e.usage;
+                at = parent(&p);
+            }
+        }
+        let own = |p: &str, r: &str| {
+            entries
+                .iter()
+                .find(|e| e.project == p && e.resource == r)
+                .map_or(0, |e| e.usage)
+        };
+        let generation = |p: &str| {
+            snapshot
+                .generations
+                .iter()
+                .find(|g| g.project == p)
+                .map_or(0, |g| g.generation)
+        };
+        let path = prepared.path(&request.project).expect("path").to_vec();
+        let local = request
+            .deltas
+            .iter()
+            .map(|d| own(&request.project, &d.resource))
+            .collect();
+        let rows = path
+            .iter()
+            .map(|p| {
+                let usage = request
+                    .deltas
+                    .iter()
+                    .map(|d| {
+                        subtree
+                            .get(&(p.clone(), d.resource.clone()))
+                            .copied()
+                            .unwrap_or(0)
+                    })
+                    .collect();
+                (generation(p), usage)
+            })
+            .collect();
+        PreparedCase {
+            prepared,
+            local,
+            rows,
+        }
+    }
+
+    /// One decision as a service makes it: the path asked for, the path's
+    /// numbers read (`rows`, ready-made: storage is not timed) and laid out
+    /// as `evaluate` takes them, one `evaluate`.
+    fn decide(&mut self, request: &delimiter::Request) -> delimiter::Decision {
+        self.prepared.path(&request.project).expect("path");
+        let subtree: Vec<i64> = self
+            .rows
+            .iter()
+            .flat_map(|(_, u)| u.iter().copied())
+            .collect();
+        let generations: Vec<u64> = self.rows.iter().map(|(g, _)| *g).collect();
+        self.prepared
+            .evaluate(request, &self.local, &subtree, &generations)
+            .expect("prepared decision")
+    }
+}
+
 fn cases() -> Vec<Case> {
     let scenarios = b::load_scenarios();
     scenarios["decision"]
@@ -78,8 +170,17 @@ fn main() {
     let mode = b::run_mode();
     let cases = cases();
     let mut enforcer = delimiter::Enforcer::new();
-    for case in &cases {
+    let mut prepared: Vec<PreparedCase> = cases.iter().map(PreparedCase::new).collect();
+    for (case, p) in cases.iter().zip(&mut prepared) {
         check(case, &mut enforcer);
+        let (c, s, r) = &case.host;
+        let want = enforcer.evaluate(c, s, r).expect("rust-host decision");
+        assert_eq!(
+            p.decide(r),
+            want,
+            "{}: prepared and evaluate disagree",
+            case.id
+        );
     }
 
     let mut native = b::Results::new("decision", "native");
@@ -91,7 +192,16 @@ fn main() {
          component instance, as a service keeps one per thread); includes converting to WIT \
          values, copying them into the guest, the guest's decision, and the answer back";
     native.meta("method", method_native);
-    rust.meta("method", method_rust);
+    rust.meta(
+        "method",
+        format!(
+            "{method_rust}. rust-host-prepared: one delimiter::Prepared per case, prepared once \
+             from the projects and limits (its own component instance); per decision \
+             path(project) (cached in the host), the path's numbers laid out from ready-made \
+             rows (own usage; per path node generation and subtree usage), one \
+             Prepared::evaluate"
+        ),
+    );
 
     match mode {
         RunMode::Once => {
@@ -109,6 +219,16 @@ fn main() {
                 rust.rows
                     .push(row(case, "rust-host", t.elapsed().as_nanos() as f64, 1));
             }
+            for (case, p) in cases.iter().zip(&mut prepared) {
+                let t = Instant::now();
+                black_box(p.decide(&case.host.2));
+                rust.rows.push(row(
+                    case,
+                    "rust-host-prepared",
+                    t.elapsed().as_nanos() as f64,
+                    1,
+                ));
+            }
             let note = "one run per case (test mode or DELIMITER_BENCH_TINY): not a measurement";
             native.meta("timing", note);
             rust.meta("timing", note);
@@ -123,7 +243,12 @@ fn main() {
                 .configure_from_args();
             {
                 let mut g = c.benchmark_group(GROUP);
-                for case in &cases {
+                for (case, p) in cases.iter().zip(prepared.iter_mut()) {
+                    g.bench_with_input(
+                        BenchmarkId::new("rust-host-prepared", &case.id),
+                        &case.host.2,
+                        |bch, r| bch.iter(|| p.decide(black_box(r))),
+                    );
                     g.bench_with_input(
                         BenchmarkId::new("native", &case.id),
                         &case.native,
@@ -155,7 +280,12 @@ fn main() {
             rust.meta("timing", timing);
             rust.meta("rust_host_split", boundary_split(&cases, &mut enforcer));
             for case in &cases {
-                for (function, results) in [("native", &mut native), ("rust-host", &mut rust)] {
+                for (function, to_native) in [
+                    ("native", true),
+                    ("rust-host", false),
+                    ("rust-host-prepared", false),
+                ] {
+                    let results = if to_native { &mut native } else { &mut rust };
                     // A case filtered out on the command line has no fresh estimate.
                     if let Some((median, samples)) =
                         b::criterion_median(GROUP, function, &case.id, started)

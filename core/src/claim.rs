@@ -78,20 +78,8 @@ impl GenerationTable {
         Ok(GenerationTable { by_node })
     }
 
-    /// The claim for `members` (nodes from the project up), or
-    /// `missing-generation` for the lowest member without one.
-    pub(crate) fn claim(&self, members: &[usize], tree: &Tree<'_>) -> Result<Vec<ClaimEntry>> {
-        members
-            .iter()
-            .map(|&node| match self.by_node.get(&node) {
-                Some(&generation) => Ok(ClaimEntry {
-                    project: tree.id(node).to_string(),
-                    generation,
-                }),
-                None => Err(Error::MissingGeneration {
-                    project: tree.id(node).to_string(),
-                }),
-            })
-            .collect()
+    /// The generation read for `node`, if any.
+    pub(crate) fn get(&self, node: usize) -> Option<u64> {
+        self.by_node.get(&node).copied()
     }
 }

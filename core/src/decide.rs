@@ -5,7 +5,7 @@ use crate::claim::ClaimEntry;
 use crate::error::{Error, Result};
 use crate::limits::Limit;
 use crate::model::Config;
-use crate::snapshot::{Snapshot, View};
+use crate::snapshot::{Constraint, Snapshot, View};
 
 /// A requested change of one resource: > 0 consumes, < 0 releases, 0
 /// re-checks.
@@ -81,37 +81,83 @@ impl Decision {
 pub fn evaluate(config: &Config, snapshot: &Snapshot, request: &Request) -> Result<Decision> {
     let resources = request.resources();
     let view = View::build(config, snapshot, &request.project, &resources)?;
+    let ids: Vec<&str> = view.path.iter().map(|&n| view.id(n)).collect();
+    let generations: Vec<Option<u64>> =
+        view.path.iter().map(|&n| view.generations.get(n)).collect();
+    let outcome = decide(
+        &request.project,
+        &request.deltas,
+        &view.local,
+        &view.constraints,
+        &ids,
+        &generations,
+    )?;
+    Ok(match outcome {
+        PathOutcome::Admitted { claim } => Decision::Admitted {
+            claim: claim
+                .into_iter()
+                .map(|(k, generation)| ClaimEntry {
+                    project: ids[k].to_string(),
+                    generation,
+                })
+                .collect(),
+        },
+        PathOutcome::Refused { violations } => Decision::Refused { violations },
+    })
+}
 
+/// What [`decide`] found, with claim members as positions on the checked
+/// path (each with its generation), so that each caller names them its own
+/// way: [`evaluate`] by project id, [`Prepared`](crate::Prepared) by position.
+pub(crate) enum PathOutcome {
+    Admitted { claim: Vec<(usize, u64)> },
+    Refused { violations: Vec<Violation> },
+}
+
+/// The decision loop, shared by [`evaluate`] and
+/// [`Prepared::evaluate`](crate::Prepared::evaluate) so that both decide by
+/// construction the same way. Its inputs are already checked and counted:
+/// `local[r]` is u(project, r) for `deltas[r]`, `constraints[r][k]` the
+/// limit and counted usage of the checked path's node `k` (the project
+/// first), `ids[k]` and `generations[k]` that node's id and generation.
+pub(crate) fn decide(
+    project: &str,
+    deltas: &[Delta],
+    local: &[i64],
+    constraints: &[Vec<Constraint>],
+    ids: &[&str],
+    generations: &[Option<u64>],
+) -> Result<PathOutcome> {
     // Visit resources by name so errors and violations come out in order.
-    let mut order: Vec<usize> = (0..request.deltas.len()).collect();
-    order.sort_by(|&a, &b| request.deltas[a].resource.cmp(&request.deltas[b].resource));
+    let mut order: Vec<usize> = (0..deltas.len()).collect();
+    order.sort_by(|&a, &b| deltas[a].resource.cmp(&deltas[b].resource));
 
     let mut violations = Vec::new();
-    let mut constraining = vec![false; view.path.len()];
+    let mut constraining = vec![false; ids.len()];
     for &r in &order {
-        let Delta { resource, delta } = &request.deltas[r];
+        let Delta { resource, delta } = &deltas[r];
         let delta = *delta;
-        if delta < 0 && view.local[r] + delta < 0 {
+        if delta < 0 && local[r] + delta < 0 {
             return Err(Error::ReleaseBelowZero {
-                project: request.project.clone(),
+                project: project.to_string(),
                 resource: resource.clone(),
-                usage: view.local[r],
+                usage: local[r],
                 delta,
             });
         }
         if delta <= 0 {
             continue;
         }
-        for (k, c) in view.constraints[r].iter().enumerate() {
+        for (k, c) in constraints[r].iter().enumerate() {
             let after = c.usage.checked_add(delta).ok_or_else(|| Error::Overflow {
-                project: view.id(c.node).to_string(),
+                project: ids[k].to_string(),
                 resource: resource.clone(),
             })?;
             if let Limit::Finite(limit) = c.limit {
                 constraining[k] = true;
                 if after > limit {
                     violations.push(Violation {
-                        project: view.id(c.node).to_string(),
+                        project: ids[k].to_string(),
                         resource: resource.clone(),
                         limit,
                         usage: c.usage,
@@ -125,22 +171,24 @@ pub fn evaluate(config: &Config, snapshot: &Snapshot, request: &Request) -> Resu
     // The project is always in a claim; ancestors only when they constrain.
     // Generations are required whatever the outcome, so an input error does
     // not hide behind a refusal.
-    let any_increase = request.deltas.iter().any(|d| d.delta > 0);
-    let members: Vec<usize> = if any_increase {
-        view.path
-            .iter()
-            .enumerate()
-            .filter(|&(k, _)| k == 0 || constraining[k])
-            .map(|(_, &n)| n)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let claim = view.generations.claim(&members, &view.tree)?;
+    let any_increase = deltas.iter().any(|d| d.delta > 0);
+    let mut claim = Vec::new();
+    if any_increase {
+        for k in (0..ids.len()).filter(|&k| k == 0 || constraining[k]) {
+            match generations[k] {
+                Some(generation) => claim.push((k, generation)),
+                None => {
+                    return Err(Error::MissingGeneration {
+                        project: ids[k].to_string(),
+                    });
+                }
+            }
+        }
+    }
 
     if violations.is_empty() {
-        Ok(Decision::Admitted { claim })
+        Ok(PathOutcome::Admitted { claim })
     } else {
-        Ok(Decision::Refused { violations })
+        Ok(PathOutcome::Refused { violations })
     }
 }

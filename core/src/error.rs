@@ -72,6 +72,13 @@ pub enum Error {
     /// oslo.limit compatibility: no usage was given for a checked resource
     /// (oslo.limit raises ValueError).
     MissingUsage { resource: String },
+    /// A prepared decision's list of path numbers (`local`, `subtree` or
+    /// `generations`) whose length does not fit the request and the path.
+    ShapeMismatch {
+        field: &'static str,
+        expected: u64,
+        actual: u64,
+    },
 }
 
 /// Which kind of identifier was empty.
@@ -117,6 +124,7 @@ impl Error {
             Error::UnknownModel { .. } => "unknown-model",
             Error::InvalidConfig { .. } => "invalid-config",
             Error::MissingUsage { .. } => "missing-usage",
+            Error::ShapeMismatch { .. } => "shape-mismatch",
         }
     }
 }
@@ -228,6 +236,14 @@ impl fmt::Display for Error {
             Error::MissingUsage { resource } => {
                 write!(f, "unable to get current usage for {resource}")
             }
+            Error::ShapeMismatch {
+                field,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "{field} has {actual} entries where the request and its path need {expected}"
+            ),
         }
     }
 }

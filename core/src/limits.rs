@@ -178,14 +178,7 @@ impl<'a> LimitTable<'a> {
             .get(&(node, resource))
             .or_else(|| self.registered.get(resource))
             .copied();
-        match raw {
-            Some(UNLIMITED) => Limit::Unlimited,
-            Some(l) => Limit::Finite(l),
-            None => match self.missing {
-                MissingLimit::Zero => Limit::Finite(0),
-                MissingLimit::Unlimited => Limit::Unlimited,
-            },
-        }
+        resolve(raw, self.missing)
     }
 
     /// Every resource that has a registered or a project limit, in order.
@@ -195,6 +188,20 @@ impl<'a> LimitTable<'a> {
         all.sort_unstable();
         all.dedup();
         all
+    }
+}
+
+/// The resolution rule, given the project limit if present else the
+/// registered one (`raw`); shared with [`Prepared`](crate::Prepared)'s own
+/// index so that both resolve alike.
+pub(crate) fn resolve(raw: Option<i64>, missing: MissingLimit) -> Limit {
+    match raw {
+        Some(UNLIMITED) => Limit::Unlimited,
+        Some(l) => Limit::Finite(l),
+        None => match missing {
+            MissingLimit::Zero => Limit::Finite(0),
+            MissingLimit::Unlimited => Limit::Unlimited,
+        },
     }
 }
 

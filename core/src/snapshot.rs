@@ -18,10 +18,10 @@ pub struct Snapshot {
     pub generations: Vec<Generation>,
 }
 
-/// One node of the constraining path, for one resource.
+/// One node of the constraining path, for one resource. Which node is
+/// given by its position in the path (the project first).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Constraint {
-    pub node: usize,
     pub limit: Limit,
     /// The usage the model counts here: u for flat, U otherwise.
     pub usage: i64,
@@ -95,7 +95,6 @@ impl<'a> View<'a> {
                 path.iter()
                     .enumerate()
                     .map(|(k, &n)| Constraint {
-                        node: n,
                         limit: limits.resolve(n, resource),
                         usage: match config.model {
                             Model::Flat => counts.local[r],

@@ -335,9 +335,10 @@ fn error_subject(e: &Error) -> (Option<&str>, Option<&str>) {
         Error::DuplicateResource { resource }
         | Error::NegativeDelta { resource, .. }
         | Error::MissingUsage { resource } => (None, Some(resource)),
-        Error::EmptyId { .. } | Error::UnknownModel { .. } | Error::InvalidConfig { .. } => {
-            (None, None)
-        }
+        Error::EmptyId { .. }
+        | Error::UnknownModel { .. }
+        | Error::InvalidConfig { .. }
+        | Error::ShapeMismatch { .. } => (None, None),
     }
 }
 

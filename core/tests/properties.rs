@@ -348,12 +348,140 @@ fn path_form(sc: &Scenario) -> Scenario {
     out
 }
 
+// ---- prepared decisions -----------------------------------------------------
+
+/// A prepared decision with its claim named by project id and generation,
+/// as `evaluate` names it.
+fn by_id(decision: PathDecision, path: &[&str], generations: &[u64]) -> Decision {
+    match decision {
+        PathDecision::Admitted { claim } => Decision::Admitted {
+            claim: claim
+                .into_iter()
+                .map(|k| ClaimEntry {
+                    project: path[k as usize].to_string(),
+                    generation: generations[k as usize],
+                })
+                .collect(),
+        },
+        PathDecision::Refused { violations } => Decision::Refused { violations },
+    }
+}
+
+fn generation_of(s: &Snapshot, project: &str) -> u64 {
+    s.generations
+        .iter()
+        .find(|g| g.project == project)
+        .map_or(0, |g| g.generation)
+}
+
+/// Path numbers that may be anything: small, negative, or near the top of
+/// i64 (for overflow). `accumulate` makes each subtree value the one below
+/// plus a step, so that most cases are consistent and reach a decision.
+fn numbers() -> impl Strategy<Value = (bool, Vec<i64>)> {
+    let value = prop_oneof![
+        6 => 0i64..6,
+        1 => -3i64..0,
+        1 => (i64::MAX - 8)..=i64::MAX,
+    ];
+    (
+        any::<bool>(),
+        proptest::collection::vec(value, 1 + 10 * RESOURCES.len()),
+    )
+}
+
+/// Lays `numbers` out as the `local` and `subtree` lists of a path of
+/// `len` nodes for `n` resources.
+fn lay_out(numbers: &(bool, Vec<i64>), len: usize, n: usize) -> (Vec<i64>, Vec<i64>) {
+    let (accumulate, values) = numbers;
+    let local: Vec<i64> = values[..n].to_vec();
+    let mut subtree = Vec::with_capacity(len * n);
+    for k in 0..len {
+        for r in 0..n {
+            let v = values[n + k * n + r];
+            subtree.push(if *accumulate {
+                let below = if k == 0 {
+                    local[r]
+                } else {
+                    subtree[(k - 1) * n + r]
+                };
+                below.saturating_add(v.max(0))
+            } else {
+                v
+            });
+        }
+    }
+    (local, subtree)
+}
+
 fn kind<T>(r: Result<T, Error>) -> Result<T, &'static str> {
     r.map_err(|e| e.kind())
 }
 
 proptest! {
     #![proptest_config(cases())]
+
+    /// A prepared decision on the path's numbers, counted from the full
+    /// snapshot, is the decision `evaluate` makes on that snapshot.
+    #[test]
+    fn prepared_matches_evaluate(sc in scenario()) {
+        let s = &sc.snapshot;
+        let prepared = Prepared::new(&sc.config, &s.projects, &s.limits);
+        prop_assert!(prepared.is_ok(), "{:?}", prepared);
+        let prepared = prepared.unwrap();
+        let project = sc.request.project.as_str();
+        let path = prepared.path(project).unwrap();
+        let want_path = ancestry(s, project);
+        prop_assert_eq!(&path, &want_path.iter().map(String::as_str).collect::<Vec<_>>());
+        let local: Vec<i64> = sc.request.deltas.iter().map(|d| local(s, project, &d.resource)).collect();
+        let subtree: Vec<i64> = path
+            .iter()
+            .flat_map(|a| sc.request.deltas.iter().map(move |d| subtree(s, a, &d.resource)))
+            .collect();
+        let generations: Vec<u64> = path.iter().map(|a| generation_of(s, a)).collect();
+        let got = prepared
+            .evaluate(project, &sc.request.deltas, &local, &subtree, &generations)
+            .map(|d| by_id(d, &path, &generations));
+        prop_assert_eq!(got, evaluate(&sc.config, s, &sc.request));
+    }
+
+    /// On any path numbers, including negative, inconsistent, overflowing
+    /// ones and releases below zero, a prepared decision (or error) is the
+    /// one `evaluate` gives for the same numbers as `Usage::Path`.
+    #[test]
+    fn prepared_matches_evaluate_on_any_numbers(sc in scenario(), numbers in numbers()) {
+        let prepared = Prepared::new(&sc.config, &sc.snapshot.projects, &sc.snapshot.limits).unwrap();
+        let project = sc.request.project.as_str();
+        let path = prepared.path(project).unwrap();
+        let deltas = &sc.request.deltas;
+        let n = deltas.len();
+        let (local, subtree) = lay_out(&numbers, path.len(), n);
+        let generations: Vec<u64> = path.iter().map(|a| generation_of(&sc.snapshot, a)).collect();
+        let got = prepared
+            .evaluate(project, deltas, &local, &subtree, &generations)
+            .map(|d| by_id(d, &path, &generations));
+
+        let mut snapshot = sc.snapshot.clone();
+        snapshot.usage = Usage::Path(PathUsage {
+            local: deltas
+                .iter()
+                .zip(&local)
+                .map(|(d, &usage)| ResourceUsage { resource: d.resource.clone(), usage })
+                .collect(),
+            subtree: path
+                .iter()
+                .enumerate()
+                .flat_map(|(k, a)| {
+                    let subtree = &subtree;
+                    deltas.iter().enumerate().map(move |(r, d)| UsageEntry {
+                        project: a.to_string(),
+                        resource: d.resource.clone(),
+                        usage: subtree[k * n + r],
+                    })
+                })
+                .collect(),
+        });
+        prop_assert_eq!(got, evaluate(&sc.config, &snapshot, &sc.request));
+    }
 
     /// The core and the reference never disagree.
     #[test]

@@ -57,6 +57,7 @@ pub fn names(e: &w::Error) -> (&'static str, Option<String>, Option<String>) {
         E::UnknownModel(_) => ("unknown-model", None, None),
         E::InvalidConfig(_) => ("invalid-config", None, None),
         E::MissingUsage(r) => ("missing-usage", None, s(&r.resource_name)),
+        E::ShapeMismatch(_) => ("shape-mismatch", None, None),
     }
 }
 
@@ -88,6 +89,11 @@ fn fields<'py>(py: Python<'py>, e: &w::Error) -> PyResult<Bound<'py, PyDict>> {
         E::NegativeDelta(x) => d.set_item("delta", x.delta)?,
         E::UnknownModel(m) => d.set_item("name", &m.name)?,
         E::InvalidConfig(f) => d.set_item("field", &f.field)?,
+        E::ShapeMismatch(m) => {
+            d.set_item("field", &m.field)?;
+            d.set_item("expected", m.expected)?;
+            d.set_item("actual", m.actual)?;
+        }
         _ => {}
     }
     // A limit error names a project or, for a registered limit, none:

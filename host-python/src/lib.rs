@@ -19,6 +19,7 @@ mod headroom;
 mod limits;
 mod max_count;
 mod model;
+mod prepared;
 mod runtime;
 mod snapshot;
 mod tree;
@@ -93,6 +94,7 @@ fn _delimiter(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<consume::RetryPolicy>()?;
     m.add_class::<consume::CommitOutcome>()?;
     m.add_class::<consume::Consumed>()?;
+    m.add_class::<prepared::Prepared>()?;
 
     m.add_function(wrap_pyfunction!(decide::evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(headroom::headroom, m)?)?;

@@ -409,6 +409,37 @@ pub(crate) fn call<R>(
     }
 }
 
+/// An instance owned by one object rather than by the thread: a component
+/// resource (`prepared`) lives in the store that made it, so its owner
+/// keeps that store. No store callbacks run in it (no `consume`).
+pub(crate) struct Owned(Live);
+
+impl Owned {
+    /// A fresh instance limited to `memory` bytes. Call it without the GIL.
+    pub fn new(memory: usize) -> Result<Owned, Fault> {
+        instantiate(memory).map(Owned)
+    }
+
+    /// Runs one exported function with `limits`. On a fault the instance
+    /// must not be entered again: the caller drops it (and every resource
+    /// in it). Call it without the GIL.
+    pub fn call<R>(
+        &mut self,
+        limits: GuestLimits,
+        f: impl FnOnce(&mut wasmtime::Store<HostState>, &Quota) -> wasmtime::Result<R>,
+    ) -> Result<R, Fault> {
+        let live = &mut self.0;
+        let data = live.store.data_mut();
+        data.limiter.denied = false;
+        data.limiter.max_bytes = limits.memory;
+        let result = live
+            .store
+            .set_fuel(limits.fuel)
+            .and_then(|()| f(&mut live.store, live.bindings.delimiter_quota_quota()));
+        result.map_err(|error| classify(&error, live.store.data().limiter.denied))
+    }
+}
+
 /// Pairs an invalid-input error with the core's English description of it
 /// (the component's `describe`), in the same instance.
 pub(crate) fn describe(

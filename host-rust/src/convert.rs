@@ -216,6 +216,15 @@ pub(crate) mod wit {
                 field: field.clone(),
             }),
             I::MissingUsage { resource } => W::MissingUsage(resource_ref(resource)),
+            I::ShapeMismatch {
+                field,
+                expected,
+                actual,
+            } => W::ShapeMismatch(w::ShapeMismatchInfo {
+                field: field.clone(),
+                expected: *expected,
+                actual: *actual,
+            }),
         }
     }
 }
@@ -251,7 +260,9 @@ pub(crate) fn request(r: w::Request) -> Request {
     }
 }
 
-fn violation(v: w::Violation) -> Violation {
+pub(crate) use w::PathDecision;
+
+pub(crate) fn violation(v: w::Violation) -> Violation {
     Violation {
         project: v.project,
         resource: v.resource_name,
@@ -405,6 +416,11 @@ pub(crate) fn invalid_input(e: w::Error) -> InvalidInput {
         W::InvalidConfig(f) => I::InvalidConfig { field: f.field },
         W::MissingUsage(r) => I::MissingUsage {
             resource: r.resource_name,
+        },
+        W::ShapeMismatch(s) => I::ShapeMismatch {
+            field: s.field,
+            expected: s.expected,
+            actual: s.actual,
         },
     }
 }

@@ -227,6 +227,13 @@ pub enum InvalidInput {
     /// oslo.limit compatibility: no usage was given for a checked resource
     /// (oslo.limit raises ValueError).
     MissingUsage { resource: String },
+    /// A prepared decision's list of path numbers (`field`: `local`,
+    /// `subtree` or `generations`) has `actual` entries instead of `expected`.
+    ShapeMismatch {
+        field: String,
+        expected: u64,
+        actual: u64,
+    },
 }
 
 impl InvalidInput {
@@ -253,6 +260,7 @@ impl InvalidInput {
             InvalidInput::UnknownModel { .. } => "unknown-model",
             InvalidInput::InvalidConfig { .. } => "invalid-config",
             InvalidInput::MissingUsage { .. } => "missing-usage",
+            InvalidInput::ShapeMismatch { .. } => "shape-mismatch",
         }
     }
 
@@ -278,7 +286,8 @@ impl InvalidInput {
             | NegativeDelta { .. }
             | UnknownModel { .. }
             | InvalidConfig { .. }
-            | MissingUsage { .. } => None,
+            | MissingUsage { .. }
+            | ShapeMismatch { .. } => None,
         }
     }
 
@@ -395,6 +404,14 @@ impl fmt::Display for InvalidInput {
             ),
             InvalidConfig { field } => write!(f, "configuration value {field} is out of range"),
             MissingUsage { resource } => write!(f, "unable to get current usage for {resource}"),
+            ShapeMismatch {
+                field,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "{field} has {actual} entries where the request and its path need {expected}"
+            ),
         }
     }
 }

@@ -94,7 +94,9 @@ pub use headroom::{ResourceHeadroom, Room};
 pub use limits::{Limits, ProjectLimit, RegisteredLimit, UNLIMITED};
 pub use max_count::Count;
 pub use model::{Config, DEFAULT_MAX_DEPTH, MissingLimit, Model};
-pub use runtime::{DEFAULT_FUEL, DEFAULT_MEMORY_LIMIT, Enforcer, component_size, load_time};
+pub use runtime::{
+    DEFAULT_FUEL, DEFAULT_MEMORY_LIMIT, Enforcer, Prepared, component_size, load_time,
+};
 pub use snapshot::Snapshot;
 pub use stores::{MariadbStore, MemoryStore, PostgresStore, SqliteStore};
 pub use tree::Project;

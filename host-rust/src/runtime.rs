@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, ResourceLimiter, Trap};
 
+mod prepared;
+
+pub use prepared::Prepared;
+
 mod bindings {
     wasmtime::component::bindgen!({
         world: "delimiter",

@@ -239,6 +239,11 @@ fn every_invalid_input() -> Vec<InvalidInput> {
             field: "max-depth".into(),
         },
         MissingUsage { resource: r() },
+        ShapeMismatch {
+            field: "subtree".into(),
+            expected: 6,
+            actual: 5,
+        },
     ]
 }
 
@@ -247,7 +252,7 @@ fn error_messages_are_the_cores() {
     let mut enforcer = Enforcer::new();
     let all = every_invalid_input();
     let kinds: std::collections::BTreeSet<&str> = all.iter().map(InvalidInput::kind).collect();
-    assert_eq!(kinds.len(), 20, "every WIT error case is covered");
+    assert_eq!(kinds.len(), 21, "every WIT error case is covered");
     for input in all {
         let core_text = enforcer.describe(&input).unwrap();
         assert_eq!(input.to_string(), core_text, "{input:?}");

@@ -23,13 +23,28 @@ wit_bindgen::generate!({
 
 use delimiter::quota::store as host;
 use delimiter::quota::types as wit;
-use exports::delimiter::quota::quota::Guest;
+use exports::delimiter::quota::quota::{Guest, GuestPrepared};
 
 struct Component;
 
 export!(Component);
 
 impl Guest for Component {
+    type Prepared = Prepared;
+
+    fn prepare(
+        config: wit::Config,
+        projects: Vec<wit::Project>,
+        limits: wit::Limits,
+    ) -> Result<exports::delimiter::quota::quota::Prepared, wit::Error> {
+        let projects: Vec<core::Project> = projects.into_iter().map(Into::into).collect();
+        let prepared =
+            core::Prepared::new(&config.into(), &projects, &limits.into()).map_err(error_out)?;
+        Ok(exports::delimiter::quota::quota::Prepared::new(Prepared(
+            prepared,
+        )))
+    }
+
     fn evaluate(
         config: wit::Config,
         snapshot: wit::Snapshot,
@@ -181,6 +196,38 @@ impl Guest for Component {
             }
             Err(core::ConsumeError::Invalid(e)) => Err(wit::ConsumeError::Invalid(error_out(e))),
         }
+    }
+}
+
+/// The guest side of the `prepared` resource: the core's own, held in the
+/// component's memory between calls.
+struct Prepared(core::Prepared);
+
+impl GuestPrepared for Prepared {
+    fn path(&self, project: String) -> Result<Vec<String>, wit::Error> {
+        let path = self.0.path(&project).map_err(error_out)?;
+        Ok(path.into_iter().map(str::to_string).collect())
+    }
+
+    fn evaluate(
+        &self,
+        project: String,
+        deltas: Vec<wit::Delta>,
+        local: Vec<i64>,
+        subtree: Vec<i64>,
+        generations: Vec<u64>,
+    ) -> Result<wit::PathDecision, wit::Error> {
+        let deltas: Vec<core::Delta> = deltas.into_iter().map(Into::into).collect();
+        let decision = self
+            .0
+            .evaluate(&project, &deltas, &local, &subtree, &generations)
+            .map_err(error_out)?;
+        Ok(match decision {
+            core::PathDecision::Admitted { claim } => wit::PathDecision::Admitted(claim),
+            core::PathDecision::Refused { violations } => {
+                wit::PathDecision::Refused(violations_out(violations))
+            }
+        })
     }
 }
 
@@ -460,6 +507,15 @@ fn error_out(e: core::Error) -> wit::Error {
         E::MissingUsage { resource } => W::MissingUsage(wit::ResourceRef {
             resource_name: resource,
         }),
+        E::ShapeMismatch {
+            field,
+            expected,
+            actual,
+        } => W::ShapeMismatch(wit::ShapeMismatchInfo {
+            field: field.to_string(),
+            expected,
+            actual,
+        }),
     }
 }
 
@@ -540,6 +596,17 @@ fn error_in(e: wit::Error) -> core::Error {
         },
         W::MissingUsage(r) => E::MissingUsage {
             resource: r.resource_name,
+        },
+        // As for config fields: the core's static names, else generic.
+        W::ShapeMismatch(s) => E::ShapeMismatch {
+            field: match s.field.as_str() {
+                "local" => "local",
+                "subtree" => "subtree",
+                "generations" => "generations",
+                _ => "(unknown list)",
+            },
+            expected: s.expected,
+            actual: s.actual,
         },
     }
 }

@@ -40,6 +40,7 @@ from delimiter._delimiter import (
     OsloCheck,
     OverLimitInfo,
     PathUsage,
+    Prepared,
     Project,
     ProjectLimit,
     RegisteredLimit,
@@ -97,6 +98,7 @@ __all__ = [
     "OsloCheck",
     # results
     "Decision",
+    "Prepared",
     "ClaimEntry",
     "Violation",
     "ResourceHeadroom",

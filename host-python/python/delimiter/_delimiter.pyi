@@ -259,6 +259,38 @@ class Decision:
     def violations(self) -> list[Violation]: ...
 
 @final
+class Prepared:
+    """The config, project tree and limits, checked and indexed once inside
+    the component, for many decisions that pass only the request and the
+    numbers of the project's path (``path``). Safe to share between
+    threads; calls on one object run one at a time, without the GIL."""
+
+    def __init__(
+        self,
+        projects: Sequence[Project],
+        limits: Limits | None = None,
+        config: Config | None = None,
+        *,
+        fuel: int | None = None,
+        memory_limit: int | None = None,
+    ) -> None: ...
+    def path(self, project: str) -> list[str]:
+        """The nodes to read for ``project``: itself, then each ancestor."""
+    def evaluate(
+        self,
+        project: str,
+        deltas: Union[Mapping[str, int], Sequence[Delta]],
+        local: Sequence[int],
+        subtree: Sequence[int],
+        generations: Sequence[int],
+    ) -> Decision:
+        """``local[r]``: the project's own usage of the r-th resource of
+        ``deltas``; ``subtree[k * len(deltas) + r]``: the subtree usage of
+        ``path(project)[k]``; ``generations[k]``: the generation read for
+        it. A list of the wrong length raises
+        ``InvalidInput(kind="shape-mismatch")``."""
+
+@final
 class ResourceHeadroom:
     def __init__(self, resource: str, room: int | None) -> None: ...
     @property

@@ -42,7 +42,7 @@ class InvalidInput(QuotaError, ValueError):
     #: Every field any kind can have; a kind sets the ones it has.
     FIELDS = (
         "what", "project", "parent", "resource", "depth", "max_depth",
-        "limit", "usage", "delta", "name", "field",
+        "limit", "usage", "delta", "name", "field", "expected", "actual",
     )
 
     what = None
@@ -56,6 +56,9 @@ class InvalidInput(QuotaError, ValueError):
     delta = None
     name = None
     field = None
+    #: ``shape-mismatch``: the length a list needed and the one it had.
+    expected = None
+    actual = None
 
     def __init__(self, kind, message, **fields):
         unknown = set(fields) - set(self.FIELDS)

@@ -1,0 +1,160 @@
+//! `Prepared`: decisions from path numbers through the component's
+//! `prepared` resource give `evaluate`'s answers, report typed errors for
+//! bad shapes, and recover from a guest fault.
+
+use delimiter::*;
+
+fn projects() -> Vec<Project> {
+    vec![
+        Project::root("org"),
+        Project::child("dept", "org"),
+        Project::child("team", "dept"),
+    ]
+}
+
+fn limits() -> Limits {
+    Limits {
+        registered: vec![
+            RegisteredLimit::new("servers", 4),
+            RegisteredLimit::new("cores", UNLIMITED),
+        ],
+        project: vec![
+            ProjectLimit::new("org", "servers", 10),
+            ProjectLimit::new("dept", "servers", UNLIMITED),
+        ],
+    }
+}
+
+/// The path numbers of `team` (team, dept, org) for servers then cores.
+const LOCAL: [i64; 2] = [3, 8];
+const SUBTREE: [i64; 6] = [3, 8, 5, 8, 9, 20];
+const GENERATIONS: [u64; 3] = [11, 22, 33];
+
+/// The same numbers as a snapshot for `evaluate`.
+fn snapshot(local: &[i64], subtree: &[i64]) -> Snapshot {
+    let path = ["team", "dept", "org"];
+    let resources = ["servers", "cores"];
+    Snapshot {
+        projects: projects(),
+        limits: limits(),
+        usage: Usage::Path(PathUsage {
+            local: resources
+                .iter()
+                .zip(local)
+                .map(|(r, &u)| ResourceUsage::new(*r, u))
+                .collect(),
+            subtree: (0..path.len() * resources.len())
+                .map(|i| UsageEntry::new(path[i / 2], resources[i % 2], subtree[i]))
+                .collect(),
+        }),
+        generations: path
+            .iter()
+            .zip(GENERATIONS)
+            .map(|(p, g)| Generation::new(*p, g))
+            .collect(),
+    }
+}
+
+fn request(servers: i64, cores: i64) -> Request {
+    Request::new(
+        "team",
+        vec![Delta::new("servers", servers), Delta::new("cores", cores)],
+    )
+}
+
+#[test]
+fn prepared_decisions_are_evaluates() {
+    for model in [Model::Flat, Model::Nested] {
+        let config = Config::new(model);
+        let mut prepared = Prepared::new(&config, &projects(), &limits()).unwrap();
+        assert_eq!(prepared.path("team").unwrap(), ["team", "dept", "org"]);
+        // Admitted (org constrains, dept is unlimited), refused by org,
+        // refused by team, a release below zero, and an overflow.
+        let cases = [
+            (request(1, 2), LOCAL, SUBTREE),
+            (request(2, 0), LOCAL, SUBTREE),
+            (request(2, 0), [1, 8], [1, 8, 5, 8, 5, 20]),
+            (request(0, -9), LOCAL, SUBTREE),
+            (request(1, 0), LOCAL, [3, 8, 5, 8, i64::MAX, 20]),
+        ];
+        let mut outcomes = std::collections::BTreeSet::new();
+        for (request, local, subtree) in cases {
+            let want = evaluate(&config, &snapshot(&local, &subtree), &request);
+            let got = prepared.evaluate(&request, &local, &subtree, &GENERATIONS);
+            assert_eq!(got, want, "{model:?} {request:?}");
+            outcomes.insert(match got {
+                Ok(Decision::Admitted { claim }) => format!("admitted {}", claim.len()),
+                Ok(Decision::Refused { violations }) => {
+                    format!("refused by {}", violations[0].project)
+                }
+                Err(e) => format!("{e}"),
+            });
+        }
+        // Flat never meets the ancestors, so it has fewer distinct outcomes.
+        assert!(outcomes.len() >= 3, "{outcomes:?}");
+    }
+}
+
+#[test]
+fn an_admission_claims_path_ids_with_the_generations_passed() {
+    let mut prepared = Prepared::new(&Config::default(), &projects(), &limits()).unwrap();
+    let decision = prepared.evaluate(&request(1, 2), &LOCAL, &SUBTREE, &GENERATIONS);
+    assert_eq!(
+        decision.unwrap(),
+        Decision::Admitted {
+            claim: vec![
+                ClaimEntry {
+                    project: "team".into(),
+                    generation: 11
+                },
+                ClaimEntry {
+                    project: "org".into(),
+                    generation: 33
+                },
+            ]
+        }
+    );
+}
+
+#[test]
+fn wrong_lengths_and_bad_inputs_are_typed_errors() {
+    let mut prepared = Prepared::new(&Config::default(), &projects(), &limits()).unwrap();
+    let got = prepared.evaluate(&request(1, 0), &LOCAL, &SUBTREE[..5], &GENERATIONS);
+    assert_eq!(
+        got,
+        Err(Error::Invalid(InvalidInput::ShapeMismatch {
+            field: "subtree".into(),
+            expected: 6,
+            actual: 5
+        }))
+    );
+    let stranger = Request::new("nobody", vec![Delta::new("servers", 1)]);
+    assert_eq!(
+        prepared.evaluate(&stranger, &[0], &[0], &[0]),
+        Err(Error::Invalid(InvalidInput::UnknownProject {
+            project: "nobody".into()
+        }))
+    );
+    let cyclic = vec![Project::child("a", "b"), Project::child("b", "a")];
+    assert_eq!(
+        Prepared::new(&Config::default(), &cyclic, &limits()).unwrap_err(),
+        Error::Invalid(InvalidInput::Cycle {
+            project: "a".into()
+        })
+    );
+}
+
+#[test]
+fn a_guest_fault_is_reported_and_the_next_call_prepares_afresh() {
+    let small = Enforcer::new().with_memory_limit(2 << 20);
+    let mut prepared =
+        Prepared::with_enforcer(small, &Config::default(), &projects(), &limits()).unwrap();
+    // 16 MiB of numbers cannot be copied into a 2 MiB instance.
+    let huge = vec![0i64; 2 << 20];
+    match prepared.evaluate(&request(1, 0), &huge, &SUBTREE, &GENERATIONS) {
+        Err(Error::GuestFault(fault)) => assert_eq!(fault.kind, FaultKind::MemoryLimit),
+        other => panic!("{other:?}"),
+    }
+    let after = prepared.evaluate(&request(1, 2), &LOCAL, &SUBTREE, &GENERATIONS);
+    assert!(after.unwrap().is_admitted());
+}
