@@ -27,10 +27,12 @@ ready-made by a callback for all three):
   are built, ``delimiter.evaluate`` is called (one component instance per
   thread, reused) and ``decision.admitted`` is read.
 - ``wheel-prepared``: the same service on ``delimiter.Prepared``: tree and
-  limits prepared once and kept; per decision ``path(project)``, the path's
-  numbers read (a callback returning the service's query result: own usage
-  per resource and, per path node, its generation and subtree usage),
-  flattened into lists, ``Prepared.evaluate`` and ``decision.admitted``.
+  limits prepared once and kept (as oslo.limit keeps its limits); per
+  decision the path's numbers read (a callback returning them in the shape
+  ``Prepared.evaluate`` takes, as oslo.limit's usage callback returns the
+  dict ``enforce`` takes; a store's path query yields them in path order,
+  so no ``path()`` call per decision), ``Prepared.evaluate``, and
+  ``decision.admitted`` read.
 
 oslo.limit has no nested model: on the depth-3 and depth-10 scenarios it
 (and the drop-in) checks only the requesting project's own limits against
@@ -206,27 +208,25 @@ def prepared_decider(case):
     generation_of = {g["project"]: g["generation"] for g in snap["generations"]}
     path = prepared.path(project)
     resources = list(deltas)
-    local_row = [local_usage.get((project, r), 0) for r in resources]
-    path_rows = [
-        (generation_of.get(p, 0), [subtree_usage.get((p, r), 0) for r in resources]) for p in path
-    ]
+    local = [local_usage.get((project, r), 0) for r in resources]
+    subtree = [subtree_usage.get((p, r), 0) for p in path for r in resources]
+    generations = [generation_of.get(p, 0) for p in path]
 
-    # The storage read, ready-made (not what is measured).
-    def read_path(path, resources):
-        return local_row, path_rows
+    # The storage read, ready-made (not what is measured), in the shape
+    # ``evaluate`` takes, as oslo.limit's usage callback returns the dict
+    # ``enforce`` takes. A store's one path query (the project up to the
+    # root, as SqlAlchemyStore reads it) yields the rows in path order, so
+    # a service need not call ``path()`` per decision.
+    def read_path(project, resources):
+        return local, subtree, generations
 
-    path_of, evaluate = prepared.path, prepared.evaluate
+    evaluate = prepared.evaluate
 
     def decide():
-        path = path_of(project)
-        local, rows = read_path(path, deltas)
-        subtree = [u for _, usage in rows for u in usage]
-        generations = [g for g, _ in rows]
+        local, subtree, generations = read_path(project, deltas)
         return evaluate(project, deltas, local, subtree, generations).admitted
 
-    decision = evaluate(
-        project, deltas, local_row, [u for _, us in path_rows for u in us], [g for g, _ in path_rows]
-    )
+    decision = evaluate(project, deltas, local, subtree, generations)
     assert decision.admitted, (case["description"], decision)
     want = d.evaluate(build_snapshot(snap), d.Request(project, deltas), config)
     assert decision == want, (case["description"], decision, want)
@@ -402,9 +402,10 @@ def decision_table(scenarios):
                 "as a DB driver returns them) become UsageEntry/Generation objects, a Snapshot and "
                 "a Request are built, delimiter.evaluate runs (per-thread component instance, "
                 "reused) and decision.admitted is read. wheel-prepared: delimiter.Prepared built "
-                "once from the projects and Limits; per decision path(project), the path's numbers "
-                "read (callback returning own usage and per path node (generation, subtree usage "
-                "per resource)), flattened into lists, Prepared.evaluate, decision.admitted read"
+                "once from the projects and Limits; per decision the path's numbers read (a callback "
+                "returning local, subtree and generations lists in path order, as a store's path "
+                "query yields them and as oslo.limit's usage callback returns its dict), "
+                "Prepared.evaluate, decision.admitted read"
             ),
             "oslo_model": (
                 "oslo.limit 2.12 has no nested model: on depth-3 and depth-10 it (and the drop-in) "
