@@ -36,12 +36,16 @@ struct Case {
 }
 
 /// A case for `delimiter::Prepared`: the tree and limits prepared once, and
-/// what a service's read of the path returns: its own usage per resource,
-/// and per path node its generation and subtree usage per resource.
+/// what a service's read of the path returns, in the shape `evaluate` takes
+/// (as benches/decision.py's wheel-prepared: a store's path query yields the
+/// rows in path order, so no `path()` per decision): its own usage per
+/// resource, the subtree usage per path node and resource, and the path's
+/// generations.
 struct PreparedCase {
     prepared: delimiter::Prepared,
     local: Vec<i64>,
-    rows: Vec<(u64, Vec<i64>)>,
+    subtree: Vec<i64>,
+    generations: Vec<u64>,
 }
 
 impl PreparedCase {
@@ -87,42 +91,31 @@ impl PreparedCase {
             .iter()
             .map(|d| own(&request.project, &d.resource))
             .collect();
-        let rows = path
+        let subtree = path
             .iter()
-            .map(|p| {
-                let usage = request
-                    .deltas
-                    .iter()
-                    .map(|d| {
-                        subtree
-                            .get(&(p.clone(), d.resource.clone()))
-                            .copied()
-                            .unwrap_or(0)
-                    })
-                    .collect();
-                (generation(p), usage)
+            .flat_map(|p| {
+                request.deltas.iter().map(|d| {
+                    subtree
+                        .get(&(p.clone(), d.resource.clone()))
+                        .copied()
+                        .unwrap_or(0)
+                })
             })
             .collect();
+        let generations = path.iter().map(|p| generation(p)).collect();
         PreparedCase {
             prepared,
             local,
-            rows,
+            subtree,
+            generations,
         }
     }
 
-    /// One decision as a service makes it: the path asked for, the path's
-    /// numbers read (`rows`, ready-made: storage is not timed) and laid out
-    /// as `evaluate` takes them, one `evaluate`.
+    /// One decision as a service makes it: the path's numbers read
+    /// (ready-made: storage is not timed), one `evaluate`.
     fn decide(&mut self, request: &delimiter::Request) -> delimiter::Decision {
-        self.prepared.path(&request.project).expect("path");
-        let subtree: Vec<i64> = self
-            .rows
-            .iter()
-            .flat_map(|(_, u)| u.iter().copied())
-            .collect();
-        let generations: Vec<u64> = self.rows.iter().map(|(g, _)| *g).collect();
         self.prepared
-            .evaluate(request, &self.local, &subtree, &generations)
+            .evaluate(request, &self.local, &self.subtree, &self.generations)
             .expect("prepared decision")
     }
 }
@@ -196,10 +189,10 @@ fn main() {
         "method",
         format!(
             "{method_rust}. rust-host-prepared: one delimiter::Prepared per case, prepared once \
-             from the projects and limits (its own component instance); per decision \
-             path(project) (cached in the host), the path's numbers laid out from ready-made \
-             rows (own usage; per path node generation and subtree usage), one \
-             Prepared::evaluate"
+             from the projects and limits (its own component instance); per decision the \
+             path's numbers, ready-made in the shape evaluate takes (local, subtree and \
+             generations in path order, as a store's path query yields them; no path() per \
+             decision, as for wheel-prepared), one Prepared::evaluate"
         ),
     );
 
