@@ -27,12 +27,8 @@ struct Case {
     id: String,
     scenario: String,
     resources: u64,
-    native: (
-        delimiter_core::Config,
-        delimiter_core::Snapshot,
-        delimiter_core::Request,
-    ),
-    host: (delimiter::Config, delimiter::Snapshot, delimiter::Request),
+    native: b::NativeInputs,
+    host: b::HostInputs,
 }
 
 /// A case for `delimiter::Prepared`: the tree and limits prepared once, and
@@ -242,27 +238,7 @@ fn main() {
                         &case.host.2,
                         |bch, r| bch.iter(|| p.decide(black_box(r))),
                     );
-                    g.bench_with_input(
-                        BenchmarkId::new("native", &case.id),
-                        &case.native,
-                        |bch, (c, s, r)| {
-                            bch.iter(|| {
-                                delimiter_core::evaluate(black_box(c), black_box(s), black_box(r))
-                                    .unwrap()
-                            })
-                        },
-                    );
-                    g.bench_with_input(
-                        BenchmarkId::new("rust-host", &case.id),
-                        &case.host,
-                        |bch, (c, s, r)| {
-                            bch.iter(|| {
-                                enforcer
-                                    .evaluate(black_box(c), black_box(s), black_box(r))
-                                    .unwrap()
-                            })
-                        },
-                    );
+                    b::bench_evaluate(&mut g, &case.id, &case.native, &case.host, &mut enforcer);
                 }
                 g.finish();
             }

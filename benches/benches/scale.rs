@@ -13,7 +13,7 @@
 //! under `cargo test --benches` or `DELIMITER_BENCH_TINY=1` every case runs
 //! once and its answer is checked.
 
-use criterion::{BenchmarkId, Criterion, SamplingMode};
+use criterion::{Criterion, SamplingMode};
 use delimiter_benches::{self as b, RunMode};
 use serde_json::json;
 use std::hint::black_box;
@@ -25,12 +25,8 @@ struct Case {
     id: String,
     projects: u64,
     usage_form: String,
-    native: (
-        delimiter_core::Config,
-        delimiter_core::Snapshot,
-        delimiter_core::Request,
-    ),
-    host: (delimiter::Config, delimiter::Snapshot, delimiter::Request),
+    native: b::NativeInputs,
+    host: b::HostInputs,
 }
 
 fn cases() -> Vec<Case> {
@@ -122,27 +118,7 @@ fn main() {
                 g.sampling_mode(SamplingMode::Flat);
                 g.sample_size(10);
                 for case in &cases {
-                    g.bench_with_input(
-                        BenchmarkId::new("native", &case.id),
-                        &case.native,
-                        |bch, (c, s, r)| {
-                            bch.iter(|| {
-                                delimiter_core::evaluate(black_box(c), black_box(s), black_box(r))
-                                    .unwrap()
-                            })
-                        },
-                    );
-                    g.bench_with_input(
-                        BenchmarkId::new("rust-host", &case.id),
-                        &case.host,
-                        |bch, (c, s, r)| {
-                            bch.iter(|| {
-                                enforcer
-                                    .evaluate(black_box(c), black_box(s), black_box(r))
-                                    .unwrap()
-                            })
-                        },
-                    );
+                    b::bench_evaluate(&mut g, &case.id, &case.native, &case.host, &mut enforcer);
                 }
                 g.finish();
             }

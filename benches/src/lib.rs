@@ -392,3 +392,37 @@ pub fn criterion_median(
     let samples = sample["iters"].as_array().map_or(0, Vec::len);
     Some((median, samples))
 }
+
+/// A case's inputs in the native core's types.
+pub type NativeInputs = (
+    delimiter_core::Config,
+    delimiter_core::Snapshot,
+    delimiter_core::Request,
+);
+
+/// A case's inputs in the Rust host's types.
+pub type HostInputs = (delimiter::Config, delimiter::Snapshot, delimiter::Request);
+
+/// The two `evaluate` benchmarks every decision case gets, in `group`:
+/// `native/<id>` (the core's function) and `rust-host/<id>` (one
+/// `Enforcer::evaluate` on `enforcer`, kept for the whole run).
+pub fn bench_evaluate(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: &str,
+    native: &NativeInputs,
+    host: &HostInputs,
+    enforcer: &mut delimiter::Enforcer,
+) {
+    use criterion::BenchmarkId;
+    use std::hint::black_box;
+    group.bench_with_input(BenchmarkId::new("native", id), native, |bch, (c, s, r)| {
+        bch.iter(|| delimiter_core::evaluate(black_box(c), black_box(s), black_box(r)).unwrap())
+    });
+    group.bench_with_input(BenchmarkId::new("rust-host", id), host, |bch, (c, s, r)| {
+        bch.iter(|| {
+            enforcer
+                .evaluate(black_box(c), black_box(s), black_box(r))
+                .unwrap()
+        })
+    });
+}
