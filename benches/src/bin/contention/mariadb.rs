@@ -172,6 +172,9 @@ fn read_sql() -> String {
     )
 }
 
+/// A row of the one-statement read: (kind, depth, a, b, n), as in the store.
+type ReadRow = (i64, i64, Option<String>, Option<String>, Option<i64>);
+
 struct MyTx {
     conn: Conn,
     strategy: Strategy,
@@ -236,8 +239,7 @@ impl MyTx {
         if let Some(lock) = &s.lock {
             tx.exec_drop(lock, (project,))?;
         }
-        let rows: Vec<(i64, i64, Option<String>, Option<String>, Option<i64>)> =
-            tx.exec(&s.read, (project, project))?;
+        let rows: Vec<ReadRow> = tx.exec(&s.read, (project, project))?;
         let snapshot = snapshot_from_rows(
             rows.into_iter().map(|(kind, _, a, b, n)| (kind, a, b, n)),
             |r| request.deltas.iter().any(|d| d.resource == r),
