@@ -106,7 +106,7 @@ def meta_common():
         "delimiter": f"{d.__version__} (wheel, {d.load_info()['source']} component)",
         "oslo.limit": metadata.version("oslo.limit"),
         "openstacksdk": metadata.version("openstacksdk"),
-        "tiny": str(TINY),
+        "tiny": TINY,
     }
 
 

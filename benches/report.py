@@ -62,6 +62,19 @@ def load_results(results: Path) -> dict[str, list[dict[str, Any]]]:
     return tables
 
 
+def tiny_split(tables: dict[str, list[dict[str, Any]]]) -> tuple[list[str], list[str]]:
+    """The result files written by a tiny smoke run, and the others."""
+    docs = [doc for ds in tables.values() for doc in ds]
+
+    def flag(doc: dict[str, Any]) -> bool:
+        # A string is how an older runner wrote it ("False" is not tiny).
+        return str(doc.get("meta", {}).get("tiny")).lower() in ("true", "1")
+
+    tiny = sorted(doc["file"] for doc in docs if flag(doc))
+    full = sorted(doc["file"] for doc in docs if not flag(doc))
+    return tiny, full
+
+
 def rows_of(docs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [row for doc in docs for row in doc["rows"]]
 
@@ -362,7 +375,14 @@ def render(tables: dict[str, list[dict[str, Any]]]) -> str:
             body = section(docs, findings)
         parts.append(f"## {title}\n\n{body}\n")
     findings.sort(key=lambda f: not f.startswith("BAD"))
-    tiny = any(doc.get("meta", {}).get("tiny") for docs in tables.values() for doc in docs)
+    tiny_files, full_files = tiny_split(tables)
+    tiny = bool(tiny_files)
+    if tiny_files and full_files:
+        findings.insert(
+            0,
+            f"BAD: tiny smoke-run results ({', '.join(tiny_files)}) are mixed with full ones; "
+            "these tables are not from one run.",
+        )
     head = [
         "# Benchmarks",
         "",
@@ -405,6 +425,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     missing = [key for key, _, _ in SECTIONS if not tables.get(key)]
     if args.require_all and missing:
         print(f"report: no results for: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    tiny_files, full_files = tiny_split(tables)
+    if args.require_all and tiny_files and full_files:
+        print(f"report: tiny results mixed with full ones: {', '.join(tiny_files)}", file=sys.stderr)
         return 1
     return 0
 

@@ -326,7 +326,7 @@ pub fn machine_meta() -> Map<String, Value> {
             "release (cargo bench profile)"
         }),
     );
-    meta.insert("tiny".into(), json!(tiny().to_string()));
+    meta.insert("tiny".into(), json!(tiny()));
     meta
 }
 
