@@ -1,6 +1,7 @@
 //! The decision: admit or refuse a request, and the claim that goes with
 //! an admission.
 
+use crate::buf::Buf;
 use crate::claim::ClaimEntry;
 use crate::error::{Error, Result};
 use crate::limits::Limit;
@@ -84,13 +85,18 @@ pub fn evaluate(config: &Config, snapshot: &Snapshot, request: &Request) -> Resu
     let ids: Vec<&str> = view.path.iter().map(|&n| view.id(n)).collect();
     let generations: Vec<Option<u64>> =
         view.path.iter().map(|&n| view.generations.get(n)).collect();
+    let amounts: Vec<i64> = request.deltas.iter().map(|d| d.delta).collect();
     let outcome = decide(
-        &request.project,
-        &request.deltas,
-        &view.local,
-        &view.constraints,
-        &ids,
-        &generations,
+        &Inputs {
+            project: &request.project,
+            resources: &resources,
+            deltas: &amounts,
+            local: &view.local,
+            path_len: ids.len(),
+        },
+        |r| &view.constraints[r],
+        |k| ids[k],
+        |k| generations[k],
     )?;
     Ok(match outcome {
         PathOutcome::Admitted { claim } => Decision::Admitted {
@@ -114,33 +120,53 @@ pub(crate) enum PathOutcome {
     Refused { violations: Vec<Violation> },
 }
 
+/// What [`decide`] decides on, already checked and counted: `deltas[r]`
+/// of resource `resources[r]` for `project`, whose own usage of it is
+/// `local[r]`, on a checked path of `path_len` nodes (the project first).
+pub(crate) struct Inputs<'a> {
+    pub project: &'a str,
+    pub resources: &'a [&'a str],
+    pub deltas: &'a [i64],
+    pub local: &'a [i64],
+    pub path_len: usize,
+}
+
 /// The decision loop, shared by [`evaluate`] and
 /// [`Prepared::evaluate`](crate::Prepared::evaluate) so that both decide by
-/// construction the same way. Its inputs are already checked and counted:
-/// `local[r]` is u(project, r) for `deltas[r]`, `constraints[r][k]` the
-/// limit and counted usage of the checked path's node `k` (the project
-/// first), `ids[k]` and `generations[k]` that node's id and generation.
-pub(crate) fn decide(
-    project: &str,
-    deltas: &[Delta],
-    local: &[i64],
-    constraints: &[Vec<Constraint>],
-    ids: &[&str],
-    generations: &[Option<u64>],
+/// construction the same way. `constraints(r)[k]` is the limit and counted
+/// usage of resource `r` at the checked path's node `k`, `id(k)` and
+/// `generation(k)` that node's id and generation. (Functions rather than
+/// tables so that a prepared decision need not build them per call.)
+pub(crate) fn decide<'a, 'c>(
+    inputs: &Inputs<'a>,
+    constraints: impl Fn(usize) -> &'c [Constraint],
+    id: impl Fn(usize) -> &'a str,
+    generation: impl Fn(usize) -> Option<u64>,
 ) -> Result<PathOutcome> {
+    let Inputs {
+        project,
+        resources,
+        deltas,
+        local,
+        path_len,
+    } = *inputs;
     // Visit resources by name so errors and violations come out in order.
-    let mut order: Vec<usize> = (0..deltas.len()).collect();
-    order.sort_by(|&a, &b| deltas[a].resource.cmp(&deltas[b].resource));
+    let mut order: Buf<usize, 16> = Buf::new(deltas.len(), 0);
+    for (r, slot) in order.iter_mut().enumerate() {
+        *slot = r;
+    }
+    order.sort_by_key(|&r| resources[r]);
 
     let mut violations = Vec::new();
-    let mut constraining = vec![false; ids.len()];
-    for &r in &order {
-        let Delta { resource, delta } = &deltas[r];
-        let delta = *delta;
+    // Which path nodes have a finite limit on an increased resource, as a
+    // bit set: most paths fit one word, deeper ones spill into more.
+    let mut constraining = Bits::new(path_len);
+    for &r in order.iter() {
+        let delta = deltas[r];
         if delta < 0 && local[r] + delta < 0 {
             return Err(Error::ReleaseBelowZero {
                 project: project.to_string(),
-                resource: resource.clone(),
+                resource: resources[r].to_string(),
                 usage: local[r],
                 delta,
             });
@@ -148,17 +174,17 @@ pub(crate) fn decide(
         if delta <= 0 {
             continue;
         }
-        for (k, c) in constraints[r].iter().enumerate() {
+        for (k, c) in constraints(r).iter().enumerate() {
             let after = c.usage.checked_add(delta).ok_or_else(|| Error::Overflow {
-                project: ids[k].to_string(),
-                resource: resource.clone(),
+                project: id(k).to_string(),
+                resource: resources[r].to_string(),
             })?;
             if let Limit::Finite(limit) = c.limit {
-                constraining[k] = true;
+                constraining.set(k);
                 if after > limit {
                     violations.push(Violation {
-                        project: ids[k].to_string(),
-                        resource: resource.clone(),
+                        project: id(k).to_string(),
+                        resource: resources[r].to_string(),
                         limit,
                         usage: c.usage,
                         delta,
@@ -171,15 +197,15 @@ pub(crate) fn decide(
     // The project is always in a claim; ancestors only when they constrain.
     // Generations are required whatever the outcome, so an input error does
     // not hide behind a refusal.
-    let any_increase = deltas.iter().any(|d| d.delta > 0);
-    let mut claim = Vec::new();
+    let any_increase = deltas.iter().any(|&d| d > 0);
+    let mut claim = Vec::with_capacity(if any_increase { path_len } else { 0 });
     if any_increase {
-        for k in (0..ids.len()).filter(|&k| k == 0 || constraining[k]) {
-            match generations[k] {
+        for k in (0..path_len).filter(|&k| k == 0 || constraining.get(k)) {
+            match generation(k) {
                 Some(generation) => claim.push((k, generation)),
                 None => {
                     return Err(Error::MissingGeneration {
-                        project: ids[k].to_string(),
+                        project: id(k).to_string(),
                     });
                 }
             }
@@ -190,5 +216,35 @@ pub(crate) fn decide(
         Ok(PathOutcome::Admitted { claim })
     } else {
         Ok(PathOutcome::Refused { violations })
+    }
+}
+
+/// A set of path positions: one word inline, more on the heap only for
+/// paths deeper than 64.
+struct Bits {
+    low: u64,
+    high: Vec<u64>,
+}
+
+impl Bits {
+    fn new(len: usize) -> Self {
+        Bits {
+            low: 0,
+            high: vec![0; len.saturating_sub(1) / 64],
+        }
+    }
+
+    fn set(&mut self, k: usize) {
+        match k {
+            0..64 => self.low |= 1 << k,
+            _ => self.high[k / 64 - 1] |= 1 << (k % 64),
+        }
+    }
+
+    fn get(&self, k: usize) -> bool {
+        match k {
+            0..64 => self.low & (1 << k) != 0,
+            _ => self.high[k / 64 - 1] & (1 << (k % 64)) != 0,
+        }
     }
 }

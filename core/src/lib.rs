@@ -40,6 +40,7 @@
 //! assert_eq!((violations[0].limit, violations[0].usage, violations[0].delta), (10, 9, 2));
 //! ```
 
+mod buf;
 mod claim;
 mod compat;
 mod consume;

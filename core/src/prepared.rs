@@ -14,33 +14,64 @@
 //! as [`Usage::Path`](crate::Usage::Path) (the property tests hold them to
 //! that).
 
-use crate::decide::{Delta, PathOutcome, Violation, decide};
+use crate::buf::Buf;
+use crate::decide::{Delta, Inputs, PathOutcome, Violation, decide};
 use crate::error::{Error, IdKind, Result};
 use crate::limits::{Limit, LimitTable, Limits, resolve};
 use crate::model::{Config, MissingLimit, Model};
 use crate::snapshot::{Constraint, check_request};
 use crate::tree::{Project, Tree};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+/// Per-decision scratch kept on the stack up to these sizes (see
+/// [`Buf`]): resources per request, path length, and resources times
+/// checked nodes. Larger decisions use the heap.
+const MAX_INLINE_RESOURCES: usize = 16;
+const MAX_INLINE_PATH: usize = 32;
+const MAX_INLINE_CONSTRAINTS: usize = 64;
 
 /// Limits of one resource, indexed by node.
 #[derive(Debug, Clone, Default)]
 struct ResourceLimits {
     registered: Option<i64>,
-    project: BTreeMap<usize, i64>,
+    /// Project limits sorted by node: a decision looks up every node of
+    /// its path for every resource, and a binary search over a few entries
+    /// costs less than hashing each node (SipHash showed as ~12% of a
+    /// prepared decision in the guest).
+    project: Vec<(usize, i64)>,
+}
+
+impl ResourceLimits {
+    fn of(&self, node: usize) -> Option<i64> {
+        match self.project.binary_search_by_key(&node, |&(n, _)| n) {
+            Ok(i) => Some(self.project[i].1),
+            Err(_) => self.registered,
+        }
+    }
 }
 
 /// The config, tree and limits, checked once and owned, ready for many
 /// decisions.
+///
+/// Two ways to decide: by name ([`evaluate`](Self::evaluate)), or by the
+/// numbers the prepared gives for a project ([`locate`](Self::locate)) and
+/// for each resource name ([`resource_number`](Self::resource_number)),
+/// which is what a host across the WebAssembly boundary uses
+/// ([`evaluate_numbers`](Self::evaluate_numbers)): no string is copied or
+/// looked up per decision.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     model: Model,
     missing: MissingLimit,
     ids: Vec<String>,
-    index: BTreeMap<String, usize>,
+    index: HashMap<String, usize>,
     parent: Vec<Option<usize>>,
-    /// By resource name, then node: one name lookup per requested resource
-    /// and a small map per node, instead of a (node, name) key per pair.
-    limits: BTreeMap<String, ResourceLimits>,
+    /// Resource names by number: those with limits first, then each new
+    /// name [`resource_number`](Self::resource_number) was asked for.
+    names: Vec<String>,
+    numbers: HashMap<String, u32>,
+    /// By resource number, then node.
+    limits: Vec<ResourceLimits>,
 }
 
 /// The outcome of [`Prepared::evaluate`]: a [`Decision`](crate::Decision)
@@ -63,6 +94,21 @@ impl PathDecision {
     }
 }
 
+/// Where a project is: its node number for
+/// [`evaluate_numbers`](Prepared::evaluate_numbers) and its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location<'a> {
+    pub node: u32,
+    pub path: Vec<&'a str>,
+}
+
+/// The resources of one decision, each with its name (for order and
+/// errors) and its limits (`None`: no limit anywhere).
+struct Resources<'p, 'a> {
+    names: &'a [&'p str],
+    limits: &'a [Option<&'p ResourceLimits>],
+}
+
 impl Prepared {
     /// Checks `config`, `projects` and `limits` in the order and with the
     /// errors [`evaluate`](crate::evaluate) uses for them (config, tree,
@@ -81,31 +127,48 @@ impl Prepared {
             .enumerate()
             .map(|(n, id)| (id.clone(), n))
             .collect();
-        let mut by_resource: BTreeMap<String, ResourceLimits> = BTreeMap::new();
+        let mut by_resource: BTreeMap<&str, ResourceLimits> = BTreeMap::new();
         for r in &limits.registered {
-            by_resource
-                .entry(r.resource.clone())
-                .or_default()
-                .registered = Some(r.limit);
+            by_resource.entry(&r.resource).or_default().registered = Some(r.limit);
         }
         for p in &limits.project {
             // Checked above: every project limit names a known project.
             if let Some(node) = tree.lookup(&p.project) {
                 by_resource
-                    .entry(p.resource.clone())
+                    .entry(&p.resource)
                     .or_default()
                     .project
-                    .insert(node, p.limit);
+                    .push((node, p.limit));
             }
         }
-        Ok(Prepared {
+        for limits in by_resource.values_mut() {
+            // No two share a node: duplicate limits were rejected above.
+            limits.project.sort_unstable();
+        }
+        let mut prepared = Prepared {
             model: config.model,
             missing: config.missing_limit,
             ids,
             index,
             parent,
-            limits: by_resource,
-        })
+            names: Vec::new(),
+            numbers: HashMap::new(),
+            limits: Vec::new(),
+        };
+        for (name, limits) in by_resource {
+            prepared.intern(name, limits);
+        }
+        Ok(prepared)
+    }
+
+    fn intern(&mut self, name: &str, limits: ResourceLimits) -> u32 {
+        // A resource count past u32 would need more memory than a wasm32
+        // guest has; saturating keeps the cast honest regardless.
+        let number = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.names.push(name.to_string());
+        self.numbers.insert(name.to_string(), number);
+        self.limits.push(limits);
+        number
     }
 
     fn require(&self, project: &str) -> Result<usize> {
@@ -122,12 +185,22 @@ impl Prepared {
             })
     }
 
-    fn nodes(&self, node: usize) -> Vec<usize> {
-        let mut path = Vec::new();
+    /// The project `node`, then each ancestor up to the root.
+    fn nodes(&self, node: usize) -> Buf<usize, MAX_INLINE_PATH> {
+        // Counted first so that the path is sized once.
+        let mut len = 0;
         let mut at = Some(node);
         while let Some(n) = at {
-            path.push(n);
+            len += 1;
             at = self.parent[n];
+        }
+        let mut path = Buf::new(len, node);
+        let mut at = Some(node);
+        for slot in path.iter_mut() {
+            if let Some(n) = at {
+                *slot = n;
+                at = self.parent[n];
+            }
         }
         path
     }
@@ -138,18 +211,46 @@ impl Prepared {
     /// the whole path is checked for consistency as `evaluate` checks
     /// [`Usage::Path`](crate::Usage::Path)).
     pub fn path(&self, project: &str) -> Result<Vec<&str>> {
+        Ok(self.locate(project)?.path)
+    }
+
+    /// [`path`](Self::path), and the node number
+    /// [`evaluate_numbers`](Self::evaluate_numbers) takes for `project`.
+    pub fn locate(&self, project: &str) -> Result<Location<'_>> {
         let node = self.require(project)?;
-        Ok(self
-            .nodes(node)
-            .into_iter()
-            .map(|n| self.ids[n].as_str())
-            .collect())
+        Ok(Location {
+            // Below the number of nodes, which came from a Vec in a guest
+            // whose memory is 32-bit: the cast cannot truncate there, and
+            // natively trees that large do not fit in memory either.
+            node: node as u32,
+            path: self
+                .nodes(node)
+                .iter()
+                .map(|&n| self.ids[n].as_str())
+                .collect(),
+        })
+    }
+
+    /// The number [`evaluate_numbers`](Self::evaluate_numbers) takes for
+    /// resource `name`: the same number for the same name for the life of
+    /// this prepared. Any non-empty name has one (a resource without
+    /// limits is decided by the missing-limit rule, as `evaluate` does).
+    pub fn resource_number(&mut self, name: &str) -> Result<u32> {
+        if name.is_empty() {
+            return Err(Error::EmptyId {
+                what: IdKind::Resource,
+            });
+        }
+        match self.numbers.get(name) {
+            Some(&number) => Ok(number),
+            None => Ok(self.intern(name, ResourceLimits::default())),
+        }
     }
 
     /// The limit of `node` given its resource's limits (`None`: the
     /// resource has no limit anywhere).
     fn limit(&self, table: Option<&ResourceLimits>, node: usize) -> Limit {
-        let raw = table.and_then(|l| l.project.get(&node).copied().or(l.registered));
+        let raw = table.and_then(|l| l.of(node));
         resolve(raw, self.missing)
     }
 
@@ -172,16 +273,78 @@ impl Prepared {
         subtree: &[i64],
         generations: &[u64],
     ) -> Result<PathDecision> {
-        let resources: Vec<&str> = deltas.iter().map(|d| d.resource.as_str()).collect();
-        check_request(project, &resources)?;
+        let names: Vec<&str> = deltas.iter().map(|d| d.resource.as_str()).collect();
+        check_request(project, &names)?;
         let node = self.require(project)?;
-        let path = self.nodes(node);
+        let limits: Vec<Option<&ResourceLimits>> = names
+            .iter()
+            .map(|name| self.numbers.get(*name).map(|&i| &self.limits[i as usize]))
+            .collect();
+        let amounts: Vec<i64> = deltas.iter().map(|d| d.delta).collect();
+        let resources = Resources {
+            names: &names,
+            limits: &limits,
+        };
+        self.decide_at(node, &resources, &amounts, local, subtree, generations)
+    }
+
+    /// [`evaluate`](Self::evaluate) by numbers: `node` from
+    /// [`locate`](Self::locate), and per delta a resource number from
+    /// [`resource_number`](Self::resource_number) with its amount. The same
+    /// decision and errors as `evaluate` for the project and names the
+    /// numbers stand for; a number this prepared never gave is
+    /// `shape-mismatch` (field `node` or `resource`, `expected` being how
+    /// many it gave).
+    pub fn evaluate_numbers(
+        &self,
+        node: u32,
+        deltas: &[(u32, i64)],
+        local: &[i64],
+        subtree: &[i64],
+        generations: &[u64],
+    ) -> Result<PathDecision> {
+        let node = check_number("node", node, self.ids.len())?;
         let n = deltas.len();
+        let mut names: Buf<&str, MAX_INLINE_RESOURCES> = Buf::new(n, "");
+        let mut limits: Buf<Option<&ResourceLimits>, MAX_INLINE_RESOURCES> = Buf::new(n, None);
+        let mut amounts: Buf<i64, MAX_INLINE_RESOURCES> = Buf::new(n, 0);
+        for (i, &(number, amount)) in deltas.iter().enumerate() {
+            let r = check_number("resource", number, self.names.len())?;
+            names[i] = self.names[r].as_str();
+            limits[i] = Some(&self.limits[r]);
+            amounts[i] = amount;
+        }
+        // What `check_request` reports, by name; the names of numbers are
+        // never empty, and the same name has one number.
+        if let Some(name) = smallest_duplicate(deltas, &names) {
+            return Err(Error::DuplicateResource {
+                resource: name.to_string(),
+            });
+        }
+        let resources = Resources {
+            names: &names,
+            limits: &limits,
+        };
+        self.decide_at(node, &resources, &amounts, local, subtree, generations)
+    }
+
+    /// The decision once the request is checked and `node` found.
+    fn decide_at(
+        &self,
+        node: usize,
+        resources: &Resources<'_, '_>,
+        amounts: &[i64],
+        local: &[i64],
+        subtree: &[i64],
+        generations: &[u64],
+    ) -> Result<PathDecision> {
+        let path = self.nodes(node);
+        let n = amounts.len();
         check_len("local", n, local.len())?;
         check_len("subtree", path.len().saturating_mul(n), subtree.len())?;
         check_len("generations", path.len(), generations.len())?;
-        let ids: Vec<&str> = path.iter().map(|&p| self.ids[p].as_str()).collect();
-        check_usage(&ids, &resources, local, subtree)?;
+        let id = |k: usize| self.ids[path[k]].as_str();
+        check_usage(path.len(), id, resources.names, local, subtree)?;
 
         // The nodes the model checks: the project alone for flat, the
         // whole path otherwise (as `View::build`).
@@ -189,30 +352,34 @@ impl Prepared {
             Model::Flat => 1,
             Model::StrictTwoLevel | Model::Nested => path.len(),
         };
-        let constraints: Vec<Vec<Constraint>> = (0..n)
-            .map(|r| {
-                // One lookup by name per resource, then by node.
-                let table = self.limits.get(resources[r]);
-                (0..checked)
-                    .map(|k| Constraint {
-                        limit: self.limit(table, path[k]),
-                        usage: match self.model {
-                            Model::Flat => local[r],
-                            _ => subtree[k * n + r],
-                        },
-                    })
-                    .collect()
-            })
-            .collect();
-        let generations: Vec<Option<u64>> =
-            generations[..checked].iter().map(|&g| Some(g)).collect();
+        // constraints[r * checked + k]: resource r at path node k.
+        let unset = Constraint {
+            limit: Limit::Unlimited,
+            usage: 0,
+        };
+        let mut constraints: Buf<Constraint, MAX_INLINE_CONSTRAINTS> = Buf::new(n * checked, unset);
+        for r in 0..n {
+            for k in 0..checked {
+                constraints[r * checked + k] = Constraint {
+                    limit: self.limit(resources.limits[r], path[k]),
+                    usage: match self.model {
+                        Model::Flat => local[r],
+                        _ => subtree[k * n + r],
+                    },
+                };
+            }
+        }
         let outcome = decide(
-            project,
-            deltas,
-            local,
-            &constraints,
-            &ids[..checked],
-            &generations,
+            &Inputs {
+                project: id(0),
+                resources: resources.names,
+                deltas: amounts,
+                local,
+                path_len: checked,
+            },
+            |r| &constraints[r * checked..(r + 1) * checked],
+            id,
+            |k| Some(generations[k]),
         )?;
         Ok(match outcome {
             PathOutcome::Admitted { claim } => PathDecision::Admitted {
@@ -223,6 +390,32 @@ impl Prepared {
             PathOutcome::Refused { violations } => PathDecision::Refused { violations },
         })
     }
+}
+
+/// `number` as an index below `given`, or the `shape-mismatch` a number
+/// this prepared never gave is.
+fn check_number(field: &'static str, number: u32, given: usize) -> Result<usize> {
+    let index = number as usize;
+    if index < given {
+        Ok(index)
+    } else {
+        Err(Error::ShapeMismatch {
+            field,
+            expected: given as u64,
+            actual: u64::from(number),
+        })
+    }
+}
+
+/// The smallest name requested twice, as `check_request` finds it.
+fn smallest_duplicate<'a>(deltas: &[(u32, i64)], names: &[&'a str]) -> Option<&'a str> {
+    let mut smallest: Option<&'a str> = None;
+    for (i, (a, _)) in deltas.iter().enumerate() {
+        if deltas[..i].iter().any(|(b, _)| a == b) && smallest.is_none_or(|s| names[i] < s) {
+            smallest = Some(names[i]);
+        }
+    }
+    smallest
 }
 
 fn check_len(field: &'static str, expected: usize, actual: usize) -> Result<()> {
@@ -242,44 +435,58 @@ fn check_len(field: &'static str, expected: usize, actual: usize) -> Result<()> 
 /// local usage (by resource), a negative subtree usage (by project id, then
 /// resource), then per resource by name, from the project up, a subtree
 /// smaller than what it contains.
-fn check_usage(ids: &[&str], resources: &[&str], local: &[i64], subtree: &[i64]) -> Result<()> {
+fn check_usage<'a>(
+    path_len: usize,
+    id: impl Fn(usize) -> &'a str,
+    resources: &[&str],
+    local: &[i64],
+    subtree: &[i64],
+) -> Result<()> {
     let n = resources.len();
     let negative_local = (0..n)
         .filter(|&r| local[r] < 0)
         .min_by_key(|&r| resources[r]);
     if let Some(r) = negative_local {
         return Err(Error::NegativeUsage {
-            project: ids[0].to_string(),
+            project: id(0).to_string(),
             resource: resources[r].to_string(),
             usage: local[r],
         });
     }
     let negative_subtree = (0..subtree.len())
         .filter(|&i| subtree[i] < 0)
-        .min_by_key(|&i| (ids[i / n], resources[i % n], subtree[i]));
+        .min_by_key(|&i| (id(i / n), resources[i % n], subtree[i]));
     if let Some(i) = negative_subtree {
         return Err(Error::NegativeUsage {
-            project: ids[i / n].to_string(),
+            project: id(i / n).to_string(),
             resource: resources[i % n].to_string(),
             usage: subtree[i],
         });
     }
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&r| resources[r]);
-    for r in order {
+    // The first inconsistency by resource name (names are distinct), then
+    // from the project up; no sorting on the way to finding none.
+    let mut first: Option<(&str, usize)> = None;
+    for r in 0..n {
+        if first.is_some_and(|(name, _)| name < resources[r]) {
+            continue;
+        }
         let mut below = local[r];
-        for (k, id) in ids.iter().enumerate() {
+        for k in 0..path_len {
             let value = subtree[k * n + r];
             if value < below {
-                return Err(Error::InconsistentUsage {
-                    project: id.to_string(),
-                    resource: resources[r].to_string(),
-                });
+                first = Some((resources[r], k));
+                break;
             }
             below = value;
         }
     }
-    Ok(())
+    match first {
+        Some((resource, k)) => Err(Error::InconsistentUsage {
+            project: id(k).to_string(),
+            resource: resource.to_string(),
+        }),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -299,6 +506,66 @@ mod tests {
             }],
             project: vec![],
         }
+    }
+
+    #[test]
+    fn decisions_past_the_inline_scratch_sizes_use_the_heap_alike() {
+        // 40 nodes deep, 20 resources: past every inline size of `Buf`.
+        let depth = 40;
+        let mut projects = vec![Project::root("p0")];
+        for i in 1..depth {
+            projects.push(Project::child(format!("p{i}"), format!("p{}", i - 1)));
+        }
+        let names: Vec<String> = (0..20).map(|r| format!("r{r:02}")).collect();
+        let limits = Limits {
+            registered: names
+                .iter()
+                .map(|r| crate::RegisteredLimit {
+                    resource: r.clone(),
+                    limit: 100,
+                })
+                .collect(),
+            // The root's limit on the last resource is the tight one.
+            project: vec![crate::ProjectLimit {
+                project: "p0".into(),
+                resource: "r19".into(),
+                limit: 50,
+            }],
+        };
+        let config = Config::new(Model::Nested);
+        let mut p = Prepared::new(&config, &projects, &limits).unwrap();
+        let leaf = format!("p{}", depth - 1);
+        let node = p.locate(&leaf).unwrap().node;
+        // Numbered in reverse, so that name order and request order differ.
+        let deltas: Vec<(u32, i64)> = names
+            .iter()
+            .rev()
+            .map(|r| (p.resource_number(r).unwrap(), 1))
+            .collect();
+        let n = deltas.len();
+        let local = vec![0; n];
+        let generations: Vec<u64> = (0..depth as u64).collect();
+        let admitted =
+            p.evaluate_numbers(node, &deltas, &local, &vec![49; depth * n], &generations);
+        assert_eq!(
+            admitted,
+            Ok(PathDecision::Admitted {
+                claim: (0..depth as u32).collect()
+            })
+        );
+        let refused = p.evaluate_numbers(node, &deltas, &local, &vec![50; depth * n], &generations);
+        assert_eq!(
+            refused,
+            Ok(PathDecision::Refused {
+                violations: vec![Violation {
+                    project: "p0".into(),
+                    resource: "r19".into(),
+                    limit: 50,
+                    usage: 50,
+                    delta: 1,
+                }]
+            })
+        );
     }
 
     #[test]
@@ -362,6 +629,42 @@ mod tests {
                 .unwrap_err()
                 .kind(),
             "invalid-config"
+        );
+    }
+
+    #[test]
+    fn a_number_never_given_is_a_shape_mismatch() {
+        let mut p = Prepared::new(&Config::default(), &tree(), &servers(5)).unwrap();
+        let servers = p.resource_number("servers").unwrap();
+        assert_eq!(p.resource_number("servers"), Ok(servers));
+        let ram = p.resource_number("ram").unwrap();
+        assert_ne!(ram, servers);
+        assert_eq!(p.resource_number("").unwrap_err().kind(), "empty-id");
+        let a = p.locate("a").unwrap();
+        assert_eq!(a.path, vec!["a", "org"]);
+        let node = a.node;
+        let ok = p.evaluate_numbers(node, &[(servers, 1), (ram, 0)], &[0, 0], &[0; 4], &[1, 1]);
+        assert_eq!(ok, Ok(PathDecision::Admitted { claim: vec![0, 1] }));
+        let mismatch = |field, expected, actual| {
+            Err(Error::ShapeMismatch {
+                field,
+                expected,
+                actual,
+            })
+        };
+        assert_eq!(
+            p.evaluate_numbers(2, &[(servers, 1)], &[0], &[0, 0], &[1, 1]),
+            mismatch("node", 2, 2)
+        );
+        assert_eq!(
+            p.evaluate_numbers(node, &[(7, 1)], &[0], &[0, 0], &[1, 1]),
+            mismatch("resource", 2, 7)
+        );
+        assert_eq!(
+            p.evaluate_numbers(node, &[(ram, 1), (ram, 2)], &[0, 0], &[0; 4], &[1, 1])
+                .unwrap_err()
+                .kind(),
+            "duplicate-resource"
         );
     }
 

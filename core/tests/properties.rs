@@ -483,6 +483,33 @@ proptest! {
         prop_assert_eq!(got, evaluate(&sc.config, &snapshot, &sc.request));
     }
 
+    /// Deciding by the numbers `locate` and `resource_number` give is
+    /// deciding by the names they stand for, errors included (a request
+    /// naming one resource twice among them).
+    #[test]
+    fn numbers_match_names(sc in scenario(), numbers in numbers(), twice in proptest::option::of(0usize..8)) {
+        let mut prepared = Prepared::new(&sc.config, &sc.snapshot.projects, &sc.snapshot.limits).unwrap();
+        let project = sc.request.project.as_str();
+        let mut deltas = sc.request.deltas.clone();
+        if let Some(i) = twice.filter(|_| !deltas.is_empty()) {
+            let again = deltas[i % deltas.len()].clone();
+            deltas.push(again);
+        }
+        let numbered: Vec<(u32, i64)> = deltas
+            .iter()
+            .map(|d| (prepared.resource_number(&d.resource).unwrap(), d.delta))
+            .collect();
+        let location = prepared.locate(project).unwrap();
+        let (node, path) = (location.node, location.path.len());
+        let (local, subtree) = lay_out(&numbers, path, deltas.len().min(RESOURCES.len()));
+        // Lists for at most RESOURCES.len() deltas: with a repeated one the
+        // shape is off by one, and the duplicate must be found first.
+        let generations: Vec<u64> = (0..path as u64).collect();
+        let by_name = prepared.evaluate(project, &deltas, &local, &subtree, &generations);
+        let by_number = prepared.evaluate_numbers(node, &numbered, &local, &subtree, &generations);
+        prop_assert_eq!(by_number, by_name);
+    }
+
     /// The core and the reference never disagree.
     #[test]
     fn core_matches_reference(sc in scenario()) {

@@ -3,6 +3,7 @@
 
 use crate::runtime::w;
 use pyo3::prelude::*;
+use std::sync::Arc;
 
 /// The generation a project was read at (monotonic, never reused).
 #[pyclass(module = "delimiter", frozen, eq, hash, get_all, from_py_object)]
@@ -26,7 +27,7 @@ impl Generation {
         crate::repr!(
             py,
             "Generation",
-            project = self.project,
+            project = &*self.project,
             generation = self.generation
         )
     }
@@ -44,10 +45,13 @@ impl Generation {
 /// One row the caller's commit must compare-and-update:
 /// `UPDATE ... SET generation = generation + 1 WHERE project_id = :project
 /// AND generation = :generation`.
-#[pyclass(module = "delimiter", frozen, eq, hash, get_all, from_py_object)]
+#[pyclass(module = "delimiter", frozen, eq, hash, from_py_object)]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClaimEntry {
-    pub project: String,
+    /// Shared, not copied: a prepared decision's claim names ids of a path
+    /// it keeps, one entry per node (a string copy each was a tenth of a
+    /// depth-10 decision).
+    pub project: Arc<str>,
     pub generation: u64,
 }
 
@@ -56,16 +60,26 @@ impl ClaimEntry {
     #[new]
     fn new(project: String, generation: u64) -> Self {
         ClaimEntry {
-            project,
+            project: project.into(),
             generation,
         }
+    }
+
+    #[getter]
+    fn project(&self) -> &str {
+        &self.project
+    }
+
+    #[getter]
+    fn generation(&self) -> u64 {
+        self.generation
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         crate::repr!(
             py,
             "ClaimEntry",
-            project = self.project,
+            project = &*self.project,
             generation = self.generation
         )
     }
@@ -74,7 +88,7 @@ impl ClaimEntry {
 impl ClaimEntry {
     pub fn from_wit(c: w::ClaimEntry) -> Self {
         ClaimEntry {
-            project: c.project,
+            project: c.project.into(),
             generation: c.generation,
         }
     }

@@ -4,10 +4,11 @@
 //! A component resource lives in the wasmtime store that made it, so a
 //! `Prepared` owns its own store and instance ([`runtime::Owned`]) rather
 //! than using the thread's, behind a mutex (Python threads may share the
-//! object; calls on one object run one at a time, with the GIL released).
-//! It keeps its inputs to prepare again on a fresh instance after a guest
-//! fault, and the path ids it has asked for, to turn the claim's path
-//! positions back into ids without strings crossing the boundary.
+//! object; calls on one object run one at a time). It keeps its inputs to
+//! prepare again on a fresh instance after a guest fault. Per decision only
+//! numbers cross the boundary: it asks the component once per project for
+//! its node number and path (`locate`) and once per resource name for its
+//! number, and keeps them; the claim comes back as path positions.
 
 use crate::claim::ClaimEntry;
 use crate::decide::{Decision, Delta, Violation};
@@ -16,6 +17,8 @@ use crate::model::Config;
 use crate::runtime::{self, Fault, FaultKind, GuestLimits, Owned, w};
 use crate::tree::Project;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+use pyo3::types::PyDict;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use wasmtime::component::ResourceAny;
@@ -41,8 +44,16 @@ impl Failure {
 struct State {
     /// The instance and the resource in it; `None` after a fault.
     live: Option<(Owned, ResourceAny)>,
-    /// `path(project)` as the component answered it, by project.
-    paths: HashMap<String, Arc<[String]>>,
+    /// What the live resource answered, forgotten with it: `locate` by
+    /// project, and resource numbers by name.
+    located: HashMap<String, Located>,
+    numbers: HashMap<String, u32>,
+}
+
+/// A project's node number and path (shared with the claims naming it).
+struct Located {
+    node: u32,
+    path: Vec<Arc<str>>,
 }
 
 /// The config, project tree and limits, checked and indexed once inside
@@ -58,8 +69,7 @@ pub struct Prepared {
 
 impl Prepared {
     /// Runs `f` on the live resource, preparing it first on a fresh
-    /// instance if there is none; a fault drops the instance. Call it
-    /// without the GIL.
+    /// instance if there is none; a fault drops the instance.
     fn with_live<R>(
         &self,
         state: &mut State,
@@ -81,6 +91,9 @@ impl Prepared {
                 })
                 .map_err(Failure::Fault)?;
             let handle = prepared.map_err(Failure::Invalid)?;
+            // Numbers are the old instance's: ask the new one.
+            state.located.clear();
+            state.numbers.clear();
             state.live = Some((owned, handle));
         }
         let Some((owned, handle)) = state.live.as_mut() else {
@@ -100,28 +113,143 @@ impl Prepared {
             Ok(out) => out.map_err(Failure::Invalid),
             Err(fault) => {
                 state.live = None;
+                state.located.clear();
+                state.numbers.clear();
                 Err(Failure::Fault(fault))
             }
         }
     }
 
-    fn path_of(&self, state: &mut State, project: &str) -> Result<Arc<[String]>, Failure> {
-        if let Some(path) = state.paths.get(project) {
-            return Ok(path.clone());
+    /// `error`, described by the component like its own errors.
+    fn invalid<R>(&self, state: &mut State, error: w::Error) -> Result<R, Failure> {
+        self.with_live(state, |_, _, _| Ok(Err(error)))
+    }
+
+    fn locate<'s>(&self, state: &'s mut State, project: &str) -> Result<&'s Located, Failure> {
+        if !state.located.contains_key(project) {
+            let location = self.with_live(state, |store, quota, handle| {
+                quota.prepared().call_locate(store, handle, project)
+            })?;
+            state.located.insert(
+                project.to_string(),
+                Located {
+                    node: location.node,
+                    path: location.path.into_iter().map(Arc::from).collect(),
+                },
+            );
         }
-        let path: Arc<[String]> = self
-            .with_live(state, |store, quota, handle| {
-                quota.prepared().call_path(store, handle, project)
-            })?
-            .into();
-        state.paths.insert(project.to_string(), path.clone());
-        Ok(path)
+        state.located.get(project).ok_or_else(|| {
+            // Inserted just above; answered as a fault rather than a panic.
+            Failure::Fault(Fault {
+                kind: FaultKind::Trap,
+                message: format!("the location of {project:?} was not kept"),
+            })
+        })
+    }
+
+    fn resource_number(&self, state: &mut State, name: &str) -> Result<u32, Failure> {
+        if let Some(&number) = state.numbers.get(name) {
+            return Ok(number);
+        }
+        let number = self.with_live(state, |store, quota, handle| {
+            quota.prepared().call_resource_number(store, handle, name)
+        })?;
+        state.numbers.insert(name.to_string(), number);
+        Ok(number)
+    }
+
+    /// The decision, with the request's checks in `evaluate`'s order: an
+    /// empty project, an empty resource (the component's, when it numbers
+    /// the name), a resource twice, then an unknown project (the
+    /// component's, when it locates the project).
+    fn decide(
+        &self,
+        state: &mut State,
+        project: &str,
+        deltas: &[(&str, i64)],
+        usage: &PathNumbers,
+    ) -> Result<Decision, Failure> {
+        if project.is_empty() {
+            return self.invalid(state, w::Error::EmptyId(w::IdKind::Project));
+        }
+        if state.live.is_none() {
+            // A fault dropped the last instance and the numbers kept from
+            // it: prepare again (which forgets them) before using any.
+            self.with_live(state, |_, _, _| Ok(Ok(())))?;
+        }
+        let mut numbers = Vec::with_capacity(deltas.len());
+        for &(name, delta) in deltas {
+            numbers.push((self.resource_number(state, name)?, delta));
+        }
+        let node = match self.locate(state, project) {
+            Ok(located) => located.node,
+            // The component finds a resource twice when it decides, after
+            // the project is located; one that is also unknown is reported
+            // as the resource twice, as `evaluate` does.
+            Err(e) => {
+                return match duplicate(deltas, &numbers) {
+                    Some(name) => self.invalid(
+                        state,
+                        w::Error::DuplicateResource(w::ResourceRef {
+                            resource_name: name.to_string(),
+                        }),
+                    ),
+                    None => Err(e),
+                };
+            }
+        };
+        let decision = self.with_live(state, |store, quota, handle| {
+            quota.prepared().call_evaluate(
+                store,
+                handle,
+                node,
+                &numbers,
+                &usage.local,
+                &usage.subtree,
+                &usage.generations,
+            )
+        })?;
+        let path = state
+            .located
+            .get(project)
+            .map_or(&[][..], |l| l.path.as_slice());
+        Ok(match decision {
+            w::PathDecision::Admitted(positions) => Decision {
+                admitted: true,
+                claim: positions
+                    .into_iter()
+                    .map(|k| claim_entry(path, &usage.generations, k))
+                    .collect::<Result<_, _>>()?,
+                violations: Vec::new(),
+            },
+            w::PathDecision::Refused(violations) => Decision {
+                admitted: false,
+                claim: Vec::new(),
+                violations: violations.into_iter().map(Violation::from_wit).collect(),
+            },
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // Nothing panics while holding it; a poisoned state is still whole.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// A decision's usage, by path position (see `Prepared.evaluate`).
+struct PathNumbers {
+    local: Vec<i64>,
+    subtree: Vec<i64>,
+    generations: Vec<u64>,
+}
+
+/// The smallest resource named twice, as `evaluate` reports it
+/// (`numbers[i]` is the number of `deltas[i]`'s resource).
+fn duplicate<'a>(deltas: &[(&'a str, i64)], numbers: &[(u32, i64)]) -> Option<&'a str> {
+    (0..numbers.len())
+        .filter(|&i| numbers[..i].iter().any(|(n, _)| *n == numbers[i].0))
+        .map(|i| deltas[i].0)
+        .min()
 }
 
 #[pymethods]
@@ -145,7 +273,8 @@ impl Prepared {
             guest: GuestLimits::new(fuel, memory_limit),
             state: Mutex::new(State {
                 live: None,
-                paths: HashMap::new(),
+                located: HashMap::new(),
+                numbers: HashMap::new(),
             }),
         };
         py.detach(|| {
@@ -160,10 +289,12 @@ impl Prepared {
     /// in the order `evaluate` takes them: the project, then each ancestor
     /// up to the root.
     fn path(&self, py: Python<'_>, project: &str) -> PyResult<Vec<String>> {
-        let path = py
-            .detach(|| self.path_of(&mut self.lock(), project))
-            .map_err(|f| f.into_pyerr(py))?;
-        Ok(path.to_vec())
+        py.detach(|| {
+            let mut state = self.lock();
+            let path = &self.locate(&mut state, project)?.path;
+            Ok(path.iter().map(|id| id.to_string()).collect())
+        })
+        .map_err(|f: Failure| f.into_pyerr(py))
     }
 
     /// Decides `deltas` for `project` from the numbers of its path, n being
@@ -181,46 +312,51 @@ impl Prepared {
         subtree: Vec<i64>,
         generations: Vec<u64>,
     ) -> PyResult<Decision> {
-        let deltas: Vec<w::Delta> = Delta::list_from_python(deltas)?
-            .iter()
-            .map(Delta::to_wit)
-            .collect();
-        py.detach(|| {
-            let mut state = self.lock();
-            // The path first: the claim comes back as positions in it.
-            let path = self.path_of(&mut state, project)?;
-            let decision = self.with_live(&mut state, |store, quota, handle| {
-                quota.prepared().call_evaluate(
-                    store,
-                    handle,
-                    project,
-                    &deltas,
-                    &local,
-                    &subtree,
-                    &generations,
-                )
-            })?;
-            Ok(match decision {
-                w::PathDecision::Admitted(positions) => Decision {
-                    admitted: true,
-                    claim: positions
-                        .into_iter()
-                        .map(|k| claim_entry(&path, &generations, k))
-                        .collect::<Result<_, _>>()?,
-                    violations: Vec::new(),
-                },
-                w::PathDecision::Refused(violations) => Decision {
-                    admitted: false,
-                    claim: Vec::new(),
-                    violations: violations.into_iter().map(Violation::from_wit).collect(),
-                },
-            })
-        })
-        .map_err(|f: Failure| f.into_pyerr(py))
+        let usage = PathNumbers {
+            local,
+            subtree,
+            generations,
+        };
+        // The names are read in place (no copy) while the GIL is held.
+        let (keys, objects);
+        let names: Vec<(&str, i64)> = if let Ok(dict) = deltas.cast::<PyDict>() {
+            keys = dict
+                .iter()
+                .map(|(k, v)| Ok((k.extract::<PyBackedStr>()?, v.extract::<i64>()?)))
+                .collect::<PyResult<Vec<_>>>()?;
+            keys.iter().map(|(k, v)| (&**k, *v)).collect()
+        } else {
+            objects = deltas.extract::<Vec<Bound<'_, Delta>>>()?;
+            objects
+                .iter()
+                .map(|d| (d.get().resource.as_str(), d.get().delta))
+                .collect()
+        };
+        // A decision on a live instance takes microseconds: made with the
+        // GIL held, which costs less than releasing it (nothing in it calls
+        // back into Python). Busy (another thread's call), or preparing
+        // again after a fault: without the GIL.
+        let live = match self.state.try_lock() {
+            Ok(state) if state.live.is_some() => Some(state),
+            _ => None,
+        };
+        let out = match live {
+            Some(mut state) => self.decide(&mut state, project, &names, &usage),
+            None => {
+                let names: Vec<(String, i64)> =
+                    names.iter().map(|&(n, d)| (n.to_string(), d)).collect();
+                py.detach(|| {
+                    let names: Vec<(&str, i64)> =
+                        names.iter().map(|(n, d)| (n.as_str(), *d)).collect();
+                    self.decide(&mut self.lock(), project, &names, &usage)
+                })
+            }
+        };
+        out.map_err(|f| f.into_pyerr(py))
     }
 }
 
-fn claim_entry(path: &[String], generations: &[u64], k: u32) -> Result<ClaimEntry, Failure> {
+fn claim_entry(path: &[Arc<str>], generations: &[u64], k: u32) -> Result<ClaimEntry, Failure> {
     let k = k as usize;
     match (path.get(k), generations.get(k)) {
         (Some(project), Some(&generation)) => Ok(ClaimEntry {

@@ -415,14 +415,16 @@ pub(crate) fn call<R>(
 pub(crate) struct Owned(Live);
 
 impl Owned {
-    /// A fresh instance limited to `memory` bytes. Call it without the GIL.
+    /// A fresh instance limited to `memory` bytes (compiling the component
+    /// the first time): call it without the GIL.
     pub fn new(memory: usize) -> Result<Owned, Fault> {
         instantiate(memory).map(Owned)
     }
 
     /// Runs one exported function with `limits`. On a fault the instance
     /// must not be entered again: the caller drops it (and every resource
-    /// in it). Call it without the GIL.
+    /// in it). Nothing in it calls back into Python, so a short call may
+    /// hold the GIL; a long one should release it.
     pub fn call<R>(
         &mut self,
         limits: GuestLimits,

@@ -93,6 +93,45 @@ def test_wrong_lengths_and_bad_inputs_are_typed_errors():
     with pytest.raises(TypeError):
         prepared.evaluate("team", {"servers": 1}, ["x"], [3, 5, 9], GENERATIONS)
 
+@pytest.mark.parametrize("model", ["flat", "nested"])
+def test_requests_with_several_problems_raise_what_evaluate_raises(model):
+    config = d.Config(model=model)
+    prepared = d.Prepared(TREE, LIMITS, config)
+    cases = [
+        # Empty project before an empty resource.
+        ("", [("", 1)]),
+        # Empty resource before a resource twice.
+        ("team", [("cores", 1), ("", 1), ("cores", 2)]),
+        # A resource twice (the smallest) before an unknown project.
+        ("nobody", [("servers", 1), ("ram", 1), ("servers", 1), ("ram", 2)]),
+        ("nobody", [("servers", 1)]),
+        # Resources with no limit anywhere (numbered on first use): the
+        # missing-limit rule, as evaluate applies it.
+        ("team", [("ram", 5), ("servers", 1)]),
+        ("team", [("disk", 1), ("ram", 2), ("ram", 3)]),
+        ("team", [("servers", 1), ("disk", 0)]),
+    ]
+    for project, pairs in cases:
+        names = [r for r, _ in pairs]
+        deltas = [d.Delta(r, n) for r, n in pairs]
+        local = list(range(len(pairs)))
+        subtree = [i + 10 for i in range(3 * len(pairs))]
+        snap = d.Snapshot(
+            projects=TREE,
+            limits=LIMITS,
+            usage=d.PathUsage(
+                local=[d.ResourceUsage(r, u) for r, u in zip(names, local)],
+                subtree=[
+                    d.UsageEntry(PATH[i // len(names)], names[i % len(names)], u)
+                    for i, u in enumerate(subtree)
+                ],
+            ),
+            generations=[d.Generation(p, g) for p, g in zip(PATH, GENERATIONS)],
+        )
+        want = outcome(lambda: d.evaluate(snap, d.Request(project, deltas), config))
+        got = outcome(lambda: prepared.evaluate(project, deltas, local, subtree, GENERATIONS))
+        assert got == want, (model, project, pairs)
+
 
 def test_a_guest_fault_is_raised_and_the_next_call_prepares_afresh():
     prepared = d.Prepared(TREE, LIMITS, memory_limit=2 << 20)
@@ -100,6 +139,18 @@ def test_a_guest_fault_is_raised_and_the_next_call_prepares_afresh():
         prepared.evaluate("team", {"servers": 1}, [0] * (2 << 20), [3, 5, 9], GENERATIONS)
     assert e.value.kind == "memory-limit"
     assert prepared.evaluate("team", {"servers": 1}, [3], [3, 5, 9], GENERATIONS).admitted
+
+
+def test_numbers_kept_from_an_instance_a_fault_dropped_are_not_used():
+    prepared = d.Prepared(TREE, LIMITS, memory_limit=2 << 20)
+    # Numbered in this order by this instance: ram, then disk (no limits:
+    # re-checks, which any usage passes).
+    assert prepared.evaluate("team", {"ram": 0, "disk": 0}, [0, 0], [0] * 6, GENERATIONS).admitted
+    with pytest.raises(d.GuestFault):
+        prepared.evaluate("team", {"servers": 1}, [0] * (2 << 20), [3, 5, 9], GENERATIONS)
+    # The fresh instance has numbered neither; disk first.
+    decision = prepared.evaluate("team", {"disk": 0}, [0], [0] * 3, GENERATIONS)
+    assert decision == d.Decision(True)
 
 
 def test_one_prepared_serves_many_threads():

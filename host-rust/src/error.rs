@@ -408,10 +408,17 @@ impl fmt::Display for InvalidInput {
                 field,
                 expected,
                 actual,
-            } => write!(
-                f,
-                "{field} has {actual} entries where the request and its path need {expected}"
-            ),
+            } => match field.as_str() {
+                // A number the prepared never gave (it gave 0..expected).
+                "node" | "resource" => write!(
+                    f,
+                    "{field} number {actual} was never given by this prepared (it gave {expected})"
+                ),
+                _ => write!(
+                    f,
+                    "{field} has {actual} entries where the request and its path need {expected}"
+                ),
+            },
         }
     }
 }

@@ -32,8 +32,13 @@ const GENERATIONS: [u64; 3] = [11, 22, 33];
 
 /// The same numbers as a snapshot for `evaluate`.
 fn snapshot(local: &[i64], subtree: &[i64]) -> Snapshot {
+    snapshot_of(&["servers", "cores"], local, subtree)
+}
+
+/// `team`'s path numbers for `resources` as a snapshot for `evaluate`.
+fn snapshot_of(resources: &[&str], local: &[i64], subtree: &[i64]) -> Snapshot {
     let path = ["team", "dept", "org"];
-    let resources = ["servers", "cores"];
+    let n = resources.len();
     Snapshot {
         projects: projects(),
         limits: limits(),
@@ -43,8 +48,8 @@ fn snapshot(local: &[i64], subtree: &[i64]) -> Snapshot {
                 .zip(local)
                 .map(|(r, &u)| ResourceUsage::new(*r, u))
                 .collect(),
-            subtree: (0..path.len() * resources.len())
-                .map(|i| UsageEntry::new(path[i / 2], resources[i % 2], subtree[i]))
+            subtree: (0..path.len() * n)
+                .map(|i| UsageEntry::new(path[i / n], resources[i % n], subtree[i]))
                 .collect(),
         }),
         generations: path
@@ -157,4 +162,69 @@ fn a_guest_fault_is_reported_and_the_next_call_prepares_afresh() {
     }
     let after = prepared.evaluate(&request(1, 2), &LOCAL, &SUBTREE, &GENERATIONS);
     assert!(after.unwrap().is_admitted());
+}
+
+#[test]
+fn numbers_kept_from_an_instance_a_fault_dropped_are_not_used() {
+    let small = Enforcer::new().with_memory_limit(2 << 20);
+    let mut prepared =
+        Prepared::with_enforcer(small, &Config::default(), &projects(), &limits()).unwrap();
+    // Numbered in this order by this instance: ram, then disk (no limits:
+    // re-checks, which any usage passes).
+    let ram_then_disk = Request::new("team", vec![Delta::new("ram", 0), Delta::new("disk", 0)]);
+    let both = prepared.evaluate(&ram_then_disk, &[0, 0], &[0; 6], &GENERATIONS);
+    assert!(both.unwrap().is_admitted());
+    let huge = vec![0i64; 2 << 20];
+    assert!(matches!(
+        prepared.evaluate(&request(1, 0), &huge, &SUBTREE, &GENERATIONS),
+        Err(Error::GuestFault(_))
+    ));
+    // The fresh instance has numbered neither; disk first.
+    let disk = Request::new("team", vec![Delta::new("disk", 0)]);
+    let got = prepared.evaluate(&disk, &[0], &[0; 3], &GENERATIONS);
+    let want = evaluate(
+        &Config::default(),
+        &snapshot_of(&["disk"], &[0], &[0; 3]),
+        &disk,
+    );
+    assert_eq!(got, want);
+    assert!(want.unwrap().is_admitted());
+}
+
+#[test]
+fn requests_with_several_problems_report_what_evaluate_reports() {
+    for model in [Model::Flat, Model::Nested] {
+        let config = Config::new(model);
+        let mut prepared = Prepared::new(&config, &projects(), &limits()).unwrap();
+        let cases: Vec<(&str, Vec<(&str, i64)>)> = vec![
+            // Empty project before an empty resource.
+            ("", vec![("", 1)]),
+            // Empty resource before a resource twice.
+            ("team", vec![("cores", 1), ("", 1), ("cores", 2)]),
+            // A resource twice (the smallest) before an unknown project.
+            (
+                "nobody",
+                vec![("servers", 1), ("ram", 1), ("servers", 1), ("ram", 2)],
+            ),
+            ("nobody", vec![("servers", 1)]),
+            // Resources with no limit anywhere (numbered on first use):
+            // the missing-limit rule, as `evaluate` applies it.
+            ("team", vec![("ram", 5), ("servers", 1)]),
+            ("team", vec![("disk", 1), ("ram", 2), ("ram", 3)]),
+            ("team", vec![("servers", 1), ("disk", 0)]),
+        ];
+        for (project, deltas) in cases {
+            let names: Vec<&str> = deltas.iter().map(|(r, _)| *r).collect();
+            let request = Request::new(
+                project,
+                deltas.iter().map(|&(r, d)| Delta::new(r, d)).collect(),
+            );
+            let n = deltas.len();
+            let local: Vec<i64> = (0..n as i64).collect();
+            let subtree: Vec<i64> = (0..3 * n as i64).map(|i| i + 10).collect();
+            let want = evaluate(&config, &snapshot_of(&names, &local, &subtree), &request);
+            let got = prepared.evaluate(&request, &local, &subtree, &GENERATIONS);
+            assert_eq!(got, want, "{model:?} {request:?}");
+        }
+    }
 }

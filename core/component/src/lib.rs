@@ -15,6 +15,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use delimiter_core as core;
+use std::cell::RefCell;
 
 wit_bindgen::generate!({
     world: "delimiter",
@@ -41,7 +42,7 @@ impl Guest for Component {
         let prepared =
             core::Prepared::new(&config.into(), &projects, &limits.into()).map_err(error_out)?;
         Ok(exports::delimiter::quota::quota::Prepared::new(Prepared(
-            prepared,
+            RefCell::new(prepared),
         )))
     }
 
@@ -200,27 +201,40 @@ impl Guest for Component {
 }
 
 /// The guest side of the `prepared` resource: the core's own, held in the
-/// component's memory between calls.
-struct Prepared(core::Prepared);
+/// component's memory between calls. A `RefCell` because numbering a new
+/// resource name changes it, and resource methods get `&self` (the
+/// component runs one call at a time, so a borrow never meets another).
+struct Prepared(RefCell<core::Prepared>);
 
 impl GuestPrepared for Prepared {
-    fn path(&self, project: String) -> Result<Vec<String>, wit::Error> {
-        let path = self.0.path(&project).map_err(error_out)?;
-        Ok(path.into_iter().map(str::to_string).collect())
+    fn locate(&self, project: String) -> Result<wit::Location, wit::Error> {
+        let prepared = self.0.borrow();
+        let location = prepared.locate(&project).map_err(error_out)?;
+        Ok(wit::Location {
+            node: location.node,
+            path: location.path.into_iter().map(str::to_string).collect(),
+        })
+    }
+
+    fn resource_number(&self, name: String) -> Result<u32, wit::Error> {
+        self.0
+            .borrow_mut()
+            .resource_number(&name)
+            .map_err(error_out)
     }
 
     fn evaluate(
         &self,
-        project: String,
-        deltas: Vec<wit::Delta>,
+        node: u32,
+        deltas: Vec<(u32, i64)>,
         local: Vec<i64>,
         subtree: Vec<i64>,
         generations: Vec<u64>,
     ) -> Result<wit::PathDecision, wit::Error> {
-        let deltas: Vec<core::Delta> = deltas.into_iter().map(Into::into).collect();
         let decision = self
             .0
-            .evaluate(&project, &deltas, &local, &subtree, &generations)
+            .borrow()
+            .evaluate_numbers(node, &deltas, &local, &subtree, &generations)
             .map_err(error_out)?;
         Ok(match decision {
             core::PathDecision::Admitted { claim } => wit::PathDecision::Admitted(claim),

@@ -56,7 +56,8 @@ class InvalidInput(QuotaError, ValueError):
     delta = None
     name = None
     field = None
-    #: ``shape-mismatch``: the length a list needed and the one it had.
+    #: ``shape-mismatch``: the length a list needed and the one it had
+    #: (``field`` names the list).
     expected = None
     actual = None
 

@@ -4,13 +4,17 @@
 //! A component resource lives in one wasmtime store, so a `Prepared` owns
 //! its own [`Enforcer`] (store and instance) and the handle of the resource
 //! in it. It keeps its inputs so that, after a guest fault drops the
-//! instance, the next call prepares again on a fresh one, and it keeps the
-//! path ids it has asked for so that the guest can answer claims with path
-//! positions (no string crosses back on an admission).
+//! instance, the next call prepares again on a fresh one. Per decision only
+//! numbers cross the boundary: it asks the component once per project for
+//! its node number and path (`locate`) and once per resource name for its
+//! number, and keeps them; the claim comes back as path positions.
 
 use super::Enforcer;
 use crate::convert::{self, wit};
-use crate::{ClaimEntry, Config, Decision, Error, FaultKind, GuestFault, Limits, Project, Request};
+use crate::{
+    ClaimEntry, Config, Decision, Error, FaultKind, GuestFault, IdKind, InvalidInput, Limits,
+    Project, Request,
+};
 use std::collections::HashMap;
 use wasmtime::component::ResourceAny;
 
@@ -24,8 +28,16 @@ pub struct Prepared {
     config: Config,
     projects: Vec<Project>,
     limits: Limits,
-    /// `path(project)` as answered by the component, by project.
-    paths: HashMap<String, Vec<String>>,
+    /// What the current instance's resource answered, forgotten with it:
+    /// `locate(project)` by project, and resource numbers by name.
+    located: HashMap<String, Located>,
+    numbers: HashMap<String, u32>,
+}
+
+/// A project's node number and path.
+struct Located {
+    node: u32,
+    path: Vec<String>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -59,7 +71,8 @@ impl Prepared {
             config: *config,
             projects: projects.to_vec(),
             limits: limits.clone(),
-            paths: HashMap::new(),
+            located: HashMap::new(),
+            numbers: HashMap::new(),
         };
         prepared.handle()?;
         Ok(prepared)
@@ -78,23 +91,49 @@ impl Prepared {
             .enforcer
             .call(|store, quota| quota.call_prepare(store, c, &p, &l))?;
         let handle = out.map_err(convert::invalid)?;
+        // Numbers are the old instance's: ask the new one.
+        self.located.clear();
+        self.numbers.clear();
         self.handle = Some(handle);
         Ok(handle)
+    }
+
+    fn locate(&mut self, project: &str) -> Result<&Located, Error> {
+        let handle = self.handle()?;
+        if !self.located.contains_key(project) {
+            let out = self
+                .enforcer
+                .call(|store, quota| quota.prepared().call_locate(store, handle, project))?;
+            let location = out.map_err(convert::invalid)?;
+            self.located.insert(
+                project.to_string(),
+                Located {
+                    node: location.node,
+                    path: location.path,
+                },
+            );
+        }
+        self.located.get(project).ok_or_else(|| lost(project))
+    }
+
+    fn resource_number(&mut self, name: &str) -> Result<u32, Error> {
+        if let Some(&number) = self.numbers.get(name) {
+            return Ok(number);
+        }
+        let handle = self.handle()?;
+        let out = self
+            .enforcer
+            .call(|store, quota| quota.prepared().call_resource_number(store, handle, name))?;
+        let number = out.map_err(convert::invalid)?;
+        self.numbers.insert(name.to_string(), number);
+        Ok(number)
     }
 
     /// The nodes whose usage and generation a decision for `project`
     /// needs, in the order [`evaluate`](Self::evaluate) takes them: the
     /// project, then each ancestor up to the root.
     pub fn path(&mut self, project: &str) -> Result<&[String], Error> {
-        if !self.paths.contains_key(project) {
-            let handle = self.handle()?;
-            let out = self
-                .enforcer
-                .call(|store, quota| quota.prepared().call_path(store, handle, project))?;
-            let path = out.map_err(convert::invalid)?;
-            self.paths.insert(project.to_string(), path);
-        }
-        Ok(self.paths.get(project).map_or(&[], Vec::as_slice))
+        Ok(&self.locate(project)?.path)
     }
 
     /// Decides `request` from the numbers of its project's
@@ -113,15 +152,36 @@ impl Prepared {
         subtree: &[i64],
         generations: &[u64],
     ) -> Result<Decision, Error> {
-        // The path first: the claim comes back as positions in it.
-        self.path(&request.project)?;
+        // The request's checks, in `evaluate`'s order: an empty project,
+        // an empty resource (the component's, when it numbers the name),
+        // a resource twice, then an unknown project (the component's,
+        // when it locates the project). Numbers are asked for once, then
+        // kept.
+        if request.project.is_empty() {
+            return Err(Error::Invalid(InvalidInput::EmptyId {
+                what: IdKind::Project,
+            }));
+        }
+        // Live first: a fault dropped the last instance and the numbers
+        // kept from it, and preparing again forgets them.
+        self.handle()?;
+        let mut deltas = Vec::with_capacity(request.deltas.len());
+        for d in &request.deltas {
+            deltas.push((self.resource_number(&d.resource)?, d.delta));
+        }
+        let node = match self.locate(&request.project) {
+            Ok(located) => located.node,
+            // The component finds a resource twice when it decides, after
+            // the project is located; one that is also unknown is reported
+            // as the resource twice, as `evaluate` does.
+            Err(e) => return Err(duplicate(request, &deltas).unwrap_or(e)),
+        };
         let handle = self.handle()?;
-        let deltas: Vec<_> = request.deltas.iter().map(wit::delta).collect();
         let out = self.enforcer.call(|store, quota| {
             quota.prepared().call_evaluate(
                 store,
                 handle,
-                &request.project,
+                node,
                 &deltas,
                 local,
                 subtree,
@@ -129,9 +189,9 @@ impl Prepared {
             )
         })?;
         let path = self
-            .paths
+            .located
             .get(&request.project)
-            .map_or(&[][..], Vec::as_slice);
+            .map_or(&[][..], |l| l.path.as_slice());
         match out.map_err(convert::invalid)? {
             convert::PathDecision::Admitted(positions) => {
                 let claim = positions
@@ -158,4 +218,24 @@ impl Prepared {
             }),
         }
     }
+}
+
+/// A location asked for and then missing: only a bug here answers this.
+fn lost(project: &str) -> Error {
+    Error::GuestFault(GuestFault {
+        kind: FaultKind::Trap,
+        message: format!("the location of {project:?} was not kept"),
+    })
+}
+
+/// The smallest resource `request` names twice, as `evaluate` reports it
+/// (`numbers[i]` is the number of `request.deltas[i]`'s resource).
+fn duplicate(request: &Request, numbers: &[(u32, i64)]) -> Option<Error> {
+    let twice = (0..numbers.len())
+        .filter(|&i| numbers[..i].iter().any(|(n, _)| *n == numbers[i].0))
+        .map(|i| request.deltas[i].resource.as_str())
+        .min()?;
+    Some(Error::Invalid(InvalidInput::DuplicateResource {
+        resource: twice.to_string(),
+    }))
 }
