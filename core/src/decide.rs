@@ -94,7 +94,7 @@ pub fn evaluate(config: &Config, snapshot: &Snapshot, request: &Request) -> Resu
             local: &view.local,
             path_len: ids.len(),
         },
-        |r| &view.constraints[r],
+        |r, k| view.constraints[r][k],
         |k| ids[k],
         |k| generations[k],
     )?;
@@ -102,9 +102,13 @@ pub fn evaluate(config: &Config, snapshot: &Snapshot, request: &Request) -> Resu
         PathOutcome::Admitted { claim } => Decision::Admitted {
             claim: claim
                 .into_iter()
-                .map(|(k, generation)| ClaimEntry {
-                    project: ids[k].to_string(),
-                    generation,
+                .map(|k| {
+                    let k = k as usize;
+                    ClaimEntry {
+                        project: ids[k].to_string(),
+                        // `decide` claims only nodes with a generation.
+                        generation: generations[k].unwrap_or_default(),
+                    }
                 })
                 .collect(),
         },
@@ -116,8 +120,14 @@ pub fn evaluate(config: &Config, snapshot: &Snapshot, request: &Request) -> Resu
 /// path (each with its generation), so that each caller names them its own
 /// way: [`evaluate`] by project id, [`Prepared`](crate::Prepared) by position.
 pub(crate) enum PathOutcome {
-    Admitted { claim: Vec<(usize, u64)> },
-    Refused { violations: Vec<Violation> },
+    /// Positions: a path is at most the maximum depth long, a u32 (and
+    /// u32 is what the component returns them as, so no copy is made).
+    Admitted {
+        claim: Vec<u32>,
+    },
+    Refused {
+        violations: Vec<Violation>,
+    },
 }
 
 /// What [`decide`] decides on, already checked and counted: `deltas[r]`
@@ -133,13 +143,13 @@ pub(crate) struct Inputs<'a> {
 
 /// The decision loop, shared by [`evaluate`] and
 /// [`Prepared::evaluate`](crate::Prepared::evaluate) so that both decide by
-/// construction the same way. `constraints(r)[k]` is the limit and counted
+/// construction the same way. `constraint(r, k)` is the limit and counted
 /// usage of resource `r` at the checked path's node `k`, `id(k)` and
 /// `generation(k)` that node's id and generation. (Functions rather than
 /// tables so that a prepared decision need not build them per call.)
-pub(crate) fn decide<'a, 'c>(
+pub(crate) fn decide<'a>(
     inputs: &Inputs<'a>,
-    constraints: impl Fn(usize) -> &'c [Constraint],
+    constraint: impl Fn(usize, usize) -> Constraint,
     id: impl Fn(usize) -> &'a str,
     generation: impl Fn(usize) -> Option<u64>,
 ) -> Result<PathOutcome> {
@@ -174,7 +184,8 @@ pub(crate) fn decide<'a, 'c>(
         if delta <= 0 {
             continue;
         }
-        for (k, c) in constraints(r).iter().enumerate() {
+        for k in 0..path_len {
+            let c = constraint(r, k);
             let after = c.usage.checked_add(delta).ok_or_else(|| Error::Overflow {
                 project: id(k).to_string(),
                 resource: resources[r].to_string(),
@@ -202,7 +213,7 @@ pub(crate) fn decide<'a, 'c>(
     if any_increase {
         for k in (0..path_len).filter(|&k| k == 0 || constraining.get(k)) {
             match generation(k) {
-                Some(generation) => claim.push((k, generation)),
+                Some(_) => claim.push(k as u32),
                 None => {
                     return Err(Error::MissingGeneration {
                         project: id(k).to_string(),

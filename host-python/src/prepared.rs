@@ -16,10 +16,12 @@ use crate::limits::Limits;
 use crate::model::Config;
 use crate::runtime::{self, Fault, FaultKind, GuestLimits, Owned, w};
 use crate::tree::Project;
+use pyo3::conversion::FromPyObjectOwned;
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::types::PyDict;
-use std::collections::HashMap;
+use pyo3::types::{PyDict, PyList};
+use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex};
 use wasmtime::component::ResourceAny;
 
@@ -46,14 +48,15 @@ struct State {
     live: Option<(Owned, ResourceAny)>,
     /// What the live resource answered, forgotten with it: `locate` by
     /// project, and resource numbers by name.
-    located: HashMap<String, Located>,
-    numbers: HashMap<String, u32>,
+    located: FxHashMap<String, Located>,
+    numbers: FxHashMap<String, u32>,
 }
 
 /// A project's node number and path (shared with the claims naming it).
+#[derive(Clone)]
 struct Located {
     node: u32,
-    path: Vec<Arc<str>>,
+    path: Arc<[Arc<str>]>,
 }
 
 /// The config, project tree and limits, checked and indexed once inside
@@ -125,26 +128,19 @@ impl Prepared {
         self.with_live(state, |_, _, _| Ok(Err(error)))
     }
 
-    fn locate<'s>(&self, state: &'s mut State, project: &str) -> Result<&'s Located, Failure> {
-        if !state.located.contains_key(project) {
-            let location = self.with_live(state, |store, quota, handle| {
-                quota.prepared().call_locate(store, handle, project)
-            })?;
-            state.located.insert(
-                project.to_string(),
-                Located {
-                    node: location.node,
-                    path: location.path.into_iter().map(Arc::from).collect(),
-                },
-            );
+    fn locate(&self, state: &mut State, project: &str) -> Result<Located, Failure> {
+        if let Some(located) = state.located.get(project) {
+            return Ok(located.clone());
         }
-        state.located.get(project).ok_or_else(|| {
-            // Inserted just above; answered as a fault rather than a panic.
-            Failure::Fault(Fault {
-                kind: FaultKind::Trap,
-                message: format!("the location of {project:?} was not kept"),
-            })
-        })
+        let location = self.with_live(state, |store, quota, handle| {
+            quota.prepared().call_locate(store, handle, project)
+        })?;
+        let located = Located {
+            node: location.node,
+            path: location.path.into_iter().map(Arc::from).collect(),
+        };
+        state.located.insert(project.to_string(), located.clone());
+        Ok(located)
     }
 
     fn resource_number(&self, state: &mut State, name: &str) -> Result<u32, Failure> {
@@ -181,8 +177,8 @@ impl Prepared {
         for &(name, delta) in deltas {
             numbers.push((self.resource_number(state, name)?, delta));
         }
-        let node = match self.locate(state, project) {
-            Ok(located) => located.node,
+        let located = match self.locate(state, project) {
+            Ok(located) => located,
             // The component finds a resource twice when it decides, after
             // the project is located; one that is also unknown is reported
             // as the resource twice, as `evaluate` does.
@@ -202,17 +198,14 @@ impl Prepared {
             quota.prepared().call_evaluate(
                 store,
                 handle,
-                node,
+                located.node,
                 &numbers,
                 &usage.local,
                 &usage.subtree,
                 &usage.generations,
             )
         })?;
-        let path = state
-            .located
-            .get(project)
-            .map_or(&[][..], |l| l.path.as_slice());
+        let path = &located.path;
         Ok(match decision {
             w::PathDecision::Admitted(positions) => Decision {
                 admitted: true,
@@ -273,8 +266,8 @@ impl Prepared {
             guest: GuestLimits::new(fuel, memory_limit),
             state: Mutex::new(State {
                 live: None,
-                located: HashMap::new(),
-                numbers: HashMap::new(),
+                located: FxHashMap::default(),
+                numbers: FxHashMap::default(),
             }),
         };
         py.detach(|| {
@@ -291,8 +284,8 @@ impl Prepared {
     fn path(&self, py: Python<'_>, project: &str) -> PyResult<Vec<String>> {
         py.detach(|| {
             let mut state = self.lock();
-            let path = &self.locate(&mut state, project)?.path;
-            Ok(path.iter().map(|id| id.to_string()).collect())
+            let located = self.locate(&mut state, project)?;
+            Ok(located.path.iter().map(|id| id.to_string()).collect())
         })
         .map_err(|f: Failure| f.into_pyerr(py))
     }
@@ -308,14 +301,14 @@ impl Prepared {
         py: Python<'_>,
         project: &str,
         deltas: &Bound<'_, PyAny>,
-        local: Vec<i64>,
-        subtree: Vec<i64>,
-        generations: Vec<u64>,
+        local: &Bound<'_, PyAny>,
+        subtree: &Bound<'_, PyAny>,
+        generations: &Bound<'_, PyAny>,
     ) -> PyResult<Decision> {
         let usage = PathNumbers {
-            local,
-            subtree,
-            generations,
+            local: numbers(local, "local")?,
+            subtree: numbers(subtree, "subtree")?,
+            generations: numbers(generations, "generations")?,
         };
         // The names are read in place (no copy) while the GIL is held.
         let (keys, objects);
@@ -369,4 +362,31 @@ fn claim_entry(path: &[Arc<str>], generations: &[u64], k: u32) -> Result<ClaimEn
             message: format!("claim position {k} is off the path"),
         })),
     }
+}
+
+/// The integers of `value`, argument `name`: a list read item by item (the
+/// usual case, and cheaper than the sequence protocol), any other sequence
+/// as pyo3 extracts it. A wrong type is pyo3's `TypeError` for the argument.
+fn numbers<'py, T>(value: &Bound<'py, PyAny>, name: &str) -> PyResult<Vec<T>>
+where
+    T: FromPyObjectOwned<'py>,
+    Vec<T>: FromPyObjectOwned<'py>,
+{
+    let extracted: PyResult<Vec<T>> = match value.cast::<PyList>() {
+        Ok(list) => list
+            .iter()
+            .map(|item| item.extract::<T>().map_err(Into::into))
+            .collect(),
+        Err(_) => value.extract::<Vec<T>>().map_err(Into::into),
+    };
+    extracted.map_err(|err| {
+        let py = value.py();
+        if err.is_instance_of::<PyTypeError>(py) {
+            let wrapped = PyTypeError::new_err(format!("argument '{name}': {}", err.value(py)));
+            wrapped.set_cause(py, err.cause(py));
+            wrapped
+        } else {
+            err
+        }
+    })
 }

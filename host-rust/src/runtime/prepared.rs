@@ -15,7 +15,7 @@ use crate::{
     ClaimEntry, Config, Decision, Error, FaultKind, GuestFault, IdKind, InvalidInput, Limits,
     Project, Request,
 };
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use wasmtime::component::ResourceAny;
 
 /// The config, project tree and limits, checked and indexed once inside
@@ -30,8 +30,8 @@ pub struct Prepared {
     limits: Limits,
     /// What the current instance's resource answered, forgotten with it:
     /// `locate(project)` by project, and resource numbers by name.
-    located: HashMap<String, Located>,
-    numbers: HashMap<String, u32>,
+    located: FxHashMap<String, Located>,
+    numbers: FxHashMap<String, u32>,
 }
 
 /// A project's node number and path.
@@ -71,8 +71,8 @@ impl Prepared {
             config: *config,
             projects: projects.to_vec(),
             limits: limits.clone(),
-            located: HashMap::new(),
-            numbers: HashMap::new(),
+            located: FxHashMap::default(),
+            numbers: FxHashMap::default(),
         };
         prepared.handle()?;
         Ok(prepared)
