@@ -98,3 +98,98 @@ impl ClaimEntry {
 pub fn to_python(claim: Vec<w::ClaimEntry>) -> Vec<ClaimEntry> {
     claim.into_iter().map(ClaimEntry::from_wit).collect()
 }
+
+/// A decision's claim: its entries, or, from a prepared decision, the path
+/// positions the component answered with the path and generations they
+/// index, turned into entries only when read (most callers read
+/// `admitted`, then hand the claim to their store once).
+#[derive(Debug, Clone)]
+pub enum Claim {
+    Entries(Vec<ClaimEntry>),
+    Positions {
+        path: Arc<[Arc<str>]>,
+        /// Each below the length of `path` and of `generations` (checked
+        /// when made).
+        positions: Vec<u32>,
+        generations: Vec<u64>,
+    },
+}
+
+impl Claim {
+    pub fn empty() -> Self {
+        Claim::Entries(Vec::new())
+    }
+
+    /// The claim of `positions` in `path` with `generations`, or the first
+    /// position off either (only a broken component answers one).
+    pub fn positions(
+        path: Arc<[Arc<str>]>,
+        positions: Vec<u32>,
+        generations: Vec<u64>,
+    ) -> Result<Self, u32> {
+        let len = path.len().min(generations.len());
+        match positions.iter().find(|&&k| k as usize >= len) {
+            Some(&off) => Err(off),
+            None => Ok(Claim::Positions {
+                path,
+                positions,
+                generations,
+            }),
+        }
+    }
+
+    /// (project, generation) per entry, from the project up.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (&str, u64)> + '_> {
+        match self {
+            Claim::Entries(entries) => {
+                Box::new(entries.iter().map(|e| (&*e.project, e.generation)))
+            }
+            Claim::Positions {
+                path,
+                positions,
+                generations,
+            } => Box::new(positions.iter().map(|&k| {
+                let k = k as usize;
+                (&*path[k], generations[k])
+            })),
+        }
+    }
+
+    pub fn to_vec(&self) -> Vec<ClaimEntry> {
+        match self {
+            Claim::Entries(entries) => entries.clone(),
+            Claim::Positions {
+                path,
+                positions,
+                generations,
+            } => positions
+                .iter()
+                .map(|&k| ClaimEntry {
+                    project: path[k as usize].clone(),
+                    generation: generations[k as usize],
+                })
+                .collect(),
+        }
+    }
+}
+
+impl PartialEq for Claim {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Claim {}
+
+impl std::hash::Hash for Claim {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As a Vec<ClaimEntry> hashes: the length, then each entry.
+        let mut len = 0usize;
+        for (project, generation) in self.iter() {
+            project.hash(state);
+            generation.hash(state);
+            len += 1;
+        }
+        len.hash(state);
+    }
+}

@@ -1,6 +1,6 @@
 //! Deciding: requests, refusals and `evaluate`.
 
-use crate::claim::ClaimEntry;
+use crate::claim::{Claim, ClaimEntry};
 use crate::model::Config;
 use crate::runtime::{self, GuestLimits, w};
 use crate::snapshot::Snapshot;
@@ -164,7 +164,7 @@ impl Violation {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Decision {
     pub admitted: bool,
-    pub claim: Vec<ClaimEntry>,
+    pub claim: Claim,
     pub violations: Vec<Violation>,
 }
 
@@ -175,7 +175,7 @@ impl Decision {
     fn new(admitted: bool, claim: Vec<ClaimEntry>, violations: Vec<Violation>) -> Self {
         Decision {
             admitted,
-            claim,
+            claim: Claim::Entries(claim),
             violations,
         }
     }
@@ -187,7 +187,7 @@ impl Decision {
 
     #[getter]
     fn claim(&self) -> Vec<ClaimEntry> {
-        self.claim.clone()
+        self.claim.to_vec()
     }
 
     #[getter]
@@ -197,7 +197,12 @@ impl Decision {
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         if self.admitted {
-            crate::repr!(py, "Decision", admitted = self.admitted, claim = self.claim)
+            crate::repr!(
+                py,
+                "Decision",
+                admitted = self.admitted,
+                claim = self.claim.to_vec()
+            )
         } else {
             crate::repr!(
                 py,
@@ -214,12 +219,12 @@ impl Decision {
         match d {
             w::Decision::Admitted(claim) => Decision {
                 admitted: true,
-                claim: claim.into_iter().map(ClaimEntry::from_wit).collect(),
+                claim: Claim::Entries(claim.into_iter().map(ClaimEntry::from_wit).collect()),
                 violations: Vec::new(),
             },
             w::Decision::Refused(violations) => Decision {
                 admitted: false,
-                claim: Vec::new(),
+                claim: Claim::empty(),
                 violations: violations.into_iter().map(Violation::from_wit).collect(),
             },
         }

@@ -10,7 +10,7 @@
 //! its node number and path (`locate`) and once per resource name for its
 //! number, and keeps them; the claim comes back as path positions.
 
-use crate::claim::ClaimEntry;
+use crate::claim::Claim;
 use crate::decide::{Decision, Delta, Violation};
 use crate::limits::Limits;
 use crate::model::Config;
@@ -163,7 +163,7 @@ impl Prepared {
         state: &mut State,
         project: &str,
         deltas: &[(&str, i64)],
-        usage: &PathNumbers,
+        usage: PathNumbers,
     ) -> Result<Decision, Failure> {
         if project.is_empty() {
             return self.invalid(state, w::Error::EmptyId(w::IdKind::Project));
@@ -205,19 +205,23 @@ impl Prepared {
                 &usage.generations,
             )
         })?;
-        let path = &located.path;
         Ok(match decision {
             w::PathDecision::Admitted(positions) => Decision {
                 admitted: true,
-                claim: positions
-                    .into_iter()
-                    .map(|k| claim_entry(path, &usage.generations, k))
-                    .collect::<Result<_, _>>()?,
+                claim: Claim::positions(located.path, positions, usage.generations).map_err(
+                    // Only a broken component answers this.
+                    |k| {
+                        Failure::Fault(Fault {
+                            kind: FaultKind::Trap,
+                            message: format!("claim position {k} is off the path"),
+                        })
+                    },
+                )?,
                 violations: Vec::new(),
             },
             w::PathDecision::Refused(violations) => Decision {
                 admitted: false,
-                claim: Vec::new(),
+                claim: Claim::empty(),
                 violations: violations.into_iter().map(Violation::from_wit).collect(),
             },
         })
@@ -334,33 +338,18 @@ impl Prepared {
             _ => None,
         };
         let out = match live {
-            Some(mut state) => self.decide(&mut state, project, &names, &usage),
+            Some(mut state) => self.decide(&mut state, project, &names, usage),
             None => {
                 let names: Vec<(String, i64)> =
                     names.iter().map(|&(n, d)| (n.to_string(), d)).collect();
                 py.detach(|| {
                     let names: Vec<(&str, i64)> =
                         names.iter().map(|(n, d)| (n.as_str(), *d)).collect();
-                    self.decide(&mut self.lock(), project, &names, &usage)
+                    self.decide(&mut self.lock(), project, &names, usage)
                 })
             }
         };
         out.map_err(|f| f.into_pyerr(py))
-    }
-}
-
-fn claim_entry(path: &[Arc<str>], generations: &[u64], k: u32) -> Result<ClaimEntry, Failure> {
-    let k = k as usize;
-    match (path.get(k), generations.get(k)) {
-        (Some(project), Some(&generation)) => Ok(ClaimEntry {
-            project: project.clone(),
-            generation,
-        }),
-        // Only a broken component answers this.
-        _ => Err(Failure::Fault(Fault {
-            kind: FaultKind::Trap,
-            message: format!("claim position {k} is off the path"),
-        })),
     }
 }
 
@@ -373,10 +362,24 @@ where
     Vec<T>: FromPyObjectOwned<'py>,
 {
     let extracted: PyResult<Vec<T>> = match value.cast::<PyList>() {
-        Ok(list) => list
-            .iter()
-            .map(|item| item.extract::<T>().map_err(Into::into))
-            .collect(),
+        Ok(list) => {
+            // Sized once (collecting a fallible map would grow it).
+            let mut out = Vec::with_capacity(list.len());
+            let mut failed = None;
+            for item in list.iter() {
+                match item.extract::<T>() {
+                    Ok(v) => out.push(v),
+                    Err(e) => {
+                        failed = Some(e.into());
+                        break;
+                    }
+                }
+            }
+            match failed {
+                Some(e) => Err(e),
+                None => Ok(out),
+            }
+        }
         Err(_) => value.extract::<Vec<T>>().map_err(Into::into),
     };
     extracted.map_err(|err| {

@@ -71,7 +71,13 @@ def test_prepared_decisions_are_evaluates(model):
 def test_an_admission_claims_path_ids_with_the_generations_passed():
     prepared = d.Prepared(TREE, LIMITS)
     decision = prepared.evaluate("team", {"servers": 1}, [3], [3, 5, 9], GENERATIONS)
-    assert decision == d.Decision(True, claim=[d.ClaimEntry("team", 11), d.ClaimEntry("org", 33)])
+    want = d.Decision(True, claim=[d.ClaimEntry("team", 11), d.ClaimEntry("org", 33)])
+    # Made from path positions, read as entries: equal, same hash and repr.
+    assert decision == want
+    assert hash(decision) == hash(want)
+    assert repr(decision) == repr(want)
+    assert decision.claim == [d.ClaimEntry("team", 11), d.ClaimEntry("org", 33)]
+    assert decision != d.Decision(True, claim=[d.ClaimEntry("team", 11)])
 
 
 def test_wrong_lengths_and_bad_inputs_are_typed_errors():
