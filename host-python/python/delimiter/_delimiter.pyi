@@ -263,7 +263,9 @@ class Prepared:
     """The config, project tree and limits, checked and indexed once inside
     the component, for many decisions that pass only the request and the
     numbers of the project's path (``path``). Safe to share between
-    threads; calls on one object run one at a time, without the GIL."""
+    threads; calls on one object run one at a time. A decision (a few
+    microseconds) holds the GIL; preparing, and a call that waits for
+    another thread's, release it."""
 
     def __init__(
         self,
