@@ -168,9 +168,8 @@ pub(crate) fn decide<'a>(
     order.sort_by_key(|&r| resources[r]);
 
     let mut violations = Vec::new();
-    // Which path nodes have a finite limit on an increased resource, as a
-    // bit set: most paths fit one word, deeper ones spill into more.
-    let mut constraining = Bits::new(path_len);
+    // Which path nodes have a finite limit on an increased resource.
+    let mut constraining: Buf<bool, 64> = Buf::new(path_len, false);
     for &r in order.iter() {
         let delta = deltas[r];
         if delta < 0 && local[r] + delta < 0 {
@@ -191,7 +190,7 @@ pub(crate) fn decide<'a>(
                 resource: resources[r].to_string(),
             })?;
             if let Limit::Finite(limit) = c.limit {
-                constraining.set(k);
+                constraining[k] = true;
                 if after > limit {
                     violations.push(Violation {
                         project: id(k).to_string(),
@@ -211,7 +210,7 @@ pub(crate) fn decide<'a>(
     let any_increase = deltas.iter().any(|&d| d > 0);
     let mut claim = Vec::with_capacity(if any_increase { path_len } else { 0 });
     if any_increase {
-        for k in (0..path_len).filter(|&k| k == 0 || constraining.get(k)) {
+        for k in (0..path_len).filter(|&k| k == 0 || constraining[k]) {
             match generation(k) {
                 Some(_) => claim.push(k as u32),
                 None => {
@@ -227,35 +226,5 @@ pub(crate) fn decide<'a>(
         Ok(PathOutcome::Admitted { claim })
     } else {
         Ok(PathOutcome::Refused { violations })
-    }
-}
-
-/// A set of path positions: one word inline, more on the heap only for
-/// paths deeper than 64.
-struct Bits {
-    low: u64,
-    high: Vec<u64>,
-}
-
-impl Bits {
-    fn new(len: usize) -> Self {
-        Bits {
-            low: 0,
-            high: vec![0; len.saturating_sub(1) / 64],
-        }
-    }
-
-    fn set(&mut self, k: usize) {
-        match k {
-            0..64 => self.low |= 1 << k,
-            _ => self.high[k / 64 - 1] |= 1 << (k % 64),
-        }
-    }
-
-    fn get(&self, k: usize) -> bool {
-        match k {
-            0..64 => self.low & (1 << k) != 0,
-            _ => self.high[k / 64 - 1] & (1 << (k % 64)) != 0,
-        }
     }
 }

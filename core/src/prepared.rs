@@ -19,7 +19,7 @@ use crate::decide::{Delta, Inputs, PathOutcome, Violation, decide};
 use crate::error::{Error, IdKind, Result};
 use crate::limits::{Limit, LimitTable, Limits, resolve};
 use crate::model::{Config, MissingLimit, Model};
-use crate::snapshot::{Constraint, check_request};
+use crate::snapshot::{Constraint, check_request, smallest_duplicate};
 use crate::tree::{Project, Tree};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -336,7 +336,7 @@ impl Prepared {
         }
         // What `check_request` reports, by name; the names of numbers are
         // never empty, and the same name has one number.
-        if let Some(name) = smallest_duplicate(deltas, &names) {
+        if let Some(name) = smallest_duplicate(&names) {
             return Err(Error::DuplicateResource {
                 resource: name.to_string(),
             });
@@ -413,17 +413,6 @@ fn check_number(field: &'static str, number: u32, given: usize) -> Result<usize>
             actual: u64::from(number),
         })
     }
-}
-
-/// The smallest name requested twice, as `check_request` finds it.
-fn smallest_duplicate<'a>(deltas: &[(u32, i64)], names: &[&'a str]) -> Option<&'a str> {
-    let mut smallest: Option<&'a str> = None;
-    for (i, (a, _)) in deltas.iter().enumerate() {
-        if deltas[..i].iter().any(|(b, _)| a == b) && smallest.is_none_or(|s| names[i] < s) {
-            smallest = Some(names[i]);
-        }
-    }
-    smallest
 }
 
 fn check_len(field: &'static str, expected: usize, actual: usize) -> Result<()> {
@@ -518,8 +507,9 @@ mod tests {
 
     #[test]
     fn decisions_past_the_inline_scratch_sizes_use_the_heap_alike() {
-        // 40 nodes deep, 20 resources: past every inline size of `Buf`.
-        let depth = 40;
+        // 70 nodes deep, 20 resources: past every inline size of `Buf`
+        // (the path's, the resources', and `decide`'s 64 path flags).
+        let depth = 70;
         let mut projects = vec![Project::root("p0")];
         for i in 1..depth {
             projects.push(Project::child(format!("p{i}"), format!("p{}", i - 1)));
@@ -540,7 +530,10 @@ mod tests {
                 limit: 50,
             }],
         };
-        let config = Config::new(Model::Nested);
+        let config = Config {
+            max_depth: 100,
+            ..Config::new(Model::Nested)
+        };
         let mut p = Prepared::new(&config, &projects, &limits).unwrap();
         let leaf = format!("p{}", depth - 1);
         let node = p.locate(&leaf).unwrap().node;

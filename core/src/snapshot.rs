@@ -1,6 +1,7 @@
 //! A snapshot of what the caller read, and the checked view of one
 //! project's path through it that every question is answered from.
 
+use crate::buf::Buf;
 use crate::claim::{Generation, GenerationTable};
 use crate::error::{Error, IdKind, Result};
 use crate::limits::{Limit, LimitTable, Limits};
@@ -53,14 +54,21 @@ pub(crate) fn check_request(project: &str, resources: &[&str]) -> Result<()> {
             what: IdKind::Resource,
         });
     }
-    let mut sorted = resources.to_vec();
-    sorted.sort_unstable();
-    if let Some(pair) = sorted.windows(2).find(|w| w[0] == w[1]) {
-        return Err(Error::DuplicateResource {
-            resource: pair[0].to_string(),
-        });
+    match smallest_duplicate(resources) {
+        Some(resource) => Err(Error::DuplicateResource {
+            resource: resource.to_string(),
+        }),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// The smallest name `names` holds twice, if any (sorted on the stack for
+/// the few names a request usually has).
+pub(crate) fn smallest_duplicate<'a>(names: &[&'a str]) -> Option<&'a str> {
+    let mut sorted: Buf<&str, 16> = Buf::new(names.len(), "");
+    sorted.copy_from_slice(names);
+    sorted.sort_unstable();
+    sorted.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
 }
 
 impl<'a> View<'a> {
