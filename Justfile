@@ -37,6 +37,7 @@ component:
     @rustup target add wasm32-unknown-unknown >/dev/null 2>&1
     @cargo build --quiet -p delimiter-component --target wasm32-unknown-unknown --profile component
     @cargo run --quiet -p delimiter-component-encode
+    @cp target/delimiter.wasm embed/delimiter.wasm
 
 # Run the shared vectors on every host: one line per host.
 conformance: component

@@ -37,7 +37,7 @@ impl Guest for Component {
         config: wit::Config,
         projects: Vec<wit::Project>,
         limits: wit::Limits,
-    ) -> Result<exports::delimiter::quota::quota::Prepared, wit::Error> {
+    ) -> Result<exports::delimiter::quota::quota::Prepared, wit::Invalid> {
         let projects: Vec<core::Project> = projects.into_iter().map(Into::into).collect();
         let prepared =
             core::Prepared::new(&config.into(), &projects, &limits.into()).map_err(error_out)?;
@@ -50,7 +50,7 @@ impl Guest for Component {
         config: wit::Config,
         snapshot: wit::Snapshot,
         request: wit::Request,
-    ) -> Result<wit::Decision, wit::Error> {
+    ) -> Result<wit::Decision, wit::Invalid> {
         let decision =
             core::evaluate(&config.into(), &snapshot.into(), &request.into()).map_err(error_out)?;
         Ok(decision_out(decision))
@@ -61,13 +61,13 @@ impl Guest for Component {
         snapshot: wit::Snapshot,
         project: String,
         resources: Vec<String>,
-    ) -> Result<Vec<wit::ResourceHeadroom>, wit::Error> {
+    ) -> Result<Vec<wit::ResourceHeadroom>, wit::Invalid> {
         let rows = core::headroom(&config.into(), &snapshot.into(), &project, &resources)
             .map_err(error_out)?;
         Ok(rows
             .into_iter()
             .map(|h| wit::ResourceHeadroom {
-                resource_name: h.resource,
+                resource: h.resource,
                 room: match h.room {
                     core::Room::Unlimited => wit::Room::Unlimited,
                     core::Room::Limited(n) => wit::Room::Limited(n),
@@ -80,7 +80,7 @@ impl Guest for Component {
         config: wit::Config,
         snapshot: wit::Snapshot,
         request: wit::Request,
-    ) -> Result<wit::Count, wit::Error> {
+    ) -> Result<wit::Count, wit::Invalid> {
         let request: core::Request = request.into();
         let count = core::max_count(
             &config.into(),
@@ -114,7 +114,7 @@ impl Guest for Component {
                 } => wit::Finding::ChildLimitExceedsParent(wit::ChildLimitExcess {
                     parent,
                     child,
-                    resource_name: resource,
+                    resource,
                     parent_limit,
                     child_limit,
                 }),
@@ -122,11 +122,11 @@ impl Guest for Component {
             .collect()
     }
 
-    fn oslo_check(check: wit::OsloRequest) -> Result<Vec<wit::OverLimitInfo>, wit::Error> {
+    fn oslo_check(check: wit::OsloRequest) -> Result<Vec<wit::OverLimitInfo>, wit::Invalid> {
         let limits = |list: Vec<wit::ResourceLimit>| {
             list.into_iter()
                 .map(|l| core::ResourceLimit {
-                    resource: l.resource_name,
+                    resource: l.resource,
                     limit: l.limit,
                 })
                 .collect()
@@ -150,17 +150,19 @@ impl Guest for Component {
             .collect())
     }
 
-    fn parse_model(name: String) -> Result<wit::Model, wit::Error> {
+    fn parse_model(name: String) -> Result<wit::Model, wit::Invalid> {
         let model: core::Model = name.parse().map_err(error_out)?;
-        Ok(match model {
-            core::Model::Flat => wit::Model::Flat,
-            core::Model::StrictTwoLevel => wit::Model::StrictTwoLevel,
-            core::Model::Nested => wit::Model::Nested,
-        })
+        Ok(model_out(model))
     }
 
-    fn describe(err: wit::Error) -> String {
-        error_in(err).to_string()
+    fn parse_config(
+        model: String,
+        max_depth: u32,
+        missing_limit: String,
+    ) -> Result<wit::Config, wit::Invalid> {
+        let config =
+            shim_parse_config(&model, max_depth, &missing_limit).map_err(error_out)?;
+        Ok(config_out(config))
     }
 
     fn consume(
@@ -207,20 +209,19 @@ impl Guest for Component {
 struct Prepared(RefCell<core::Prepared>);
 
 impl GuestPrepared for Prepared {
-    fn locate(&self, project: String) -> Result<wit::Location, wit::Error> {
-        let prepared = self.0.borrow();
-        let location = prepared.locate(&project).map_err(error_out)?;
-        Ok(wit::Location {
-            node: location.node,
-            path: location.path.into_iter().map(str::to_string).collect(),
+    fn number_request(
+        &self,
+        project: String,
+        resources: Vec<String>,
+    ) -> Result<wit::NumberedRequest, wit::Invalid> {
+        let names: Vec<&str> = resources.iter().map(String::as_str).collect();
+        let mut prepared = self.0.borrow_mut();
+        let numbered = shim_number(&mut prepared, &project, &names).map_err(error_out)?;
+        Ok(wit::NumberedRequest {
+            node: numbered.node,
+            path: numbered.path.into_iter().map(str::to_string).collect(),
+            resources: numbered.resources,
         })
-    }
-
-    fn resource_number(&self, name: String) -> Result<u32, wit::Error> {
-        self.0
-            .borrow_mut()
-            .resource_number(&name)
-            .map_err(error_out)
     }
 
     fn evaluate(
@@ -230,7 +231,7 @@ impl GuestPrepared for Prepared {
         local: Vec<i64>,
         subtree: Vec<i64>,
         generations: Vec<u64>,
-    ) -> Result<wit::PathDecision, wit::Error> {
+    ) -> Result<wit::PathDecision, wit::Invalid> {
         let decision = self
             .0
             .borrow()
@@ -272,7 +273,7 @@ impl core::Store for HostStore {
                 .deltas
                 .iter()
                 .map(|d| wit::Delta {
-                    resource_name: d.resource.clone(),
+                    resource: d.resource.clone(),
                     delta: d.delta,
                 })
                 .collect(),
@@ -324,7 +325,7 @@ impl From<wit::Limits> for core::Limits {
                 .registered
                 .into_iter()
                 .map(|r| core::RegisteredLimit {
-                    resource: r.resource_name,
+                    resource: r.resource,
                     limit: r.limit,
                 })
                 .collect(),
@@ -333,7 +334,7 @@ impl From<wit::Limits> for core::Limits {
                 .into_iter()
                 .map(|p| core::ProjectLimit {
                     project: p.project,
-                    resource: p.resource_name,
+                    resource: p.resource,
                     limit: p.limit,
                 })
                 .collect(),
@@ -345,7 +346,7 @@ impl From<wit::UsageEntry> for core::UsageEntry {
     fn from(u: wit::UsageEntry) -> Self {
         core::UsageEntry {
             project: u.project,
-            resource: u.resource_name,
+            resource: u.resource,
             usage: u.usage,
         }
     }
@@ -354,7 +355,7 @@ impl From<wit::UsageEntry> for core::UsageEntry {
 impl From<wit::ResourceUsage> for core::ResourceUsage {
     fn from(u: wit::ResourceUsage) -> Self {
         core::ResourceUsage {
-            resource: u.resource_name,
+            resource: u.resource,
             usage: u.usage,
         }
     }
@@ -389,7 +390,7 @@ impl From<wit::Snapshot> for core::Snapshot {
 impl From<wit::Delta> for core::Delta {
     fn from(d: wit::Delta) -> Self {
         core::Delta {
-            resource: d.resource_name,
+            resource: d.resource,
             delta: d.delta,
         }
     }
@@ -421,7 +422,7 @@ fn violations_out(violations: Vec<core::Violation>) -> Vec<wit::Violation> {
         .into_iter()
         .map(|v| wit::Violation {
             project: v.project,
-            resource_name: v.resource,
+            resource: v.resource,
             limit: v.limit,
             usage: v.usage,
             delta: v.delta,
@@ -438,19 +439,48 @@ fn decision_out(decision: core::Decision) -> wit::Decision {
     }
 }
 
-fn error_out(e: core::Error) -> wit::Error {
+fn model_out(model: core::Model) -> wit::Model {
+    match model {
+        core::Model::Flat => wit::Model::Flat,
+        core::Model::StrictTwoLevel => wit::Model::StrictTwoLevel,
+        core::Model::Nested => wit::Model::Nested,
+    }
+}
+
+fn config_out(c: core::Config) -> wit::Config {
+    wit::Config {
+        model: model_out(c.model),
+        max_depth: c.max_depth,
+        missing_limit: match c.missing_limit {
+            core::MissingLimit::Zero => wit::MissingLimit::Zero,
+            core::MissingLimit::Unlimited => wit::MissingLimit::Unlimited,
+        },
+    }
+}
+
+/// An invalid input with the core's own description, which every host
+/// shows as is.
+fn error_out(e: core::Error) -> wit::Invalid {
+    let message = e.to_string();
+    wit::Invalid {
+        input: input_out(e),
+        message,
+    }
+}
+
+fn input_out(e: core::Error) -> wit::InvalidInput {
     use core::Error as E;
-    use wit::Error as W;
+    use wit::InvalidInput as W;
     let project_ref = |project| wit::ProjectRef { project };
-    let usage_ref = |project, resource_name| wit::UsageRef {
+    let usage_ref = |project, resource| wit::UsageRef {
         project,
-        resource_name,
+        resource,
     };
     match e {
         E::EmptyId { what } => W::EmptyId(match what {
             core::IdKind::Project => wit::IdKind::Project,
             core::IdKind::Parent => wit::IdKind::Parent,
-            core::IdKind::Resource => wit::IdKind::ResourceName,
+            core::IdKind::Resource => wit::IdKind::Resource,
         }),
         E::DuplicateProject { project } => W::DuplicateProject(project_ref(project)),
         E::UnknownParent { project, parent } => {
@@ -473,12 +503,12 @@ fn error_out(e: core::Error) -> wit::Error {
             limit,
         } => W::InvalidLimit(wit::InvalidLimitInfo {
             project,
-            resource_name: resource,
+            resource,
             limit,
         }),
         E::DuplicateLimit { project, resource } => W::DuplicateLimit(wit::LimitRef {
             project,
-            resource_name: resource,
+            resource,
         }),
         E::NegativeUsage {
             project,
@@ -486,7 +516,7 @@ fn error_out(e: core::Error) -> wit::Error {
             usage,
         } => W::NegativeUsage(wit::NegativeUsageInfo {
             project,
-            resource_name: resource,
+            resource,
             usage,
         }),
         E::DuplicateUsage { project, resource } => W::DuplicateUsage(usage_ref(project, resource)),
@@ -496,7 +526,7 @@ fn error_out(e: core::Error) -> wit::Error {
         E::DuplicateGeneration { project } => W::DuplicateGeneration(project_ref(project)),
         E::MissingGeneration { project } => W::MissingGeneration(project_ref(project)),
         E::DuplicateResource { resource } => W::DuplicateResource(wit::ResourceRef {
-            resource_name: resource,
+            resource,
         }),
         E::ReleaseBelowZero {
             project,
@@ -505,12 +535,12 @@ fn error_out(e: core::Error) -> wit::Error {
             delta,
         } => W::ReleaseBelowZero(wit::ReleaseInfo {
             project,
-            resource_name: resource,
+            resource,
             usage,
             delta,
         }),
         E::NegativeDelta { resource, delta } => W::NegativeDelta(wit::Delta {
-            resource_name: resource,
+            resource,
             delta,
         }),
         E::Overflow { project, resource } => W::Overflow(usage_ref(project, resource)),
@@ -519,7 +549,7 @@ fn error_out(e: core::Error) -> wit::Error {
             field: field.to_string(),
         }),
         E::MissingUsage { resource } => W::MissingUsage(wit::ResourceRef {
-            resource_name: resource,
+            resource,
         }),
         E::ShapeMismatch {
             field,
@@ -533,94 +563,23 @@ fn error_out(e: core::Error) -> wit::Error {
     }
 }
 
-/// The reverse of [`error_out`], for `describe` only.
-fn error_in(e: wit::Error) -> core::Error {
-    use core::Error as E;
-    use wit::Error as W;
-    match e {
-        W::EmptyId(what) => E::EmptyId {
-            what: match what {
-                wit::IdKind::Project => core::IdKind::Project,
-                wit::IdKind::Parent => core::IdKind::Parent,
-                wit::IdKind::ResourceName => core::IdKind::Resource,
-            },
-        },
-        W::DuplicateProject(r) => E::DuplicateProject { project: r.project },
-        W::UnknownParent(i) => E::UnknownParent {
-            project: i.project,
-            parent: i.parent,
-        },
-        W::Cycle(r) => E::Cycle { project: r.project },
-        W::TooDeep(i) => E::TooDeep {
-            project: i.project,
-            depth: i.depth,
-            max_depth: i.max_depth,
-        },
-        W::UnknownProject(r) => E::UnknownProject { project: r.project },
-        W::InvalidLimit(i) => E::InvalidLimit {
-            project: i.project,
-            resource: i.resource_name,
-            limit: i.limit,
-        },
-        W::DuplicateLimit(r) => E::DuplicateLimit {
-            project: r.project,
-            resource: r.resource_name,
-        },
-        W::NegativeUsage(i) => E::NegativeUsage {
-            project: i.project,
-            resource: i.resource_name,
-            usage: i.usage,
-        },
-        W::DuplicateUsage(r) => E::DuplicateUsage {
-            project: r.project,
-            resource: r.resource_name,
-        },
-        W::InconsistentUsage(r) => E::InconsistentUsage {
-            project: r.project,
-            resource: r.resource_name,
-        },
-        W::DuplicateGeneration(r) => E::DuplicateGeneration { project: r.project },
-        W::MissingGeneration(r) => E::MissingGeneration { project: r.project },
-        W::DuplicateResource(r) => E::DuplicateResource {
-            resource: r.resource_name,
-        },
-        W::ReleaseBelowZero(i) => E::ReleaseBelowZero {
-            project: i.project,
-            resource: i.resource_name,
-            usage: i.usage,
-            delta: i.delta,
-        },
-        W::NegativeDelta(d) => E::NegativeDelta {
-            resource: d.resource_name,
-            delta: d.delta,
-        },
-        W::Overflow(r) => E::Overflow {
-            project: r.project,
-            resource: r.resource_name,
-        },
-        W::UnknownModel(m) => E::UnknownModel { name: m.name },
-        // The core names its config fields with static strings; the ones it
-        // has today are listed, anything else is described generically.
-        W::InvalidConfig(f) => E::InvalidConfig {
-            field: match f.field.as_str() {
-                "max-depth" => "max-depth",
-                "max-attempts" => "max-attempts",
-                _ => "(unknown field)",
-            },
-        },
-        W::MissingUsage(r) => E::MissingUsage {
-            resource: r.resource_name,
-        },
-        // As for config fields: the core's static names, else generic.
-        W::ShapeMismatch(s) => E::ShapeMismatch {
-            field: match s.field.as_str() {
-                "local" => "local",
-                "subtree" => "subtree",
-                "generations" => "generations",
-                _ => "(unknown list)",
-            },
-            expected: s.expected,
-            actual: s.actual,
-        },
+// TEMPORARY until the core's own functions land (branch core-rules).
+fn shim_parse_config(model: &str, max_depth: u32, missing: &str) -> core::Result<core::Config> {
+    let model: core::Model = model.parse()?;
+    if max_depth == 0 {
+        return Err(core::Error::InvalidConfig { field: "max-depth" });
     }
+    let missing_limit = match missing {
+        "zero" => core::MissingLimit::Zero,
+        "unlimited" => core::MissingLimit::Unlimited,
+        _ => return Err(core::Error::InvalidConfig { field: "missing-limit" }),
+    };
+    Ok(core::Config { model, max_depth, missing_limit })
+}
+struct ShimNumbered<'a> { node: u32, path: Vec<&'a str>, resources: Vec<u32> }
+fn shim_number<'a>(p: &'a mut core::Prepared, project: &str, names: &[&str]) -> core::Result<ShimNumbered<'a>> {
+    let mut resources = Vec::new();
+    for n in names { resources.push(p.resource_number(n)?); }
+    let loc = p.locate(project)?;
+    Ok(ShimNumbered { node: loc.node, path: loc.path, resources })
 }

@@ -20,9 +20,9 @@ use std::time::Instant;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// Where the component came from in this process, for `load_info()`.
+/// Where the component came from in this process ([`load_info`](crate::load_info)).
 #[derive(Debug, Clone)]
-pub(crate) struct LoadInfo {
+pub struct LoadInfo {
     /// `cache` (deserialized), `compiled` (and stored in the cache), or
     /// `compiled-uncached` (the cache was off or unusable; see `note`).
     pub source: &'static str,
@@ -31,6 +31,14 @@ pub(crate) struct LoadInfo {
     pub note: Option<String>,
     /// Wall time of loading (deserializing or compiling), in seconds.
     pub seconds: f64,
+}
+
+/// Compiles `wasm` for `engine` in memory, bypassing the cache (for
+/// components other than the embedded one).
+pub(crate) fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<(Component, LoadInfo)> {
+    let started = Instant::now();
+    let component = Component::new(engine, wasm)?;
+    Ok((component, info("compiled-uncached", None, None, started)))
 }
 
 /// Loads `wasm` for `engine`: from the cache if a usable artifact is there,
