@@ -1,4 +1,4 @@
-//! Delimiter's quota core: the semantics of `shared/spec/semantics.md` as
+//! Delimiter's quota core: the semantics of `docs/semantics.md` as
 //! pure, deterministic functions. No I/O, no global state, no panics on bad
 //! input (every rejection is an [`Error`]); builds natively and for wasm32.
 //!

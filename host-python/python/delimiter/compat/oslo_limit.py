@@ -12,7 +12,7 @@ with ::
     enforcer = limit.Enforcer(usage_callback)
 
 and everything behaves as before, quirks included (see
-``shared/spec/semantics.md``, "Compatibility with oslo.limit"): every
+``docs/semantics.md``, "Compatibility with oslo.limit"): every
 resource named in the deltas is checked whatever the sign of its delta, any
 negative limit is unlimited, a resource with no limit at all has limit 0,
 missing usage is a ``ValueError``, and ``ProjectOverLimit`` carries the same
