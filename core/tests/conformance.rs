@@ -130,11 +130,14 @@ fn config(case: &Value) -> Result<Result<Config, String>, String> {
             .ok_or("bad max_depth")?;
     }
     if let Some(m) = c.get("missing_limit") {
-        config.missing_limit = match m.as_str() {
-            Some("zero") => MissingLimit::Zero,
-            Some("unlimited") => MissingLimit::Unlimited,
-            _ => return Err(format!("bad missing_limit {m}")),
-        };
+        match m
+            .as_str()
+            .ok_or("missing_limit is not a string")?
+            .parse::<MissingLimit>()
+        {
+            Ok(m) => config.missing_limit = m,
+            Err(e) => return Ok(Err(e.kind().to_string())),
+        }
     }
     Ok(Ok(config))
 }
