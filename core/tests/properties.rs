@@ -510,6 +510,84 @@ proptest! {
         prop_assert_eq!(by_number, by_name);
     }
 
+    /// `number_request` reports exactly the request error `evaluate`
+    /// reports (empty project, empty or repeated resource name, unknown
+    /// project, in evaluate's order), and when it numbers the request,
+    /// deciding by those numbers is deciding by names: the same path, the
+    /// numbers `resource_number` gives, and `evaluate`'s outcome.
+    #[test]
+    fn number_request_matches_evaluate(
+        sc in scenario(),
+        project_tweak in 0u8..6,
+        tweaks in proptest::collection::vec((0u8..3, any::<prop::sample::Index>(), -3i64..6), 0..3),
+    ) {
+        let mut request = sc.request.clone();
+        match project_tweak {
+            4 => request.project = String::new(),
+            5 => request.project = "ghost".into(),
+            _ => {}
+        }
+        // Insert an empty name, a name already in the request, or a name
+        // no limit knows, at any position.
+        for (kind, at, delta) in tweaks {
+            let name = match kind {
+                0 => String::new(),
+                1 if !request.deltas.is_empty() => {
+                    request.deltas[at.index(request.deltas.len())].resource.clone()
+                }
+                1 => "servers".into(),
+                _ => "disk".into(),
+            };
+            let position = at.index(request.deltas.len() + 1);
+            request.deltas.insert(position, Delta::new(name, delta));
+        }
+        let s = &sc.snapshot;
+        let want = evaluate(&sc.config, s, &request);
+        let mut prepared = Prepared::new(&sc.config, &s.projects, &s.limits).unwrap();
+        let names: Vec<&str> = request.deltas.iter().map(|d| d.resource.as_str()).collect();
+        match prepared.number_request(&request.project, &names) {
+            Err(e) => {
+                prop_assert!(
+                    matches!(e.kind(), "empty-id" | "duplicate-resource" | "unknown-project"),
+                    "{:?}", e
+                );
+                prop_assert_eq!(want, Err(e));
+            }
+            Ok(numbered) => {
+                if let Err(e) = &want {
+                    prop_assert!(
+                        !matches!(e.kind(), "empty-id" | "duplicate-resource" | "unknown-project"),
+                        "evaluate failed with {:?} where number_request numbered", e
+                    );
+                }
+                let want_path = ancestry(s, &request.project);
+                prop_assert_eq!(&numbered.path, &want_path);
+                prop_assert_eq!(numbered.node, prepared.locate(&request.project).unwrap().node);
+                for (name, &number) in names.iter().zip(&numbered.resources) {
+                    prop_assert_eq!(prepared.resource_number(name), Ok(number));
+                }
+                let path: Vec<&str> = numbered.path.iter().map(String::as_str).collect();
+                let project = request.project.as_str();
+                let local: Vec<i64> = names.iter().map(|r| local(s, project, r)).collect();
+                let subtree: Vec<i64> = path
+                    .iter()
+                    .flat_map(|a| names.iter().map(move |r| subtree(s, a, r)))
+                    .collect();
+                let generations: Vec<u64> = path.iter().map(|a| generation_of(s, a)).collect();
+                let deltas: Vec<(u32, i64)> = numbered
+                    .resources
+                    .iter()
+                    .zip(&request.deltas)
+                    .map(|(&r, d)| (r, d.delta))
+                    .collect();
+                let got = prepared
+                    .evaluate_numbers(numbered.node, &deltas, &local, &subtree, &generations)
+                    .map(|d| by_id(d, &path, &generations));
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+
     /// The core and the reference never disagree.
     #[test]
     fn core_matches_reference(sc in scenario()) {
