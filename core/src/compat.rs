@@ -5,7 +5,10 @@
 //! delta; any negative limit is unlimited; a resource with no limit at all
 //! has limit 0; missing usage is an error (oslo.limit's ValueError), raised
 //! for the first such resource in name order even if others are over;
-//! usage values are taken as given (no sign check), as oslo.limit does.
+//! usage values are taken as given (no sign check), as oslo.limit does; and
+//! the empty string is a resource name like any other (oslo.limit accepts
+//! it in the deltas, the limits and the usage), while an empty project id
+//! is rejected, as oslo.limit rejects it.
 
 use crate::decide::Delta;
 use crate::error::{Error, IdKind, Result};
@@ -116,9 +119,9 @@ pub fn oslo_check(check: &OsloCheck) -> Result<Vec<OverLimitInfo>> {
     Ok(over)
 }
 
-/// Indexes `(resource, value)` pairs, rejecting empty names and reporting
-/// the smallest repeated one through `repeated` (oslo.limit takes dicts,
-/// which cannot repeat a key).
+/// Indexes `(resource, value)` pairs, reporting the smallest repeated name
+/// through `repeated` (oslo.limit takes dicts, which cannot repeat a key).
+/// An empty name is a name: oslo.limit accepts it.
 fn unique<'a>(
     pairs: impl Iterator<Item = (&'a str, i64)>,
     repeated: impl FnOnce(String) -> Error,
@@ -126,11 +129,6 @@ fn unique<'a>(
     let mut map = BTreeMap::new();
     let mut smallest: Option<&str> = None;
     for (resource, value) in pairs {
-        if resource.is_empty() {
-            return Err(Error::EmptyId {
-                what: IdKind::Resource,
-            });
-        }
         if map.insert(resource, value).is_some() && smallest.is_none_or(|r| resource < r) {
             smallest = Some(resource);
         }
@@ -138,5 +136,75 @@ fn unique<'a>(
     match smallest {
         Some(resource) => Err(repeated(resource.to_string())),
         None => Ok(map),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limit(resource: &str, limit: i64) -> ResourceLimit {
+        ResourceLimit {
+            resource: resource.into(),
+            limit,
+        }
+    }
+
+    fn usage(resource: &str, usage: i64) -> ResourceUsage {
+        ResourceUsage {
+            resource: resource.into(),
+            usage,
+        }
+    }
+
+    #[test]
+    fn the_empty_resource_name_is_a_name() {
+        let check = |delta: i64, usage_list: Vec<ResourceUsage>| {
+            oslo_check(&OsloCheck {
+                project_id: Some("p".into()),
+                deltas: vec![Delta::new("", delta), Delta::new("servers", 1)],
+                registered: vec![limit("", 5), limit("servers", 10)],
+                project: vec![limit("", 3)],
+                usage: usage_list,
+            })
+        };
+        assert_eq!(
+            check(1, vec![usage("", 2), usage("servers", 0)]),
+            Ok(vec![])
+        );
+        assert_eq!(
+            check(2, vec![usage("servers", 0), usage("", 2)]),
+            Ok(vec![OverLimitInfo {
+                resource_name: String::new(),
+                limit: 3,
+                current_usage: 2,
+                delta: 2,
+            }])
+        );
+        assert_eq!(
+            check(1, vec![usage("servers", 0)]),
+            Err(Error::MissingUsage {
+                resource: String::new()
+            })
+        );
+        // Still one value per name, and still a non-empty project id.
+        assert_eq!(
+            check(1, vec![usage("", 1), usage("", 1), usage("servers", 0)]),
+            Err(Error::DuplicateUsage {
+                project: "p".into(),
+                resource: String::new()
+            })
+        );
+        let empty_project = OsloCheck {
+            project_id: Some(String::new()),
+            deltas: vec![Delta::new("", 1)],
+            ..OsloCheck::default()
+        };
+        assert_eq!(
+            oslo_check(&empty_project),
+            Err(Error::EmptyId {
+                what: IdKind::Project
+            })
+        );
     }
 }

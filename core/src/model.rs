@@ -55,6 +55,22 @@ pub enum MissingLimit {
     Unlimited,
 }
 
+impl FromStr for MissingLimit {
+    type Err = Error;
+
+    /// Accepts `zero` and `unlimited`; anything else is
+    /// [`Error::InvalidConfig`] for the field `missing-limit`.
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "zero" => Ok(MissingLimit::Zero),
+            "unlimited" => Ok(MissingLimit::Unlimited),
+            _ => Err(Error::InvalidConfig {
+                field: "missing-limit",
+            }),
+        }
+    }
+}
+
 /// Settings for every call. `Config::default()` is the nested model with
 /// the documented defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +104,25 @@ impl Config {
         }
     }
 
+    /// A config from its textual settings, checked in the order the
+    /// conformance suite fixes for config: the model name (`unknown-model`),
+    /// then `max_depth` (0 is `invalid-config` for `max-depth`, as every
+    /// decision would report it), then the missing-limit rule (`zero` or
+    /// `unlimited`, else `invalid-config` for `missing-limit`).
+    pub fn parse(model: &str, max_depth: u32, missing_limit: &str) -> Result<Config> {
+        let model = model.parse::<Model>()?;
+        let config = Config {
+            model,
+            max_depth,
+            missing_limit: MissingLimit::Zero,
+        };
+        config.effective_max_depth()?;
+        Ok(Config {
+            missing_limit: missing_limit.parse()?,
+            ..config
+        })
+    }
+
     /// The depth limit that actually applies under this model.
     pub(crate) fn effective_max_depth(&self) -> Result<u32> {
         if self.max_depth == 0 {
@@ -97,5 +132,80 @@ impl Config {
             Model::StrictTwoLevel => self.max_depth.min(2),
             Model::Flat | Model::Nested => self.max_depth,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_limit_parses_its_two_names_only() {
+        assert_eq!("zero".parse(), Ok(MissingLimit::Zero));
+        assert_eq!("unlimited".parse(), Ok(MissingLimit::Unlimited));
+        for bad in ["", "Zero", "UNLIMITED", "none", " zero", "-1"] {
+            assert_eq!(
+                bad.parse::<MissingLimit>(),
+                Err(Error::InvalidConfig {
+                    field: "missing-limit"
+                }),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn config_parse_builds_the_config() {
+        assert_eq!(
+            Config::parse("strict_two_level", 5, "unlimited"),
+            Ok(Config {
+                model: Model::StrictTwoLevel,
+                max_depth: 5,
+                missing_limit: MissingLimit::Unlimited,
+            })
+        );
+        assert_eq!(
+            Config::parse("nested", DEFAULT_MAX_DEPTH, "zero"),
+            Ok(Config::default())
+        );
+        assert_eq!(
+            Config::parse("flat", 1, "zero"),
+            Ok(Config {
+                max_depth: 1,
+                ..Config::new(Model::Flat)
+            })
+        );
+    }
+
+    #[test]
+    fn config_parse_checks_model_then_depth_then_missing_limit() {
+        let unknown = Error::UnknownModel {
+            name: "cgroup".into(),
+        };
+        assert_eq!(Config::parse("cgroup", 0, "bogus"), Err(unknown.clone()));
+        assert_eq!(Config::parse("cgroup", 64, "zero"), Err(unknown));
+        let depth = Error::InvalidConfig { field: "max-depth" };
+        assert_eq!(Config::parse("flat", 0, "bogus"), Err(depth.clone()));
+        assert_eq!(Config::parse("nested", 0, "zero"), Err(depth));
+        assert_eq!(
+            Config::parse("nested", 64, "bogus"),
+            Err(Error::InvalidConfig {
+                field: "missing-limit"
+            })
+        );
+    }
+
+    #[test]
+    fn invalid_config_names_its_field() {
+        let e = Config::parse("nested", 64, "x").unwrap_err();
+        assert_eq!(e.kind(), "invalid-config");
+        assert_eq!(
+            e.to_string(),
+            "configuration value missing-limit is out of range"
+        );
+        assert_eq!(
+            Config::parse("nested", 0, "zero").unwrap_err().to_string(),
+            "configuration value max-depth is out of range"
+        );
     }
 }

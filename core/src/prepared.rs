@@ -78,11 +78,14 @@ impl Hasher for NodeHasher {
 /// decisions.
 ///
 /// Two ways to decide: by name ([`evaluate`](Self::evaluate)), or by the
-/// numbers the prepared gives for a project ([`locate`](Self::locate)) and
-/// for each resource name ([`resource_number`](Self::resource_number)),
-/// which is what a host across the WebAssembly boundary uses
-/// ([`evaluate_numbers`](Self::evaluate_numbers)): no string is copied or
-/// looked up per decision.
+/// numbers the prepared gives for a request
+/// ([`number_request`](Self::number_request): the project's node and path,
+/// and a number per resource name, with `evaluate`'s request errors in
+/// `evaluate`'s order), which is what a host across the WebAssembly
+/// boundary uses ([`evaluate_numbers`](Self::evaluate_numbers)): no string
+/// is copied or looked up per decision. [`locate`](Self::locate) and
+/// [`resource_number`](Self::resource_number) give the same numbers one at
+/// a time, without the request's checks.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     model: Model,
@@ -124,6 +127,21 @@ impl PathDecision {
 pub struct Location<'a> {
     pub node: u32,
     pub path: Vec<&'a str>,
+}
+
+/// A request numbered by [`Prepared::number_request`]: what
+/// [`evaluate_numbers`](Prepared::evaluate_numbers) takes for it, and the
+/// path its `subtree` and `generations` lists follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberedRequest {
+    /// The project's node number (as [`Prepared::locate`] gives it).
+    pub node: u32,
+    /// The project, then each ancestor up to the root (as
+    /// [`Prepared::path`] gives it).
+    pub path: Vec<String>,
+    /// One number per resource name, in the order the names were given
+    /// (as [`Prepared::resource_number`] gives them).
+    pub resources: Vec<u32>,
 }
 
 /// The resources of one decision, each with its name (for order and
@@ -267,6 +285,44 @@ impl Prepared {
         }
     }
 
+    /// Numbers a request of `project` for `resources` (the resource
+    /// names of its deltas, in order), or reports exactly the error
+    /// [`evaluate`](crate::evaluate) reports for a request with that
+    /// project and those names, whatever its deltas, once the config, tree
+    /// and limits are known good: the request's own checks (an empty
+    /// project, an empty resource name, the smallest name given twice),
+    /// then an unknown project. So a resource named twice is reported even
+    /// when the project is unknown too.
+    ///
+    /// Numbers are the ones [`resource_number`](Self::resource_number)
+    /// gives (a name new to this prepared is numbered here, and only when
+    /// the request is good); the node and path are the ones
+    /// [`locate`](Self::locate) gives.
+    pub fn number_request(&mut self, project: &str, resources: &[&str]) -> Result<NumberedRequest> {
+        // evaluate's order: the request (`check_request`), then the tree
+        // and limits (checked by `new`), then the requesting project.
+        check_request(project, resources)?;
+        let node = self.require(project)?;
+        let numbers = resources
+            .iter()
+            .map(|name| match self.numbers.get(*name) {
+                Some(&number) => number,
+                // Non-empty: checked above.
+                None => self.intern(name, ResourceLimits::default()),
+            })
+            .collect();
+        Ok(NumberedRequest {
+            // As in `locate`: below the number of nodes.
+            node: node as u32,
+            path: self
+                .nodes(node)
+                .iter()
+                .map(|&n| self.ids[n].clone())
+                .collect(),
+            resources: numbers,
+        })
+    }
+
     /// The limit of `node` given its resource's limits (`None`: the
     /// resource has no limit anywhere).
     fn limit(&self, table: Option<&ResourceLimits>, node: usize) -> Limit {
@@ -308,9 +364,11 @@ impl Prepared {
         self.decide_at(node, &resources, &amounts, local, subtree, generations)
     }
 
-    /// [`evaluate`](Self::evaluate) by numbers: `node` from
-    /// [`locate`](Self::locate), and per delta a resource number from
-    /// [`resource_number`](Self::resource_number) with its amount. The same
+    /// [`evaluate`](Self::evaluate) by numbers: `node` and per delta a
+    /// resource number (with its amount) from
+    /// [`number_request`](Self::number_request) (or from
+    /// [`locate`](Self::locate) and
+    /// [`resource_number`](Self::resource_number)). The same
     /// decision and errors as `evaluate` for the project and names the
     /// numbers stand for; a number this prepared never gave is
     /// `shape-mismatch` (field `node` or `resource`, `expected` being how
@@ -667,6 +725,61 @@ mod tests {
                 .kind(),
             "duplicate-resource"
         );
+    }
+
+    #[test]
+    fn number_request_reports_evaluates_request_errors_in_its_order() {
+        let mut p = Prepared::new(&Config::default(), &tree(), &servers(5)).unwrap();
+        let snapshot = Snapshot {
+            projects: tree(),
+            limits: servers(5),
+            ..Snapshot::default()
+        };
+        // (project, resources, the error kind)
+        let cases: [(&str, &[&str], &str); 7] = [
+            ("", &["servers"], "empty-id"),
+            ("", &[""], "empty-id"),
+            ("a", &["servers", ""], "empty-id"),
+            ("ghost", &["", "servers"], "empty-id"),
+            ("a", &["ram", "servers", "ram"], "duplicate-resource"),
+            ("ghost", &["servers", "servers"], "duplicate-resource"),
+            ("ghost", &["servers"], "unknown-project"),
+        ];
+        for (project, resources, kind) in cases {
+            let request = crate::Request::new(
+                project,
+                resources.iter().map(|r| Delta::new(*r, 1)).collect(),
+            );
+            let want = evaluate(&Config::default(), &snapshot, &request).unwrap_err();
+            assert_eq!(want.kind(), kind, "{project:?} {resources:?}");
+            assert_eq!(p.number_request(project, resources), Err(want));
+        }
+        // A bad request numbers nothing: "ram" is still new here.
+        let before = p.names.len();
+        let ram = p.resource_number("ram").unwrap();
+        assert_eq!(ram as usize, before);
+    }
+
+    #[test]
+    fn number_request_gives_locate_and_resource_numbers() {
+        let mut p = Prepared::new(&Config::default(), &tree(), &servers(5)).unwrap();
+        let got = p.number_request("a", &["ram", "servers", "disk"]).unwrap();
+        let location = p.locate("a").unwrap();
+        assert_eq!(got.node, location.node);
+        assert_eq!(got.path, location.path);
+        assert_eq!(got.path, vec!["a", "org"]);
+        let again: Vec<u32> = ["ram", "servers", "disk"]
+            .iter()
+            .map(|r| p.resource_number(r).unwrap())
+            .collect();
+        assert_eq!(got.resources, again);
+        assert_eq!(p.number_request("org", &[]).unwrap().path, vec!["org"]);
+        let deltas: Vec<(u32, i64)> = got.resources.iter().map(|&r| (r, 1)).collect();
+        // ram and disk have no limit: missing-limit zero refuses them.
+        let refused = p
+            .evaluate_numbers(got.node, &deltas, &[0; 3], &[0; 6], &[1, 2])
+            .unwrap();
+        assert!(!refused.is_admitted());
     }
 
     #[test]

@@ -57,15 +57,19 @@ impl<'a> Tree<'a> {
 
     /// Builds as much of the tree as is well-formed, and pushes every
     /// problem found to `problems` in check order. A node with an empty or
-    /// unknown parent is treated as a root, a repeated id keeps its first
-    /// entry, and nodes in or under a cycle are left without a depth.
+    /// unknown parent is treated as a root, a repeated id keeps its entry
+    /// with the smallest parent (a root first), whatever the order it was
+    /// listed in, and nodes in or under a cycle are left without a depth.
     pub(crate) fn analyse(
         projects: &'a [Project],
         max_depth: u32,
         problems: &mut Vec<Error>,
     ) -> Self {
         let mut sorted: Vec<&'a Project> = projects.iter().collect();
-        sorted.sort_by(|a, b| a.id.cmp(&b.id));
+        // By id, then parent: which entry of a repeated id is kept (and so
+        // which later findings `validate` reports) does not depend on the
+        // order the caller listed them in.
+        sorted.sort_by(|a, b| (&a.id, &a.parent).cmp(&(&b.id, &b.parent)));
 
         if sorted.iter().any(|p| p.id.is_empty()) {
             problems.push(Error::EmptyId {

@@ -71,10 +71,16 @@ pub(crate) fn count(
 }
 
 /// Checks every entry and returns them with their nodes, in (project,
-/// resource) order; the first problem in that order is the one reported.
+/// resource) order. Entries are taken in byte order of (project id,
+/// resource name) and each entry's first problem, in the order empty
+/// project id, empty resource name, negative usage, unknown project, a
+/// project `allowed` refuses (off the path: `inconsistent-usage`), then
+/// the same pair as the entry before it, is reported: so the smallest bad
+/// entry wins, whatever its problem.
 fn checked_entries<'u>(
     entries: &'u [UsageEntry],
     tree: &Tree<'_>,
+    allowed: impl Fn(usize) -> bool,
 ) -> Result<Vec<(usize, &'u UsageEntry)>> {
     // The common case, every entry well-formed and of a known project, is
     // ordered by node instead of by project id: node order is id order
@@ -86,11 +92,11 @@ fn checked_entries<'u>(
         let node = if e.resource.is_empty() || e.usage < 0 {
             None
         } else {
-            tree.lookup(&e.project)
+            tree.lookup(&e.project).filter(|&node| allowed(node))
         };
         match node {
             Some(node) => out.push((node, e)),
-            None => return checked_entries_in_order(entries, tree),
+            None => return checked_entries_in_order(entries, tree, allowed),
         }
     }
     out.sort_by(|(na, a), (nb, b)| (na, &a.resource, a.usage).cmp(&(nb, &b.resource, b.usage)));
@@ -112,6 +118,7 @@ fn checked_entries<'u>(
 fn checked_entries_in_order<'u>(
     entries: &'u [UsageEntry],
     tree: &Tree<'_>,
+    allowed: impl Fn(usize) -> bool,
 ) -> Result<Vec<(usize, &'u UsageEntry)>> {
     let mut sorted: Vec<&UsageEntry> = entries.iter().collect();
     sorted.sort_by(|a, b| {
@@ -137,6 +144,12 @@ fn checked_entries_in_order<'u>(
             });
         }
         let node = tree.require(&e.project)?;
+        if !allowed(node) {
+            return Err(Error::InconsistentUsage {
+                project: e.project.clone(),
+                resource: e.resource.clone(),
+            });
+        }
         if out
             .last()
             .is_some_and(|(_, last)| last.project == e.project && last.resource == e.resource)
@@ -157,7 +170,7 @@ fn count_local(
     path: &[usize],
     resources: &[&str],
 ) -> Result<PathCounts> {
-    let entries = checked_entries(entries, tree)?;
+    let entries = checked_entries(entries, tree, |_| true)?;
     let wanted: BTreeMap<&str, usize> =
         resources.iter().enumerate().map(|(i, r)| (*r, i)).collect();
     let len = path.len();
@@ -220,11 +233,13 @@ fn count_path(
             usage: u.usage,
         })
         .collect();
-    let local_checked = checked_entries(&local_entries, tree)?;
-    let subtree_checked = checked_entries(&usage.subtree, tree)?;
-
     // Position of each path node, to place (and reject off-path) entries.
     let position: BTreeMap<usize, usize> = path.iter().enumerate().map(|(k, n)| (*n, k)).collect();
+    // The local list, then the subtree list; an off-path subtree entry is
+    // a problem of that entry, found in entry order (see `checked_entries`).
+    let local_checked = checked_entries(&local_entries, tree, |_| true)?;
+    let subtree_checked =
+        checked_entries(&usage.subtree, tree, |node| position.contains_key(&node))?;
     let mut local_of: BTreeMap<&str, i64> = BTreeMap::new();
     for (_, e) in &local_checked {
         local_of.insert(&e.resource, e.usage);
@@ -232,6 +247,7 @@ fn count_path(
     let mut subtree_of: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
     for (node, e) in &subtree_checked {
         let Some(&k) = position.get(node) else {
+            // Not reached: `checked_entries` rejected off-path entries.
             return Err(Error::InconsistentUsage {
                 project: e.project.clone(),
                 resource: e.resource.clone(),

@@ -55,6 +55,7 @@ fn run_case(case: &Value) -> Result<(), String> {
         "max-count" => (run_max_count(case)?, None),
         "validate" => (run_validate(case)?, None),
         "oslo-check" => (run_oslo(case)?, None),
+        "prepared" => (run_prepared(case)?, None),
         "consume" => {
             let (outcome, calls) = run_consume(case)?;
             (outcome, Some(calls))
@@ -130,11 +131,14 @@ fn config(case: &Value) -> Result<Result<Config, String>, String> {
             .ok_or("bad max_depth")?;
     }
     if let Some(m) = c.get("missing_limit") {
-        config.missing_limit = match m.as_str() {
-            Some("zero") => MissingLimit::Zero,
-            Some("unlimited") => MissingLimit::Unlimited,
-            _ => return Err(format!("bad missing_limit {m}")),
-        };
+        match m
+            .as_str()
+            .ok_or("missing_limit is not a string")?
+            .parse::<MissingLimit>()
+        {
+            Ok(m) => config.missing_limit = m,
+            Err(e) => return Ok(Err(e.kind().to_string())),
+        }
     }
     Ok(Ok(config))
 }
@@ -274,6 +278,63 @@ fn run_evaluate(case: &Value) -> Result<Outcome, String> {
     let req = request(case)?;
     with_config(case, |c| {
         evaluate(c, &snap, &req).map(|d| decision_json(&d))
+    })
+}
+
+fn i64s(case: &Value, key: &str) -> Result<Vec<i64>, String> {
+    case.get(key)
+        .and_then(Value::as_array)
+        .ok_or_else(|| format!("missing list {key:?}"))?
+        .iter()
+        .map(|v| v.as_i64().ok_or_else(|| format!("bad {key} entry {v}")))
+        .collect()
+}
+
+/// Prepares (config, tree, limits), numbers the request, then decides by
+/// numbers; an error at any step is the case's error. The result is
+/// evaluate's shape, its claim named from the path and the generations
+/// passed, plus the project's `path`.
+fn run_prepared(case: &Value) -> Result<Outcome, String> {
+    let snap = snapshot(&case["snapshot"])?;
+    let req = request(case)?;
+    let local = i64s(case, "local")?;
+    let subtree = i64s(case, "subtree")?;
+    let generations: Vec<u64> = case
+        .get("generations")
+        .and_then(Value::as_array)
+        .ok_or("missing list \"generations\"")?
+        .iter()
+        .map(|v| v.as_u64().ok_or_else(|| format!("bad generation {v}")))
+        .collect::<Result<_, _>>()?;
+    with_config(case, |c| {
+        let mut prepared = Prepared::new(c, &snap.projects, &snap.limits)?;
+        let names: Vec<&str> = req.deltas.iter().map(|d| d.resource.as_str()).collect();
+        let numbered = prepared.number_request(&req.project, &names)?;
+        let deltas: Vec<(u32, i64)> = numbered
+            .resources
+            .iter()
+            .zip(&req.deltas)
+            .map(|(&r, d)| (r, d.delta))
+            .collect();
+        let decision =
+            prepared.evaluate_numbers(numbered.node, &deltas, &local, &subtree, &generations)?;
+        let mut out = match decision {
+            PathDecision::Admitted { claim } => {
+                let claim: Vec<ClaimEntry> = claim
+                    .iter()
+                    .map(|&k| ClaimEntry {
+                        project: numbered.path[k as usize].clone(),
+                        generation: generations[k as usize],
+                    })
+                    .collect();
+                json!({"admitted": true, "claim": claim_json(&claim)})
+            }
+            PathDecision::Refused { violations } => {
+                json!({"admitted": false, "violations": violations_json(&violations)})
+            }
+        };
+        out["path"] = json!(numbered.path);
+        Ok(out)
     })
 }
 

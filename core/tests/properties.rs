@@ -311,8 +311,12 @@ fn shuffled(sc: &Scenario) -> Scenario {
     shuffle(&mut out.snapshot.projects, &mut seed);
     shuffle(&mut out.snapshot.limits.registered, &mut seed);
     shuffle(&mut out.snapshot.limits.project, &mut seed);
-    if let Usage::Local(entries) = &mut out.snapshot.usage {
-        shuffle(entries, &mut seed);
+    match &mut out.snapshot.usage {
+        Usage::Local(entries) => shuffle(entries, &mut seed),
+        Usage::Path(path) => {
+            shuffle(&mut path.local, &mut seed);
+            shuffle(&mut path.subtree, &mut seed);
+        }
     }
     shuffle(&mut out.snapshot.generations, &mut seed);
     shuffle(&mut out.request.deltas, &mut seed);
@@ -346,6 +350,200 @@ fn path_form(sc: &Scenario) -> Scenario {
         subtree: subtree_usage,
     });
     out
+}
+
+// ---- input with problems ------------------------------------------------------
+
+/// One addition to a well-formed scenario, which may make it invalid in any
+/// of the ways the core checks for: (what to add, which project, which
+/// resource, which second project, a value).
+type Mess = (
+    u8,
+    prop::sample::Index,
+    prop::sample::Index,
+    prop::sample::Index,
+    i64,
+);
+
+fn messes() -> impl Strategy<Value = (bool, Vec<Mess>)> {
+    (
+        any::<bool>(),
+        proptest::collection::vec(
+            (
+                0u8..8,
+                any::<prop::sample::Index>(),
+                any::<prop::sample::Index>(),
+                any::<prop::sample::Index>(),
+                -3i64..12,
+            ),
+            0..5,
+        ),
+    )
+}
+
+/// `sc` with usage in the path form when `path` says so, then each of
+/// `messes` added: projects (repeated, with unknown, empty or cyclic
+/// parents), limits, usage and generations naming unknown or empty
+/// projects and resources or repeating one, negative values, and deltas.
+/// Most results are invalid input; the rest decide.
+fn messed(sc: &Scenario, path: bool, messes: &[Mess]) -> Scenario {
+    let mut out = if path { path_form(sc) } else { sc.clone() };
+    let n = sc.snapshot.projects.len();
+    let project = |i: &prop::sample::Index| -> String {
+        match i.index(n + 2) {
+            k if k < n => format!("p{k}"),
+            k if k == n => "ghost".into(),
+            _ => String::new(),
+        }
+    };
+    let resource = |i: &prop::sample::Index| -> String {
+        match i.index(RESOURCES.len() + 2) {
+            k if k < RESOURCES.len() => RESOURCES[k].into(),
+            k if k == RESOURCES.len() => "disk".into(),
+            _ => String::new(),
+        }
+    };
+    let s = &mut out.snapshot;
+    for (what, p, r, q, value) in messes {
+        match what {
+            0 => s.projects.push(Project {
+                id: project(p),
+                parent: (value % 3 != 0).then(|| project(q)),
+            }),
+            1 => s.limits.registered.push(RegisteredLimit {
+                resource: resource(r),
+                limit: *value - 1,
+            }),
+            2 => s.limits.project.push(ProjectLimit {
+                project: project(p),
+                resource: resource(r),
+                limit: *value - 1,
+            }),
+            3 | 4 => match &mut s.usage {
+                Usage::Local(entries) => entries.push(UsageEntry {
+                    project: project(p),
+                    resource: resource(r),
+                    usage: *value - 1,
+                }),
+                Usage::Path(path) if *what == 3 => path.subtree.push(UsageEntry {
+                    project: project(p),
+                    resource: resource(r),
+                    usage: *value - 1,
+                }),
+                Usage::Path(path) => path.local.push(ResourceUsage {
+                    resource: resource(r),
+                    usage: *value - 1,
+                }),
+            },
+            5 => s.generations.push(Generation {
+                project: project(p),
+                generation: value.unsigned_abs(),
+            }),
+            6 => out.request.deltas.push(Delta::new(resource(r), *value - 3)),
+            _ => out.request.project = project(p),
+        }
+    }
+    out
+}
+
+/// The path form's usage check as `conformance/README.md` states it, done
+/// naively: `path.local` by resource name, then `path.subtree` by project
+/// id and resource name, each entry's first problem (empty ids, negative,
+/// unknown project, off the path, the same pair as the entry before), then
+/// consistency by resource name from the project up. `None`: no problem.
+fn path_usage_error(s: &Snapshot, project: &str) -> Option<Error> {
+    let Usage::Path(usage) = &s.usage else {
+        unreachable!("path form only")
+    };
+    let path = ancestry(s, project);
+    let mut local: Vec<&ResourceUsage> = usage.local.iter().collect();
+    local.sort_by(|a, b| (&a.resource, a.usage).cmp(&(&b.resource, b.usage)));
+    for (i, e) in local.iter().enumerate() {
+        if e.resource.is_empty() {
+            return Some(Error::EmptyId {
+                what: IdKind::Resource,
+            });
+        }
+        if e.usage < 0 {
+            return Some(Error::NegativeUsage {
+                project: project.into(),
+                resource: e.resource.clone(),
+                usage: e.usage,
+            });
+        }
+        if i > 0 && local[i - 1].resource == e.resource {
+            return Some(Error::DuplicateUsage {
+                project: project.into(),
+                resource: e.resource.clone(),
+            });
+        }
+    }
+    let mut subtree: Vec<&UsageEntry> = usage.subtree.iter().collect();
+    subtree.sort_by(|a, b| {
+        (&a.project, &a.resource, a.usage).cmp(&(&b.project, &b.resource, b.usage))
+    });
+    for (i, e) in subtree.iter().enumerate() {
+        let (p, r) = (e.project.clone(), e.resource.clone());
+        if p.is_empty() {
+            return Some(Error::EmptyId {
+                what: IdKind::Project,
+            });
+        }
+        if r.is_empty() {
+            return Some(Error::EmptyId {
+                what: IdKind::Resource,
+            });
+        }
+        if e.usage < 0 {
+            return Some(Error::NegativeUsage {
+                project: p,
+                resource: r,
+                usage: e.usage,
+            });
+        }
+        if !s.projects.iter().any(|q| q.id == p) {
+            return Some(Error::UnknownProject { project: p });
+        }
+        if !path.contains(&p) {
+            return Some(Error::InconsistentUsage {
+                project: p,
+                resource: r,
+            });
+        }
+        if i > 0 && subtree[i - 1].project == p && subtree[i - 1].resource == r {
+            return Some(Error::DuplicateUsage {
+                project: p,
+                resource: r,
+            });
+        }
+    }
+    let mut resources: Vec<&str> = local
+        .iter()
+        .map(|e| e.resource.as_str())
+        .chain(subtree.iter().map(|e| e.resource.as_str()))
+        .collect();
+    resources.sort_unstable();
+    resources.dedup();
+    for r in resources {
+        let mut below = local
+            .iter()
+            .find(|e| e.resource == r)
+            .map_or(0, |e| e.usage);
+        for a in &path {
+            let value = subtree
+                .iter()
+                .find(|e| &e.project == a && e.resource == r)
+                .map_or(0, |e| e.usage);
+            if value < below {
+                return Some(Error::InconsistentUsage {
+                    project: a.clone(),
+                    resource: r.into(),
+                });
+            }
+            below = value;
+        }
+    }
+    None
 }
 
 // ---- prepared decisions -----------------------------------------------------
@@ -510,6 +708,84 @@ proptest! {
         prop_assert_eq!(by_number, by_name);
     }
 
+    /// `number_request` reports exactly the request error `evaluate`
+    /// reports (empty project, empty or repeated resource name, unknown
+    /// project, in evaluate's order), and when it numbers the request,
+    /// deciding by those numbers is deciding by names: the same path, the
+    /// numbers `resource_number` gives, and `evaluate`'s outcome.
+    #[test]
+    fn number_request_matches_evaluate(
+        sc in scenario(),
+        project_tweak in 0u8..6,
+        tweaks in proptest::collection::vec((0u8..3, any::<prop::sample::Index>(), -3i64..6), 0..3),
+    ) {
+        let mut request = sc.request.clone();
+        match project_tweak {
+            4 => request.project = String::new(),
+            5 => request.project = "ghost".into(),
+            _ => {}
+        }
+        // Insert an empty name, a name already in the request, or a name
+        // no limit knows, at any position.
+        for (kind, at, delta) in tweaks {
+            let name = match kind {
+                0 => String::new(),
+                1 if !request.deltas.is_empty() => {
+                    request.deltas[at.index(request.deltas.len())].resource.clone()
+                }
+                1 => "servers".into(),
+                _ => "disk".into(),
+            };
+            let position = at.index(request.deltas.len() + 1);
+            request.deltas.insert(position, Delta::new(name, delta));
+        }
+        let s = &sc.snapshot;
+        let want = evaluate(&sc.config, s, &request);
+        let mut prepared = Prepared::new(&sc.config, &s.projects, &s.limits).unwrap();
+        let names: Vec<&str> = request.deltas.iter().map(|d| d.resource.as_str()).collect();
+        match prepared.number_request(&request.project, &names) {
+            Err(e) => {
+                prop_assert!(
+                    matches!(e.kind(), "empty-id" | "duplicate-resource" | "unknown-project"),
+                    "{:?}", e
+                );
+                prop_assert_eq!(want, Err(e));
+            }
+            Ok(numbered) => {
+                if let Err(e) = &want {
+                    prop_assert!(
+                        !matches!(e.kind(), "empty-id" | "duplicate-resource" | "unknown-project"),
+                        "evaluate failed with {:?} where number_request numbered", e
+                    );
+                }
+                let want_path = ancestry(s, &request.project);
+                prop_assert_eq!(&numbered.path, &want_path);
+                prop_assert_eq!(numbered.node, prepared.locate(&request.project).unwrap().node);
+                for (name, &number) in names.iter().zip(&numbered.resources) {
+                    prop_assert_eq!(prepared.resource_number(name), Ok(number));
+                }
+                let path: Vec<&str> = numbered.path.iter().map(String::as_str).collect();
+                let project = request.project.as_str();
+                let local: Vec<i64> = names.iter().map(|r| local(s, project, r)).collect();
+                let subtree: Vec<i64> = path
+                    .iter()
+                    .flat_map(|a| names.iter().map(move |r| subtree(s, a, r)))
+                    .collect();
+                let generations: Vec<u64> = path.iter().map(|a| generation_of(s, a)).collect();
+                let deltas: Vec<(u32, i64)> = numbered
+                    .resources
+                    .iter()
+                    .zip(&request.deltas)
+                    .map(|(&r, d)| (r, d.delta))
+                    .collect();
+                let got = prepared
+                    .evaluate_numbers(numbered.node, &deltas, &local, &subtree, &generations)
+                    .map(|d| by_id(d, &path, &generations));
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+
     /// The core and the reference never disagree.
     #[test]
     fn core_matches_reference(sc in scenario()) {
@@ -524,6 +800,56 @@ proptest! {
             evaluate(&sc.config, &sc.snapshot, &sc.request),
             evaluate(&other.config, &other.snapshot, &other.request)
         );
+    }
+
+    /// No answer depends on the order in which the caller listed projects,
+    /// limits, usage entries (either form), generations or deltas: on
+    /// input with any mix of problems, evaluate's outcome (result or the
+    /// error, with its fields), validate's findings, headroom and
+    /// max-count are the same for any order.
+    #[test]
+    fn outcome_ignores_input_order_even_on_bad_input(sc in scenario(), (path, messes) in messes()) {
+        let sc = messed(&sc, path, &messes);
+        let other = shuffled(&sc);
+        let (c, s, o) = (&sc.config, &sc.snapshot, &other.snapshot);
+        prop_assert_eq!(evaluate(c, s, &sc.request), evaluate(c, o, &other.request));
+        prop_assert_eq!(validate(c, &s.projects, &s.limits), validate(c, &o.projects, &o.limits));
+        let names: Vec<String> = sc.request.deltas.iter().map(|d| d.resource.clone()).collect();
+        let other_names: Vec<String> = other.request.deltas.iter().map(|d| d.resource.clone()).collect();
+        prop_assert_eq!(
+            headroom(c, s, &sc.request.project, &names),
+            headroom(c, o, &other.request.project, &other_names)
+        );
+        prop_assert_eq!(
+            max_count(c, s, &sc.request.project, &sc.request.deltas),
+            max_count(c, o, &other.request.project, &other.request.deltas)
+        );
+    }
+
+    /// The path form's usage errors follow the stated rule: entries in byte
+    /// order, the smallest bad entry reported whatever its problem.
+    #[test]
+    fn path_usage_errors_follow_the_entry_order_rule(
+        sc in scenario(),
+        entries in proptest::collection::vec((any::<bool>(), any::<prop::sample::Index>(), any::<prop::sample::Index>(), -2i64..6), 0..5),
+    ) {
+        let messes: Vec<Mess> = entries
+            .into_iter()
+            .map(|(subtree, p, r, v)| (if subtree { 3 } else { 4 }, p, r, r, v))
+            .collect();
+        let sc = messed(&sc, true, &messes);
+        let want = path_usage_error(&sc.snapshot, &sc.request.project);
+        let got = evaluate(&sc.config, &sc.snapshot, &sc.request);
+        match want {
+            Some(e) => prop_assert_eq!(got, Err(e)),
+            None => prop_assert!(
+                !got.as_ref().is_err_and(|e| matches!(
+                    e.kind(),
+                    "empty-id" | "negative-usage" | "unknown-project" | "inconsistent-usage" | "duplicate-usage"
+                )),
+                "{:?}", got
+            ),
+        }
     }
 
     /// Local usage and usage pre-summed for the path give the same decision.

@@ -418,11 +418,9 @@ def _get_keystone_connection():
 
 # ---- the enforcer -----------------------------------------------------------
 
-# Every resource name handed to the component is prefixed, so that names
-# oslo.limit accepts but Delimiter's native rules reject (the empty string)
-# pass through unchanged. A common prefix keeps the name order, which is
-# the order of oslo.limit's checks and of its over_limit_info_list.
-_PREFIX = "r:"
+# Resource names go to the component unchanged, and come back unchanged:
+# its oslo-check accepts every name oslo.limit accepts, the empty string
+# included.
 
 
 class Enforcer:
@@ -488,11 +486,11 @@ class Enforcer:
             if project_id is not None:
                 limit = limits.project_limit(project_id, name)
                 if limit is not None:
-                    project.append(_d.ResourceLimit(_PREFIX + name, limit))
+                    project.append(_d.ResourceLimit(name, limit))
                     continue
             limit = limits.registered_limit(name)
             if limit is not None:
-                registered.append(_d.ResourceLimit(_PREFIX + name, limit))
+                registered.append(_d.ResourceLimit(name, limit))
 
         current_usage = self._usage_callback(project_id, resources_to_check)
 
@@ -503,28 +501,24 @@ class Enforcer:
         for name in resources_to_check:
             if name not in current_usage:
                 break
-            usage.append(_d.ResourceUsage(_PREFIX + name, int(current_usage[name])))
-            check_deltas.append(_d.Delta(_PREFIX + name, int(deltas[name])))
+            usage.append(_d.ResourceUsage(name, int(current_usage[name])))
+            check_deltas.append(_d.Delta(name, int(deltas[name])))
         for name in resources_to_check[len(check_deltas):]:
-            check_deltas.append(_d.Delta(_PREFIX + name, int(deltas[name])))
+            check_deltas.append(_d.Delta(name, int(deltas[name])))
 
         check = _d.OsloCheck(project_id, check_deltas, registered, project, usage)
         try:
             over = _d.oslo_check(check)
         except _d.InvalidInput as e:
-            resource_name = (e.resource or "")[len(_PREFIX):]
             if e.kind == "missing-usage":
-                raise ValueError(f"unable to get current usage for {resource_name}") from None
-            # Anything else (a sum beyond 64 bits): the component's error,
-            # naming the resource as the caller did.
-            fields = dict(e.fields, resource=resource_name) if e.resource else e.fields
-            message = str(e).replace(f'"{_PREFIX}', '"')
-            raise _d.InvalidInput(e.kind, message, **fields) from None
+                raise ValueError(f"unable to get current usage for {e.resource or ''}") from None
+            # Anything else (a sum beyond 64 bits) is the component's error
+            # as it is.
+            raise
 
         if over:
             over_limit_list = [
-                OverLimitInfo(o.resource_name[len(_PREFIX):], o.limit, o.current_usage, o.delta)
-                for o in over
+                OverLimitInfo(o.resource_name, o.limit, o.current_usage, o.delta) for o in over
             ]
             LOG.debug("hit limit for project: %s", over_limit_list)
             raise ProjectOverLimit(project_id, over_limit_list)
