@@ -100,6 +100,27 @@ impl Default for Usage {
     }
 }
 
+impl Default for PathUsage {
+    fn default() -> Self {
+        PathUsage {
+            local: Vec::new(),
+            subtree: Vec::new(),
+        }
+    }
+}
+
+impl Default for Snapshot {
+    /// No projects, limits, usage or generations.
+    fn default() -> Self {
+        Snapshot {
+            projects: Vec::new(),
+            limits: Limits::default(),
+            usage: Usage::default(),
+            generations: Vec::new(),
+        }
+    }
+}
+
 impl Generation {
     pub fn new(project: impl Into<String>, generation: u64) -> Self {
         Generation {

@@ -2,11 +2,13 @@
 //! WebAssembly component.
 //!
 //! Every decision is made by the component (`wit/delimiter.wit`), embedded
-//! in this crate and run with wasmtime, so a Rust service gets byte for
-//! byte the answers every other host gets. This crate holds plain data
-//! types, converts them at the edge, and keeps guest faults apart from
-//! quota answers: a trap, fuel exhaustion or a memory-limit hit is
-//! [`Error::GuestFault`], never an over-limit or an invalid input.
+//! with wasmtime by `delimiter-embed` (the one embedding every Rust-written
+//! host shares), so a Rust service gets byte for byte the answers every
+//! other host gets. The data types are the ones generated from the WIT;
+//! guest faults are kept apart from quota answers: a trap, fuel exhaustion
+//! or a memory-limit hit is [`Error::GuestFault`], never an over-limit or an
+//! invalid input. This crate adds the free functions, the ready-made
+//! [`Store`]s (memory, SQLite, PostgreSQL, MariaDB) and the CLI.
 //!
 //! ```
 //! use delimiter::*;
@@ -28,15 +30,12 @@
 //!
 //! // b may add one server: the claim says which rows to compare-and-update.
 //! let one = Request::new("b", vec![Delta::new("servers", 1)]);
-//! let Decision::Admitted { claim } = evaluate(&config, &snapshot, &one)? else { panic!() };
-//! assert_eq!(claim, vec![
-//!     ClaimEntry { project: "b".into(), generation: 7 },
-//!     ClaimEntry { project: "org".into(), generation: 41 },
-//! ]);
+//! let Decision::Admitted(claim) = evaluate(&config, &snapshot, &one)? else { panic!() };
+//! assert_eq!(claim, vec![ClaimEntry::new("b", 7), ClaimEntry::new("org", 41)]);
 //!
 //! // Two would overrun the parent, though b's own limit has room.
 //! let two = Request::new("b", vec![Delta::new("servers", 2)]);
-//! let Decision::Refused { violations } = evaluate(&config, &snapshot, &two)? else { panic!() };
+//! let Decision::Refused(violations) = evaluate(&config, &snapshot, &two)? else { panic!() };
 //! assert_eq!((violations[0].project.as_str(), violations[0].usage), ("org", 9));
 //!
 //! // Or let the component drive the whole read, decide, commit, retry loop
@@ -48,10 +47,14 @@
 //! assert_eq!(done.attempts, 1);
 //! assert_eq!(store.usage("b", "servers"), 1);
 //!
-//! // Errors say what is wrong, with the fields to branch on.
+//! // Errors say what is wrong, with the fields to branch on and the core's
+//! // own message (the same text on every host).
 //! let stranger = Request::new("nobody", vec![Delta::new("servers", 1)]);
 //! match evaluate(&config, &snapshot, &stranger) {
-//!     Err(Error::Invalid(InvalidInput::UnknownProject { project })) => assert_eq!(project, "nobody"),
+//!     Err(Error::Invalid(Invalid { input: InvalidInput::UnknownProject(p), message })) => {
+//!         assert_eq!(p.project, "nobody");
+//!         assert_eq!(message, r#"project "nobody" is not in the tree"#);
+//!     }
 //!     other => panic!("{other:?}"),
 //! }
 //! # Ok::<(), delimiter::Error>(())
@@ -68,39 +71,14 @@
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
-mod claim;
-mod compat;
-mod consume;
-mod convert;
-mod decide;
-mod error;
-mod headroom;
-mod limits;
-mod max_count;
-mod model;
-mod runtime;
-mod snapshot;
 mod stores;
-mod tree;
-mod usage;
-mod validate;
 
-pub use claim::{ClaimEntry, Generation};
-pub use compat::{OsloCheck, OverLimitInfo, ResourceLimit};
-pub use consume::{CommitOutcome, Consumed, RetryPolicy, StorageError, Store};
-pub use decide::{Decision, Delta, Request, Violation};
-pub use error::{Error, FaultKind, GuestFault, IdKind, InvalidInput};
-pub use headroom::{ResourceHeadroom, Room};
-pub use limits::{Limits, ProjectLimit, RegisteredLimit, UNLIMITED};
-pub use max_count::Count;
-pub use model::{Config, DEFAULT_MAX_DEPTH, MissingLimit, Model};
-pub use runtime::{
-    DEFAULT_FUEL, DEFAULT_MEMORY_LIMIT, Enforcer, Prepared, component_size, load_time,
+pub use delimiter_embed::types::*;
+pub use delimiter_embed::{
+    DEFAULT_FUEL, DEFAULT_MEMORY_LIMIT, Enforcer, Error, FaultKind, GuestFault, LoadInfo,
+    Located, Prepared, StorageError, Store, component_size, load_info,
 };
-pub use snapshot::Snapshot;
 pub use stores::{MariadbStore, MemoryStore, PostgresStore, SqliteStore};
-pub use tree::Project;
-pub use usage::{PathUsage, ResourceUsage, Usage, UsageEntry};
 
 use std::cell::RefCell;
 
@@ -110,7 +88,7 @@ thread_local! {
 
 /// Runs `f` on this thread's [`Enforcer`], or on a fresh one when that one
 /// is busy (a call made from inside a [`Store`] callback).
-pub(crate) fn with_enforcer<R>(f: impl FnOnce(&mut Enforcer) -> R) -> R {
+fn with_enforcer<R>(f: impl FnOnce(&mut Enforcer) -> R) -> R {
     ENFORCER.with(|cell| match cell.try_borrow_mut() {
         Ok(mut enforcer) => f(&mut enforcer),
         Err(_) => f(&mut Enforcer::new()),
@@ -138,15 +116,14 @@ pub fn headroom(
     with_enforcer(|e| e.headroom(config, snapshot, project, resources))
 }
 
-/// How many units of `per_unit` `project` can consume now (see
-/// [`Enforcer::max_count`]).
+/// How many units of `request` (its deltas are per unit) its project can
+/// consume now (see [`Enforcer::max_count`]).
 pub fn max_count(
     config: &Config,
     snapshot: &Snapshot,
-    project: &str,
-    per_unit: &[Delta],
+    request: &Request,
 ) -> Result<Count, Error> {
-    with_enforcer(|e| e.max_count(config, snapshot, project, per_unit))
+    with_enforcer(|e| e.max_count(config, snapshot, request))
 }
 
 /// Every finding for `projects` and `limits`; empty when valid (see
@@ -160,8 +137,19 @@ pub fn validate(
 }
 
 /// oslo.limit 2.12's flat check (see [`Enforcer::oslo_check`]).
-pub fn oslo_check(check: &OsloCheck) -> Result<Vec<OverLimitInfo>, Error> {
+pub fn oslo_check(check: &OsloRequest) -> Result<Vec<OverLimitInfo>, Error> {
     with_enforcer(|e| e.oslo_check(check))
+}
+
+/// A model by name: `flat`, `strict-two-level` (or Keystone's
+/// `strict_two_level`) or `nested`; anything else is `unknown-model`.
+pub fn parse_model(name: &str) -> Result<Model, Error> {
+    with_enforcer(|e| e.parse_model(name))
+}
+
+/// A config from names, checked by the core (see [`Enforcer::parse_config`]).
+pub fn parse_config(model: &str, max_depth: u32, missing_limit: &str) -> Result<Config, Error> {
+    with_enforcer(|e| e.parse_config(model, max_depth, missing_limit))
 }
 
 /// Consumes `request` through `store`, retrying on conflicts (see
@@ -174,5 +162,3 @@ pub fn consume(
 ) -> Result<Consumed, Error> {
     with_enforcer(|e| e.consume(config, policy, store, request))
 }
-
-pub use validate::Finding;

@@ -161,7 +161,7 @@ impl Guest for Component {
         missing_limit: String,
     ) -> Result<wit::Config, wit::Invalid> {
         let config =
-            shim_parse_config(&model, max_depth, &missing_limit).map_err(error_out)?;
+            core::Config::parse(&model, max_depth, &missing_limit).map_err(error_out)?;
         Ok(config_out(config))
     }
 
@@ -216,10 +216,12 @@ impl GuestPrepared for Prepared {
     ) -> Result<wit::NumberedRequest, wit::Invalid> {
         let names: Vec<&str> = resources.iter().map(String::as_str).collect();
         let mut prepared = self.0.borrow_mut();
-        let numbered = shim_number(&mut prepared, &project, &names).map_err(error_out)?;
+        let numbered = prepared
+            .number_request(&project, &names)
+            .map_err(error_out)?;
         Ok(wit::NumberedRequest {
             node: numbered.node,
-            path: numbered.path.into_iter().map(str::to_string).collect(),
+            path: numbered.path,
             resources: numbered.resources,
         })
     }
@@ -561,25 +563,4 @@ fn input_out(e: core::Error) -> wit::InvalidInput {
             actual,
         }),
     }
-}
-
-// TEMPORARY until the core's own functions land (branch core-rules).
-fn shim_parse_config(model: &str, max_depth: u32, missing: &str) -> core::Result<core::Config> {
-    let model: core::Model = model.parse()?;
-    if max_depth == 0 {
-        return Err(core::Error::InvalidConfig { field: "max-depth" });
-    }
-    let missing_limit = match missing {
-        "zero" => core::MissingLimit::Zero,
-        "unlimited" => core::MissingLimit::Unlimited,
-        _ => return Err(core::Error::InvalidConfig { field: "missing-limit" }),
-    };
-    Ok(core::Config { model, max_depth, missing_limit })
-}
-struct ShimNumbered<'a> { node: u32, path: Vec<&'a str>, resources: Vec<u32> }
-fn shim_number<'a>(p: &'a mut core::Prepared, project: &str, names: &[&str]) -> core::Result<ShimNumbered<'a>> {
-    let mut resources = Vec::new();
-    for n in names { resources.push(p.resource_number(n)?); }
-    let loc = p.locate(project)?;
-    Ok(ShimNumbered { node: loc.node, path: loc.path, resources })
 }
