@@ -39,11 +39,26 @@ component:
     @cargo run --quiet -p delimiter-component-encode
     @cp target/delimiter.wasm embed/delimiter.wasm
 
-# Run the shared vectors on every host: one line per host.
+# Run the shared vectors on every host: one line per host,
+# `conformance <host>: N passed, M failed`, with the ids of failing cases
+# under it. Fails if any host failed a case.
 conformance: component
-    @cargo test --quiet -p delimiter-core --test conformance 2>/dev/null | grep '^conformance '
-    @cargo test --quiet -p delimiter --test conformance 2>/dev/null | grep '^conformance '
-    @just wheel >/dev/null 2>&1 || just wheel; {{venv}}/bin/python host-python/tests/conformance_runner.py | grep '^conformance '
+    #!/usr/bin/env bash
+    set -uo pipefail
+    just wheel >/dev/null 2>&1 || just wheel || exit 1
+    status=0
+    report() {  # the summary line, then each failing case's id, indented
+        local out; out=$("$@" 2>&1); local rc=$?
+        local line; line=$(grep '^conformance ' <<<"$out")
+        if [ -z "$line" ]; then echo "conformance runner failed: $*"; echo "$out" | tail -20; status=1; return; fi
+        echo "$line"
+        grep '^FAIL ' <<<"$out" | sed 's/^FAIL /    /'
+        [ "$rc" -eq 0 ] || status=1
+    }
+    report cargo test --quiet -p delimiter-core --test conformance
+    report cargo test --quiet -p delimiter --test conformance
+    report {{venv}}/bin/python host-python/tests/conformance_runner.py
+    exit $status
 
 # Build the Python wheel (release, abi3) into target/wheels and install it into .venv-delimiter.
 wheel: setup component
@@ -100,3 +115,6 @@ fmt:
 lint: component
     cargo clippy --workspace --all-targets -- -D warnings
     cargo clippy -p delimiter-component --target wasm32-unknown-unknown -- -D warnings
+    {{python}} tools/check_imports.py core core/component embed host-rust host-python benches
+    {{python}} docs/check_links.py
+    {{python}} host-python/tools/check_stubs.py

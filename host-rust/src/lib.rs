@@ -72,6 +72,7 @@
 struct ReadmeDoctests;
 
 mod stores;
+pub mod vector;
 
 pub use delimiter_embed::types::*;
 pub use delimiter_embed::{

@@ -21,6 +21,7 @@
 //! 2 invalid input or unreadable file, 3 guest fault.
 
 use clap::{Parser, Subcommand};
+use delimiter::vector::*;
 use delimiter::*;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -105,121 +106,17 @@ impl From<Error> for CliError {
 
 // ---- the input file -------------------------------------------------------
 
+/// The file: the conformance vectors' shapes ([`delimiter::vector`]).
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct Input {
     #[serde(default)]
-    config: ConfigIn,
+    config: ConfigShape,
     #[serde(default)]
-    snapshot: SnapshotIn,
-    request: Option<RequestIn>,
+    snapshot: SnapshotShape,
+    request: Option<Request>,
     project: Option<String>,
     resources: Option<Vec<String>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ConfigIn {
-    model: Option<String>,
-    max_depth: Option<u32>,
-    missing_limit: Option<MissingLimitIn>,
-}
-
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum MissingLimitIn {
-    Zero,
-    Unlimited,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct SnapshotIn {
-    #[serde(default)]
-    projects: Vec<ProjectIn>,
-    #[serde(default)]
-    registered_limits: Vec<RegisteredLimitIn>,
-    #[serde(default)]
-    project_limits: Vec<ProjectLimitIn>,
-    /// `{local: [...]}` or `{path: {...}}`, as in the vectors (not YAML tags).
-    #[serde(default, with = "serde_norway::with::singleton_map")]
-    usage: Option<UsageIn>,
-    #[serde(default)]
-    generations: Vec<GenerationIn>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProjectIn {
-    id: String,
-    parent: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RegisteredLimitIn {
-    resource: String,
-    limit: i64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProjectLimitIn {
-    project: String,
-    resource: String,
-    limit: i64,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
-enum UsageIn {
-    Local(Vec<UsageEntryIn>),
-    Path(PathUsageIn),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UsageEntryIn {
-    project: String,
-    resource: String,
-    usage: i64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ResourceUsageIn {
-    resource: String,
-    usage: i64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PathUsageIn {
-    #[serde(default)]
-    local: Vec<ResourceUsageIn>,
-    #[serde(default)]
-    subtree: Vec<UsageEntryIn>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GenerationIn {
-    project: String,
-    generation: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RequestIn {
-    project: String,
-    #[serde(default)]
-    deltas: Vec<DeltaIn>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeltaIn {
-    resource: String,
-    delta: i64,
 }
 
 fn read_input(path: &Path) -> Result<Input, String> {
@@ -237,78 +134,13 @@ fn read_input(path: &Path) -> Result<Input, String> {
 
 impl Input {
     fn config(&self) -> Result<Config, Error> {
-        let mut config = Config::default();
-        if let Some(name) = &self.config.model {
-            config.model = Model::parse(name)?;
-        }
-        if let Some(depth) = self.config.max_depth {
-            config.max_depth = depth;
-        }
-        if let Some(missing) = self.config.missing_limit {
-            config.missing_limit = match missing {
-                MissingLimitIn::Zero => MissingLimit::Zero,
-                MissingLimitIn::Unlimited => MissingLimit::Unlimited,
-            };
-        }
-        Ok(config)
+        self.config.config(&mut Enforcer::new())
     }
 
-    fn snapshot(&self) -> Snapshot {
-        let s = &self.snapshot;
-        let entry = |u: &UsageEntryIn| UsageEntry::new(&u.project, &u.resource, u.usage);
-        Snapshot {
-            projects: s
-                .projects
-                .iter()
-                .map(|p| Project {
-                    id: p.id.clone(),
-                    parent: p.parent.clone(),
-                })
-                .collect(),
-            limits: Limits {
-                registered: s
-                    .registered_limits
-                    .iter()
-                    .map(|l| RegisteredLimit::new(&l.resource, l.limit))
-                    .collect(),
-                project: s
-                    .project_limits
-                    .iter()
-                    .map(|l| ProjectLimit::new(&l.project, &l.resource, l.limit))
-                    .collect(),
-            },
-            usage: match &s.usage {
-                None => Usage::default(),
-                Some(UsageIn::Local(entries)) => Usage::Local(entries.iter().map(entry).collect()),
-                Some(UsageIn::Path(path)) => Usage::Path(PathUsage {
-                    local: path
-                        .local
-                        .iter()
-                        .map(|u| ResourceUsage::new(&u.resource, u.usage))
-                        .collect(),
-                    subtree: path.subtree.iter().map(entry).collect(),
-                }),
-            },
-            generations: s
-                .generations
-                .iter()
-                .map(|g| Generation::new(&g.project, g.generation))
-                .collect(),
-        }
-    }
-
-    fn request(&self) -> Result<Request, CliError> {
-        let r = self
-            .request
+    fn request(&self) -> Result<&Request, CliError> {
+        self.request
             .as_ref()
-            .ok_or_else(|| CliError::Input("the file has no `request`".into()))?;
-        Ok(Request::new(
-            &r.project,
-            r.deltas
-                .iter()
-                .map(|d| Delta::new(&d.resource, d.delta))
-                .collect(),
-        ))
+            .ok_or_else(|| CliError::Input("the file has no `request`".into()))
     }
 }
 
@@ -325,22 +157,9 @@ fn signed(n: i64) -> String {
 fn evaluate_cmd(input: &Input, as_json: bool) -> Result<u8, CliError> {
     let config = input.config()?;
     let request = input.request()?;
-    let decision = evaluate(&config, &input.snapshot(), &request)?;
+    let decision = evaluate(&config, &input.snapshot.snapshot(), request)?;
     if as_json {
-        let value = match &decision {
-            Decision::Admitted { claim } => json!({
-                "admitted": true,
-                "claim": claim.iter().map(|c| json!({"project": c.project, "generation": c.generation})).collect::<Vec<_>>(),
-            }),
-            Decision::Refused { violations } => json!({
-                "admitted": false,
-                "violations": violations.iter().map(|v| json!({
-                    "project": v.project, "resource": v.resource, "limit": v.limit,
-                    "usage": v.usage, "delta": v.delta,
-                })).collect::<Vec<_>>(),
-            }),
-        };
-        println!("{}", pretty(&value));
+        println!("{}", pretty(&decision_json(&decision)));
     } else {
         let asked: Vec<String> = request
             .deltas
@@ -348,7 +167,7 @@ fn evaluate_cmd(input: &Input, as_json: bool) -> Result<u8, CliError> {
             .map(|d| format!("{} {}", d.resource, signed(d.delta)))
             .collect();
         match &decision {
-            Decision::Admitted { claim } => {
+            Decision::Admitted(claim) => {
                 println!(
                     "admitted: {} may change {} ({} model)",
                     request.project,
@@ -365,7 +184,7 @@ fn evaluate_cmd(input: &Input, as_json: bool) -> Result<u8, CliError> {
                     }
                 }
             }
-            Decision::Refused { violations } => {
+            Decision::Refused(violations) => {
                 println!(
                     "refused: {} may not change {} ({} model)",
                     request.project,
@@ -401,19 +220,9 @@ fn headroom_cmd(input: &Input, as_json: bool) -> Result<u8, CliError> {
         .clone()
         .or_else(|| request.map(|r| r.deltas.iter().map(|d| d.resource.clone()).collect()))
         .ok_or_else(|| CliError::Input("the file has neither `resources` nor `request`".into()))?;
-    let rows = headroom(&config, &input.snapshot(), &project, &resources)?;
+    let rows = headroom(&config, &input.snapshot.snapshot(), &project, &resources)?;
     if as_json {
-        let list: Vec<Value> = rows
-            .iter()
-            .map(|h| {
-                let room = match h.room {
-                    Room::Unlimited => json!("unlimited"),
-                    Room::Limited(n) => json!(n),
-                };
-                json!({"resource": h.resource, "headroom": room})
-            })
-            .collect();
-        println!("{}", pretty(&Value::Array(list)));
+        println!("{}", pretty(&headroom_json(&rows)));
     } else {
         println!("headroom of {project} ({} model):", config.model);
         let width = rows.iter().map(|h| h.resource.len()).max().unwrap_or(0);
@@ -427,42 +236,22 @@ fn headroom_cmd(input: &Input, as_json: bool) -> Result<u8, CliError> {
     Ok(0)
 }
 
-fn finding_json(f: &Finding) -> Value {
-    match f {
-        Finding::Invalid(e) => {
-            let mut m = Map::new();
-            m.insert("kind".into(), json!(e.kind()));
-            if let Some(p) = e.project() {
-                m.insert("project".into(), json!(p));
-            }
-            if let Some(r) = e.resource() {
-                m.insert("resource".into(), json!(r));
-            }
-            m.insert("message".into(), json!(e.to_string()));
-            Value::Object(m)
-        }
-        Finding::ChildLimitExceedsParent {
-            parent,
-            child,
-            resource,
-            parent_limit,
-            child_limit,
-        } => json!({
-            "kind": "child-limit-exceeds-parent", "parent": parent, "child": child,
-            "resource": resource, "parent_limit": parent_limit, "child_limit": child_limit,
-        }),
-    }
-}
-
 fn validate_cmd(input: &Input, as_json: bool) -> Result<u8, CliError> {
     let config = input.config()?;
-    let snapshot = input.snapshot();
+    let snapshot = input.snapshot.snapshot();
     let findings = validate(&config, &snapshot.projects, &snapshot.limits)?;
     if as_json {
-        println!(
-            "{}",
-            pretty(&Value::Array(findings.iter().map(finding_json).collect()))
-        );
+        let rendered: Vec<Value> = findings
+            .iter()
+            .map(|f| {
+                let mut value = finding_json(f);
+                if let (Finding::Invalid(e), Value::Object(m)) = (f, &mut value) {
+                    m.insert("message".into(), json!(e.message));
+                }
+                value
+            })
+            .collect();
+        println!("{}", pretty(&Value::Array(rendered)));
     } else if findings.is_empty() {
         println!(
             "valid: {} projects, {} limits ({} model)",
@@ -474,20 +263,18 @@ fn validate_cmd(input: &Input, as_json: bool) -> Result<u8, CliError> {
         println!("{} finding(s) ({} model):", findings.len(), config.model);
         for f in &findings {
             match f {
-                Finding::Invalid(e) => println!("  {}: {e}", e.kind()),
-                Finding::ChildLimitExceedsParent {
-                    parent,
-                    child,
-                    resource,
-                    parent_limit,
-                    child_limit,
-                } => println!(
-                    "  child-limit-exceeds-parent: {child}'s limit of {} for {resource} is above {parent}'s {parent_limit}",
-                    if *child_limit == UNLIMITED {
+                Finding::Invalid(e) => println!("  {}: {}", e.kind(), e.message),
+                Finding::ChildLimitExceedsParent(x) => println!(
+                    "  child-limit-exceeds-parent: {}'s limit of {} for {} is above {}'s {}",
+                    x.child,
+                    if x.child_limit == UNLIMITED {
                         "unlimited".to_string()
                     } else {
-                        child_limit.to_string()
-                    }
+                        x.child_limit.to_string()
+                    },
+                    x.resource,
+                    x.parent,
+                    x.parent_limit
                 ),
             }
         }
@@ -500,12 +287,7 @@ fn error_json(error: &Error) -> Value {
     m.insert("kind".into(), json!(error.kind()));
     m.insert("message".into(), json!(error.to_string()));
     if let Error::Invalid(e) = error {
-        if let Some(p) = e.project() {
-            m.insert("project".into(), json!(p));
-        }
-        if let Some(r) = e.resource() {
-            m.insert("resource".into(), json!(r));
-        }
+        m.extend(invalid_fields(&e.input));
     }
     json!({ "error": m })
 }

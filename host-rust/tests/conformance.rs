@@ -5,8 +5,9 @@
 //!
 //! `DELIMITER_VECTORS` may name another directory of vector files.
 
+use delimiter::vector::*;
 use delimiter::*;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::path::PathBuf;
 
 /// A rendered result, or an error kind.
@@ -66,6 +67,7 @@ fn run_case(enforcer: &mut Enforcer, case: &Value) -> Result<(), String> {
         "max-count" => (run_max_count(enforcer, case)?, None),
         "validate" => (run_validate(enforcer, case)?, None),
         "oslo-check" => (run_oslo(enforcer, case)?, None),
+        "prepared" => (run_prepared(enforcer, case)?, None),
         "consume" => {
             let (outcome, calls) = run_consume(enforcer, case)?;
             (outcome, Some(calls))
@@ -109,283 +111,95 @@ fn kind(e: Error) -> String {
 
 // ---- inputs ---------------------------------------------------------------
 
-fn s(v: &Value, key: &str) -> Result<String, String> {
-    v[key]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| format!("missing string {key:?} in {v}"))
-}
-
-fn i(v: &Value, key: &str) -> Result<i64, String> {
-    v[key]
-        .as_i64()
-        .ok_or_else(|| format!("missing integer {key:?} in {v}"))
-}
-
-fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-}
-
-/// The case's config, or the error kind its model name yields (the model
-/// name is read by the component, through `Enforcer::parse_model`).
-fn config(enforcer: &mut Enforcer, case: &Value) -> Result<Result<Config, String>, String> {
-    let c = &case["config"];
-    let mut config = Config::default();
-    if let Some(model) = c.get("model") {
-        let name = model.as_str().ok_or("model is not a string")?;
-        match enforcer.parse_model(name) {
-            Ok(m) => config.model = m,
-            Err(e) => return Ok(Err(kind(e))),
-        }
+/// `case[key]` in its vector shape.
+fn field<T: serde::de::DeserializeOwned + Default>(case: &Value, key: &str) -> Result<T, String> {
+    match case.get(key) {
+        None => Ok(T::default()),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| format!("bad {key}: {e}")),
     }
-    if let Some(d) = c.get("max_depth") {
-        config.max_depth = d
-            .as_u64()
-            .and_then(|d| u32::try_from(d).ok())
-            .ok_or_else(|| format!("bad max_depth {d}"))?;
-    }
-    if let Some(m) = c.get("missing_limit") {
-        config.missing_limit = match m.as_str() {
-            Some("zero") => MissingLimit::Zero,
-            Some("unlimited") => MissingLimit::Unlimited,
-            _ => return Err(format!("bad missing_limit {m}")),
-        };
-    }
-    Ok(Ok(config))
 }
 
-fn usage_entries(values: &[Value]) -> Result<Vec<UsageEntry>, String> {
-    values
-        .iter()
-        .map(|e| {
-            Ok(UsageEntry::new(
-                s(e, "project")?,
-                s(e, "resource")?,
-                i(e, "usage")?,
-            ))
-        })
-        .collect()
+fn required<T: serde::de::DeserializeOwned>(case: &Value, key: &str) -> Result<T, String> {
+    let v = case.get(key).ok_or_else(|| format!("case has no {key}"))?;
+    serde_json::from_value(v.clone()).map_err(|e| format!("bad {key}: {e}"))
 }
 
-fn snapshot(v: &Value) -> Result<Snapshot, String> {
-    let projects = list(v, "projects")
-        .iter()
-        .map(|p| {
-            Ok(Project {
-                id: s(p, "id")?,
-                parent: p.get("parent").and_then(Value::as_str).map(str::to_string),
-            })
-        })
-        .collect::<Result<_, String>>()?;
-    let registered = list(v, "registered_limits")
-        .iter()
-        .map(|l| Ok(RegisteredLimit::new(s(l, "resource")?, i(l, "limit")?)))
-        .collect::<Result<_, String>>()?;
-    let project = list(v, "project_limits")
-        .iter()
-        .map(|l| {
-            Ok(ProjectLimit::new(
-                s(l, "project")?,
-                s(l, "resource")?,
-                i(l, "limit")?,
-            ))
-        })
-        .collect::<Result<_, String>>()?;
-    let usage = match v.get("usage") {
-        None => Usage::Local(Vec::new()),
-        Some(u) if u.get("local").is_some() => Usage::Local(usage_entries(list(u, "local"))?),
-        Some(u) if u.get("path").is_some() => {
-            let p = &u["path"];
-            Usage::Path(PathUsage {
-                local: list(p, "local")
-                    .iter()
-                    .map(|e| Ok(ResourceUsage::new(s(e, "resource")?, i(e, "usage")?)))
-                    .collect::<Result<_, String>>()?,
-                subtree: usage_entries(list(p, "subtree"))?,
-            })
-        }
-        Some(u) => return Err(format!("bad usage {u}")),
-    };
-    let generations = list(v, "generations")
-        .iter()
-        .map(|g| {
-            let n = g["generation"]
-                .as_u64()
-                .ok_or_else(|| format!("bad generation in {g}"))?;
-            Ok(Generation::new(s(g, "project")?, n))
-        })
-        .collect::<Result<_, String>>()?;
-    Ok(Snapshot {
-        projects,
-        limits: Limits {
-            registered,
-            project,
-        },
-        usage,
-        generations,
-    })
+/// The case's config and snapshot, or the error kind the config yields.
+fn inputs(enforcer: &mut Enforcer, case: &Value) -> Result<Result<(Config, SnapshotShape), String>, String> {
+    let config: ConfigShape = field(case, "config")?;
+    let snapshot: SnapshotShape = field(case, "snapshot")?;
+    Ok(config.config(enforcer).map(|c| (c, snapshot)).map_err(kind))
 }
 
-fn deltas(values: &[Value]) -> Result<Vec<Delta>, String> {
-    values
-        .iter()
-        .map(|d| Ok(Delta::new(s(d, "resource")?, i(d, "delta")?)))
-        .collect()
-}
-
-fn request(case: &Value) -> Result<Request, String> {
-    let r = &case["request"];
-    Ok(Request::new(s(r, "project")?, deltas(list(r, "deltas"))?))
-}
-
-// ---- outcomes -------------------------------------------------------------
-
-fn claim_json(claim: &[ClaimEntry]) -> Value {
-    claim
-        .iter()
-        .map(|c| json!({"project": c.project, "generation": c.generation}))
-        .collect()
-}
-
-fn violations_json(violations: &[Violation]) -> Value {
-    violations
-        .iter()
-        .map(|v| {
-            json!({"project": v.project, "resource": v.resource, "limit": v.limit,
-                   "usage": v.usage, "delta": v.delta})
-        })
-        .collect()
-}
+// ---- operations -----------------------------------------------------------
 
 fn run_evaluate(enforcer: &mut Enforcer, case: &Value) -> Result<Outcome, String> {
-    let snap = snapshot(&case["snapshot"])?;
-    let req = request(case)?;
-    Ok(match config(enforcer, case)? {
-        Err(k) => Err(k),
-        Ok(c) => match enforcer.evaluate(&c, &snap, &req) {
-            Ok(Decision::Admitted { claim }) => {
-                Ok(json!({"admitted": true, "claim": claim_json(&claim)}))
-            }
-            Ok(Decision::Refused { violations }) => {
-                Ok(json!({"admitted": false, "violations": violations_json(&violations)}))
-            }
-            Err(e) => Err(kind(e)),
-        },
-    })
+    let req: Request = required(case, "request")?;
+    Ok(inputs(enforcer, case)?.and_then(|(c, snap)| {
+        enforcer
+            .evaluate(&c, &snap.snapshot(), &req)
+            .map(|d| decision_json(&d))
+            .map_err(kind)
+    }))
 }
 
 fn run_headroom(enforcer: &mut Enforcer, case: &Value) -> Result<Outcome, String> {
-    let snap = snapshot(&case["snapshot"])?;
-    let project = s(case, "project")?;
-    let resources: Vec<String> = list(case, "resources")
-        .iter()
-        .map(|r| r.as_str().map(str::to_string).ok_or("bad resource"))
-        .collect::<Result<_, _>>()?;
-    Ok(match config(enforcer, case)? {
-        Err(k) => Err(k),
-        Ok(c) => match enforcer.headroom(&c, &snap, &project, &resources) {
-            Ok(rows) => Ok(rows
-                .iter()
-                .map(|h| {
-                    let room = match h.room {
-                        Room::Unlimited => json!("unlimited"),
-                        Room::Limited(n) => json!(n),
-                    };
-                    json!({"resource": h.resource, "headroom": room})
-                })
-                .collect()),
-            Err(e) => Err(kind(e)),
-        },
-    })
+    let project: String = required(case, "project")?;
+    let resources: Vec<String> = field(case, "resources")?;
+    Ok(inputs(enforcer, case)?.and_then(|(c, snap)| {
+        enforcer
+            .headroom(&c, &snap.snapshot(), &project, &resources)
+            .map(|rows| headroom_json(&rows))
+            .map_err(kind)
+    }))
 }
 
 fn run_max_count(enforcer: &mut Enforcer, case: &Value) -> Result<Outcome, String> {
-    let snap = snapshot(&case["snapshot"])?;
-    let req = request(case)?;
-    Ok(match config(enforcer, case)? {
-        Err(k) => Err(k),
-        Ok(c) => match enforcer.max_count(&c, &snap, &req.project, &req.deltas) {
-            Ok(Count::Unlimited) => Ok(json!({"count": "unlimited"})),
-            Ok(Count::Units(n)) => Ok(json!({"count": n})),
-            Err(e) => Err(kind(e)),
-        },
-    })
-}
-
-fn finding_json(f: &Finding) -> Value {
-    match f {
-        Finding::Invalid(e) => {
-            let mut m = Map::new();
-            m.insert("kind".into(), json!(e.kind()));
-            if let Some(p) = e.project() {
-                m.insert("project".into(), json!(p));
-            }
-            if let Some(r) = e.resource() {
-                m.insert("resource".into(), json!(r));
-            }
-            Value::Object(m)
-        }
-        Finding::ChildLimitExceedsParent {
-            parent,
-            child,
-            resource,
-            parent_limit,
-            child_limit,
-        } => json!({
-            "kind": "child-limit-exceeds-parent", "parent": parent, "child": child,
-            "resource": resource, "parent_limit": parent_limit, "child_limit": child_limit,
-        }),
-    }
+    let req: Request = required(case, "request")?;
+    Ok(inputs(enforcer, case)?.and_then(|(c, snap)| {
+        enforcer
+            .max_count(&c, &snap.snapshot(), &req)
+            .map(|n| count_json(&n))
+            .map_err(kind)
+    }))
 }
 
 fn run_validate(enforcer: &mut Enforcer, case: &Value) -> Result<Outcome, String> {
-    let snap = snapshot(&case["snapshot"])?;
-    Ok(match config(enforcer, case)? {
-        Err(k) => Err(k),
-        Ok(c) => match enforcer.validate(&c, &snap.projects, &snap.limits) {
-            Ok(findings) => Ok(findings.iter().map(finding_json).collect()),
-            Err(e) => Err(kind(e)),
-        },
-    })
+    Ok(inputs(enforcer, case)?.and_then(|(c, snap)| {
+        enforcer
+            .validate(&c, &snap.projects, &snap.limits())
+            .map(|findings| findings.iter().map(finding_json).collect())
+            .map_err(kind)
+    }))
 }
 
 fn run_oslo(enforcer: &mut Enforcer, case: &Value) -> Result<Outcome, String> {
-    let o = &case["oslo"];
-    let limits = |key: &str| -> Result<Vec<ResourceLimit>, String> {
-        list(o, key)
-            .iter()
-            .map(|l| Ok(ResourceLimit::new(s(l, "resource")?, i(l, "limit")?)))
-            .collect()
-    };
-    let check = OsloCheck {
-        project_id: o
-            .get("project_id")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        deltas: deltas(list(o, "deltas"))?,
-        registered: limits("registered_limits")?,
-        project: limits("project_limits")?,
-        usage: list(o, "usage")
-            .iter()
-            .map(|u| Ok(ResourceUsage::new(s(u, "resource")?, i(u, "usage")?)))
-            .collect::<Result<_, String>>()?,
-    };
-    Ok(match enforcer.oslo_check(&check) {
-        Ok(over) => {
-            let list: Vec<Value> = over
-                .iter()
-                .map(|o| {
-                    json!({"resource_name": o.resource_name, "limit": o.limit,
-                           "current_usage": o.current_usage, "delta": o.delta})
-                })
-                .collect();
-            Ok(json!({ "over_limit": list }))
-        }
-        Err(e) => Err(kind(e)),
-    })
+    let oslo: OsloShape = required(case, "oslo")?;
+    Ok(enforcer
+        .oslo_check(&oslo.request())
+        .map(|over| over_limit_json(&over))
+        .map_err(kind))
+}
+
+/// Prepares the case's tree and limits, then decides its request from the
+/// path numbers, through the public `Prepared` (which numbers the request
+/// in the component and keeps the numbers).
+fn run_prepared(enforcer: &mut Enforcer, case: &Value) -> Result<Outcome, String> {
+    let req: Request = required(case, "request")?;
+    let local: Vec<i64> = field(case, "local")?;
+    let subtree: Vec<i64> = field(case, "subtree")?;
+    let generations: Vec<u64> = field(case, "generations")?;
+    Ok(inputs(enforcer, case)?.and_then(|(c, snap)| {
+        let mut prepared = Prepared::new(&c, &snap.projects, &snap.limits()).map_err(kind)?;
+        let decision = prepared
+            .evaluate(&req, &local, &subtree, &generations)
+            .map_err(kind)?;
+        let path = prepared.path(&req.project).map_err(kind)?;
+        let mut out = decision_json(&decision);
+        let path: Vec<&str> = path.iter().map(|p| &**p).collect();
+        out["path"] = json!(path);
+        Ok(out)
+    }))
 }
 
 /// A store that plays back the case's script and counts calls.
@@ -408,7 +222,9 @@ impl Store for Scripted {
         if step.as_str() == Some("storage-error") {
             return Err(StorageError::new("scripted read failure"));
         }
-        snapshot(&step).map_err(StorageError::new)
+        serde_json::from_value::<SnapshotShape>(step)
+            .map(|s| s.snapshot())
+            .map_err(|e| StorageError::new(e.to_string()))
     }
 
     fn commit(
@@ -436,14 +252,11 @@ impl Store for Scripted {
 }
 
 fn run_consume(enforcer: &mut Enforcer, case: &Value) -> Result<(Outcome, Value), String> {
-    let req = request(case)?;
+    let req: Request = required(case, "request")?;
     let store = &case["store"];
     let mut scripted = Scripted {
-        reads: list(store, "reads").to_vec(),
-        commits: list(store, "commits")
-            .iter()
-            .filter_map(|c| c.as_str().map(str::to_string))
-            .collect(),
+        reads: field(store, "reads")?,
+        commits: field(store, "commits")?,
         calls: [0; 3],
     };
     let mut policy = RetryPolicy::default();
@@ -453,13 +266,12 @@ fn run_consume(enforcer: &mut Enforcer, case: &Value) -> Result<(Outcome, Value)
             .and_then(|n| u32::try_from(n).ok())
             .ok_or_else(|| format!("bad max_attempts {n}"))?;
     }
-    let outcome = match config(enforcer, case)? {
-        Err(k) => Err(k),
-        Ok(c) => match enforcer.consume(&c, &policy, &mut scripted, &req) {
-            Ok(done) => Ok(json!({"claim": claim_json(&done.claim), "attempts": done.attempts})),
-            Err(e) => Err(kind(e)),
-        },
-    };
+    let outcome = inputs(enforcer, case)?.and_then(|(c, _)| {
+        enforcer
+            .consume(&c, &policy, &mut scripted, &req)
+            .map(|done| json!({"claim": claim_json(&done.claim), "attempts": done.attempts}))
+            .map_err(kind)
+    });
     let [reads, commits, backoffs] = scripted.calls;
     Ok((
         outcome,
