@@ -9,7 +9,8 @@
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         world: "delimiter",
-        path: "../wit",
+        // `wit` is a link to the repository's wit/ (a package copies the files).
+        path: "wit",
         additional_derives: [
             PartialEq,
             Eq,

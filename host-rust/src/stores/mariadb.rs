@@ -20,7 +20,7 @@ use crate::{
 use mysql::prelude::Queryable;
 use mysql::{Conn, IsolationLevel, Opts, TxOpts};
 
-const SCHEMA: &str = include_str!("../../../conformance/storage/schema-mariadb.sql");
+const SCHEMA: &str = include_str!("../../storage/schema-mariadb.sql");
 
 /// The statements of [`SCHEMA`], one per call: a statement ends with a
 /// semicolon at the end of a line (the file's convention), and the file's

@@ -9,7 +9,7 @@
 /// rows a commit writes. Limits live beside them. (NOT NULL on the text
 /// keys because SQLite, unlike PostgreSQL, lets a non-integer primary key
 /// be NULL.)
-pub(crate) const SCHEMA: &str = include_str!("../../../conformance/storage/schema.sql");
+pub(crate) const SCHEMA: &str = include_str!("../../storage/schema.sql");
 
 /// `path`: the requesting project ($1) and its ancestors, from the project
 /// up. The depth bound stops a cyclic parent chain; the component then
