@@ -6,50 +6,17 @@ use delimiter_core::*;
 use serde_json::{Map, Value, json};
 use std::path::Path;
 
-type Outcome = Result<Value, String>;
+use delimiter_conformance::{Outcome, Ran};
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/vectors");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-
-    let (mut passed, mut failed) = (0usize, 0usize);
-    for file in files {
-        let stem = file.file_stem().unwrap().to_string_lossy().to_string();
-        let text = std::fs::read_to_string(&file).expect("readable vector file");
-        let doc: Value = match serde_json::from_str(&text) {
-            Ok(v) => v,
-            Err(e) => {
-                println!("FAIL {stem}: not valid JSON: {e}");
-                failed += 1;
-                continue;
-            }
-        };
-        for case in doc["cases"].as_array().into_iter().flatten() {
-            let id = format!("{stem}/{}", case["description"].as_str().unwrap_or("?"));
-            match run_case(case) {
-                Ok(()) => passed += 1,
-                Err(why) => {
-                    failed += 1;
-                    println!("FAIL {id}\n     {why}");
-                }
-            }
-        }
-    }
-    println!("conformance native: {passed} passed, {failed} failed");
-    if failed > 0 || passed == 0 {
-        std::process::exit(1);
-    }
+    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/vectors");
+    delimiter_conformance::main("native", &vectors, run_case);
 }
 
-/// Runs one case and compares it with its expectation.
-fn run_case(case: &Value) -> Result<(), String> {
+/// Runs one case through the core.
+fn run_case(case: &Value) -> Ran {
     let op = case["operation"].as_str().ok_or("case has no operation")?;
-    let (outcome, calls) = match op {
+    Ok(match op {
         "evaluate" => (run_evaluate(case)?, None),
         "headroom" => (run_headroom(case)?, None),
         "max-count" => (run_max_count(case)?, None),
@@ -61,31 +28,7 @@ fn run_case(case: &Value) -> Result<(), String> {
             (outcome, Some(calls))
         }
         other => return Err(format!("unsupported operation {other:?}")),
-    };
-    match (&outcome, case.get("want_result"), case.get("want_error")) {
-        (Ok(got), Some(want), None) if got == want => {}
-        (Err(kind), None, Some(want)) if want.as_str() == Some(kind) => {}
-        (_, want_result, want_error) => {
-            return Err(format!(
-                "want {} got {}",
-                want_result
-                    .map(|w| format!("result {w}"))
-                    .or(want_error.map(|w| format!("error {w}")))
-                    .unwrap_or_default(),
-                match &outcome {
-                    Ok(v) => format!("result {v}"),
-                    Err(k) => format!("error {k:?}"),
-                }
-            ));
-        }
-    }
-    if let Some(calls) = calls {
-        let want = &case["want_calls"];
-        if &calls != want {
-            return Err(format!("want calls {want} got {calls}"));
-        }
-    }
-    Ok(())
+    })
 }
 
 // ---- inputs ---------------------------------------------------------------
