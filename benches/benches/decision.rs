@@ -92,7 +92,7 @@ impl PreparedCase {
             .flat_map(|p| {
                 request.deltas.iter().map(|d| {
                     subtree
-                        .get(&(p.clone(), d.resource.clone()))
+                        .get(&(p.to_string(), d.resource.clone()))
                         .copied()
                         .unwrap_or(0)
                 })

@@ -91,10 +91,12 @@ fn i(v: &Value, key: &str) -> i64 {
 }
 
 /// The JSON -> types conversion, once for the core and once for the Rust
-/// host: their public types have the same names, fields and constructors
-/// (the host mirrors the core one to one), so one body serves both.
+/// host: their records have the same names and fields (the host's are
+/// generated from the WIT, which mirrors the core), so one body serves
+/// both. Only the decision differs (the core's variants have named fields,
+/// the WIT's a payload), so each module is given its own `outcome`.
 macro_rules! converters {
-    ($module:ident, $krate:ident, $doc:literal) => {
+    ($module:ident, $krate:ident, $doc:literal, $($extra:item)*) => {
         #[doc = $doc]
         pub mod $module {
             use super::{i, list, s};
@@ -215,21 +217,7 @@ macro_rules! converters {
                 }
             }
 
-            /// The decision as comparable data: admitted with the claimed
-            /// (project, generation) pairs, or refused with the violations.
-            pub fn outcome(d: &Decision) -> (bool, Vec<(String, u64)>, usize) {
-                match d {
-                    Decision::Admitted { claim } => (
-                        true,
-                        claim
-                            .iter()
-                            .map(|c| (c.project.clone(), c.generation))
-                            .collect(),
-                        0,
-                    ),
-                    Decision::Refused { violations } => (false, Vec::new(), violations.len()),
-                }
-            }
+            $($extra)*
         }
     };
 }
@@ -237,12 +225,41 @@ macro_rules! converters {
 converters!(
     core,
     delimiter_core,
-    "JSON scenarios as the core's types (`delimiter-core`)."
+    "JSON scenarios as the core's types (`delimiter-core`).",
+    /// The decision as comparable data: admitted with the claimed
+    /// (project, generation) pairs, or refused with the violations.
+    pub fn outcome(d: &Decision) -> (bool, Vec<(String, u64)>, usize) {
+        match d {
+            Decision::Admitted { claim } => (
+                true,
+                claim
+                    .iter()
+                    .map(|c| (c.project.clone(), c.generation))
+                    .collect(),
+                0,
+            ),
+            Decision::Refused { violations } => (false, Vec::new(), violations.len()),
+        }
+    }
 );
 converters!(
     host,
     delimiter,
-    "JSON scenarios as the Rust host's types (crate `delimiter`)."
+    "JSON scenarios as the Rust host's types (crate `delimiter`).",
+    /// The decision as comparable data, as [`core::outcome`](super::core::outcome).
+    pub fn outcome(d: &Decision) -> (bool, Vec<(String, u64)>, usize) {
+        match d {
+            Decision::Admitted(claim) => (
+                true,
+                claim
+                    .iter()
+                    .map(|c| (c.project.clone(), c.generation))
+                    .collect(),
+                0,
+            ),
+            Decision::Refused(violations) => (false, Vec::new(), violations.len()),
+        }
+    }
 );
 
 /// One results file, `target/bench/<name>.json`, in the shape of

@@ -108,7 +108,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                                         .or_default() += d.delta;
                                 }
                             }
-                            Err(Error::OverLimit { violations, .. }) => {
+                            Err(Error::OverLimit(OverLimit { violations, .. })) => {
                                 counts[1] += 1;
                                 example
                                     .lock()

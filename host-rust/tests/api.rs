@@ -1,6 +1,9 @@
 //! The public API end to end through the component: every question, error
 //! mapping, model names, and error messages that stay those of the core.
 
+mod common;
+
+use common::{invalid, unknown_project};
 use delimiter::*;
 
 fn snapshot() -> Snapshot {
@@ -45,20 +48,23 @@ fn headroom_max_count_validate_and_oslo_go_through_the_component() {
             },
         ]
     );
+    let per_unit = |project: &str, resource: &str, delta: i64| {
+        Request::new(project, vec![Delta::new(resource, delta)])
+    };
     assert_eq!(
-        max_count(&config, &snapshot(), "org", &[Delta::new("servers", 1)]).unwrap(),
+        max_count(&config, &snapshot(), &per_unit("org", "servers", 1)).unwrap(),
         Count::Units(2)
     );
     assert_eq!(
-        max_count(&config, &snapshot(), "a", &[Delta::new("cores", 2)]).unwrap(),
+        max_count(&config, &snapshot(), &per_unit("a", "cores", 2)).unwrap(),
         Count::Unlimited
     );
     assert_eq!(
-        max_count(&config, &snapshot(), "a", &[Delta::new("servers", -1)]),
-        Err(Error::Invalid(InvalidInput::NegativeDelta {
-            resource: "servers".into(),
-            delta: -1
-        }))
+        max_count(&config, &snapshot(), &per_unit("a", "servers", -1)),
+        Err(invalid(
+            InvalidInput::NegativeDelta(Delta::new("servers", -1)),
+            r#"per-unit delta -1 for "servers" is negative"#
+        ))
     );
 
     let strict = Config::new(Model::StrictTwoLevel);
@@ -66,21 +72,33 @@ fn headroom_max_count_validate_and_oslo_go_through_the_component() {
     limits.project.push(ProjectLimit::new("a", "servers", 11));
     assert_eq!(
         validate(&strict, &snapshot().projects, &limits).unwrap(),
-        vec![Finding::ChildLimitExceedsParent {
+        vec![Finding::ChildLimitExceedsParent(ChildLimitExcess {
             parent: "org".into(),
             child: "a".into(),
             resource: "servers".into(),
             parent_limit: 10,
             child_limit: 11,
-        }]
+        })]
     );
     assert!(
         validate(&config, &snapshot().projects, &snapshot().limits)
             .unwrap()
             .is_empty()
     );
+    // A finding that is an input error carries the core's message too.
+    let mut projects = snapshot().projects;
+    projects.push(Project::root("a"));
+    assert_eq!(
+        validate(&config, &projects, &snapshot().limits).unwrap(),
+        vec![Finding::Invalid(Invalid {
+            input: InvalidInput::DuplicateProject(ProjectRef {
+                project: "a".into()
+            }),
+            message: r#"project "a" appears more than once in the tree"#.into(),
+        })]
+    );
 
-    let check = OsloCheck {
+    let check = OsloRequest {
         project_id: Some("p".into()),
         deltas: vec![Delta::new("servers", 1)],
         registered: vec![ResourceLimit::new("servers", 10)],
@@ -100,24 +118,55 @@ fn headroom_max_count_validate_and_oslo_go_through_the_component() {
 
 #[test]
 fn model_names_are_read_by_the_component() {
-    assert_eq!(Model::parse("flat").unwrap(), Model::Flat);
+    assert_eq!(parse_model("flat").unwrap(), Model::Flat);
     assert_eq!(
-        "strict_two_level".parse::<Model>().unwrap(),
+        parse_model("strict_two_level").unwrap(),
         Model::StrictTwoLevel
     );
     assert_eq!(
-        Model::parse("strict-two-level").unwrap(),
+        parse_model("strict-two-level").unwrap(),
         Model::StrictTwoLevel
     );
     assert_eq!(
-        Model::parse("hierarchical"),
-        Err(Error::Invalid(InvalidInput::UnknownModel {
-            name: "hierarchical".into()
-        }))
+        parse_model("hierarchical"),
+        Err(invalid(
+            InvalidInput::UnknownModel(ModelName {
+                name: "hierarchical".into()
+            }),
+            r#"unknown enforcement model "hierarchical" (expected flat, strict-two-level or nested)"#
+        ))
     );
     for m in [Model::Flat, Model::StrictTwoLevel, Model::Nested] {
-        assert_eq!(Model::parse(m.as_str()).unwrap(), m);
+        assert_eq!(parse_model(m.as_str()).unwrap(), m);
     }
+
+    // A whole config from names, checked in order: model, depth, rule.
+    assert_eq!(
+        parse_config("flat", 3, "unlimited").unwrap(),
+        Config {
+            model: Model::Flat,
+            max_depth: 3,
+            missing_limit: MissingLimit::Unlimited
+        }
+    );
+    assert_eq!(
+        parse_config("nested", 0, "none").unwrap_err().kind(),
+        "invalid-config"
+    );
+    let bad_rule = parse_config("nested", 1, "none").unwrap_err();
+    assert_eq!(
+        bad_rule,
+        invalid(
+            InvalidInput::InvalidConfig(ConfigField {
+                field: "missing-limit".into()
+            }),
+            "configuration value missing-limit is out of range"
+        )
+    );
+    assert_eq!(
+        parse_config("tree", 0, "none").unwrap_err().kind(),
+        "unknown-model"
+    );
 }
 
 #[test]
@@ -132,19 +181,27 @@ fn invalid_input_carries_its_fields() {
     .unwrap_err();
     assert_eq!(
         err,
-        Error::Invalid(InvalidInput::NegativeUsage {
-            project: "a".into(),
-            resource: "servers".into(),
-            usage: -2
-        })
+        invalid(
+            InvalidInput::NegativeUsage(NegativeUsageInfo {
+                project: "a".into(),
+                resource: "servers".into(),
+                usage: -2
+            }),
+            r#"usage -2 of "servers" by project "a" is negative"#
+        )
     );
     assert_eq!(err.kind(), "negative-usage");
-    let Error::Invalid(input) = &err else {
+    let Some(InvalidInput::NegativeUsage(info)) = err.invalid_input() else {
         unreachable!()
     };
     assert_eq!(
-        (input.project(), input.resource()),
-        (Some("a"), Some("servers"))
+        (info.project.as_str(), info.resource.as_str()),
+        ("a", "servers")
+    );
+    // Display is the core's message, nothing written by the host.
+    assert_eq!(
+        err.to_string(),
+        r#"invalid input: usage -2 of "servers" by project "a" is negative"#
     );
 
     let deep = Config {
@@ -154,109 +211,321 @@ fn invalid_input_carries_its_fields() {
     let err = evaluate(&deep, &snapshot(), &Request::new("a", vec![])).unwrap_err();
     assert_eq!(
         err,
-        Error::Invalid(InvalidInput::InvalidConfig {
-            field: "max-depth".into()
-        })
+        invalid(
+            InvalidInput::InvalidConfig(ConfigField {
+                field: "max-depth".into()
+            }),
+            "configuration value max-depth is out of range"
+        )
     );
 }
 
-/// One value of every `InvalidInput` variant.
-fn every_invalid_input() -> Vec<InvalidInput> {
+/// `snapshot()` changed by `edit`.
+fn with(edit: impl FnOnce(&mut Snapshot)) -> Snapshot {
+    let mut s = snapshot();
+    edit(&mut s);
+    s
+}
+
+/// The error of a call that must fail.
+fn fails<T: std::fmt::Debug>(result: Result<T, Error>) -> Error {
+    result.expect_err("the call fails")
+}
+
+/// One real call giving each `InvalidInput` case (both forms of the cases
+/// with an optional project, both wordings of `shape-mismatch`), with the
+/// case's fields and the core's message.
+fn every_invalid_input() -> Vec<(Error, InvalidInput, &'static str)> {
     use InvalidInput::*;
-    let (p, r) = (|| "p".to_string(), || "r".to_string());
+    let config = Config::default();
+    let one = |project: &str| Request::new(project, vec![Delta::new("servers", 1)]);
+    let eval = |snapshot: &Snapshot, request: &Request| fails(evaluate(&config, snapshot, request));
+    let project = |p: &str| ProjectRef { project: p.into() };
+    let usage_ref = |p: &str, r: &str| UsageRef {
+        project: p.into(),
+        resource: r.into(),
+    };
+    let mut prepared = Prepared::new(&config, &snapshot().projects, &snapshot().limits).unwrap();
     vec![
-        EmptyId {
-            what: IdKind::Project,
-        },
-        EmptyId {
-            what: IdKind::Parent,
-        },
-        EmptyId {
-            what: IdKind::Resource,
-        },
-        DuplicateProject { project: p() },
-        UnknownParent {
-            project: p(),
-            parent: "q".into(),
-        },
-        Cycle { project: p() },
-        TooDeep {
-            project: p(),
-            depth: 3,
-            max_depth: 2,
-        },
-        UnknownProject { project: p() },
-        InvalidLimit {
-            project: Some(p()),
-            resource: r(),
-            limit: -2,
-        },
-        InvalidLimit {
-            project: None,
-            resource: r(),
-            limit: -5,
-        },
-        DuplicateLimit {
-            project: Some(p()),
-            resource: r(),
-        },
-        DuplicateLimit {
-            project: None,
-            resource: r(),
-        },
-        NegativeUsage {
-            project: p(),
-            resource: r(),
-            usage: -1,
-        },
-        DuplicateUsage {
-            project: p(),
-            resource: r(),
-        },
-        InconsistentUsage {
-            project: p(),
-            resource: r(),
-        },
-        DuplicateGeneration { project: p() },
-        MissingGeneration { project: p() },
-        DuplicateResource { resource: r() },
-        ReleaseBelowZero {
-            project: p(),
-            resource: r(),
-            usage: 1,
-            delta: -2,
-        },
-        NegativeDelta {
-            resource: r(),
-            delta: -1,
-        },
-        Overflow {
-            project: p(),
-            resource: r(),
-        },
-        UnknownModel { name: "m".into() },
-        InvalidConfig {
-            field: "max-depth".into(),
-        },
-        MissingUsage { resource: r() },
-        ShapeMismatch {
-            field: "subtree".into(),
-            expected: 6,
-            actual: 5,
-        },
+        (
+            eval(&snapshot(), &one("")),
+            EmptyId(IdKind::Project),
+            "empty project id",
+        ),
+        (
+            eval(
+                &with(|s| s.projects.push(Project::child("x", ""))),
+                &one("a"),
+            ),
+            EmptyId(IdKind::Parent),
+            "empty parent id",
+        ),
+        (
+            eval(&snapshot(), &Request::new("a", vec![Delta::new("", 1)])),
+            EmptyId(IdKind::Resource),
+            "empty resource id",
+        ),
+        (
+            eval(&with(|s| s.projects.push(Project::root("a"))), &one("a")),
+            DuplicateProject(project("a")),
+            r#"project "a" appears more than once in the tree"#,
+        ),
+        (
+            eval(
+                &with(|s| s.projects.push(Project::child("x", "q"))),
+                &one("a"),
+            ),
+            UnknownParent(UnknownParentInfo {
+                project: "x".into(),
+                parent: "q".into(),
+            }),
+            r#"project "x" names parent "q", which is not in the tree"#,
+        ),
+        (
+            fails(Prepared::new(
+                &config,
+                &[Project::child("a", "b"), Project::child("b", "a")],
+                &Limits::default(),
+            )),
+            Cycle(project("a")),
+            r#"project "a" is its own ancestor"#,
+        ),
+        (
+            fails(evaluate(
+                &Config {
+                    max_depth: 1,
+                    ..config
+                },
+                &snapshot(),
+                &one("a"),
+            )),
+            TooDeep(TooDeepInfo {
+                project: "a".into(),
+                depth: 2,
+                max_depth: 1,
+            }),
+            r#"project "a" is at depth 2, deeper than the maximum of 1"#,
+        ),
+        (
+            eval(&snapshot(), &one("p")),
+            UnknownProject(project("p")),
+            r#"project "p" is not in the tree"#,
+        ),
+        (
+            eval(
+                &with(|s| s.limits.project.push(ProjectLimit::new("a", "servers", -2))),
+                &one("a"),
+            ),
+            InvalidLimit(InvalidLimitInfo {
+                project: Some("a".into()),
+                resource: "servers".into(),
+                limit: -2,
+            }),
+            r#"limit -2 for "servers" of project "a" is below -1"#,
+        ),
+        (
+            eval(
+                &with(|s| s.limits.registered.push(RegisteredLimit::new("r", -5))),
+                &one("a"),
+            ),
+            InvalidLimit(InvalidLimitInfo {
+                project: None,
+                resource: "r".into(),
+                limit: -5,
+            }),
+            r#"limit -5 for "r" of the registered default is below -1"#,
+        ),
+        (
+            eval(
+                &with(|s| {
+                    s.limits
+                        .project
+                        .push(ProjectLimit::new("org", "servers", 10))
+                }),
+                &one("a"),
+            ),
+            DuplicateLimit(LimitRef {
+                project: Some("org".into()),
+                resource: "servers".into(),
+            }),
+            r#"limit for "servers" of project "org" is given more than once"#,
+        ),
+        (
+            eval(
+                &with(|s| s.limits.registered.push(RegisteredLimit::new("servers", 4))),
+                &one("a"),
+            ),
+            DuplicateLimit(LimitRef {
+                project: None,
+                resource: "servers".into(),
+            }),
+            r#"limit for "servers" of the registered default is given more than once"#,
+        ),
+        (
+            eval(
+                &with(|s| s.usage = Usage::Local(vec![UsageEntry::new("a", "servers", -1)])),
+                &one("a"),
+            ),
+            NegativeUsage(NegativeUsageInfo {
+                project: "a".into(),
+                resource: "servers".into(),
+                usage: -1,
+            }),
+            r#"usage -1 of "servers" by project "a" is negative"#,
+        ),
+        (
+            eval(
+                &with(|s| {
+                    s.usage = Usage::Local(vec![
+                        UsageEntry::new("a", "servers", 1),
+                        UsageEntry::new("a", "servers", 2),
+                    ])
+                }),
+                &one("a"),
+            ),
+            DuplicateUsage(usage_ref("a", "servers")),
+            r#"usage of "servers" by project "a" is given more than once"#,
+        ),
+        (
+            // a's subtree (2) cannot be smaller than its own usage (3).
+            eval(
+                &with(|s| {
+                    s.usage = Usage::Path(PathUsage {
+                        local: vec![ResourceUsage::new("servers", 3)],
+                        subtree: vec![
+                            UsageEntry::new("a", "servers", 2),
+                            UsageEntry::new("org", "servers", 8),
+                        ],
+                    })
+                }),
+                &one("a"),
+            ),
+            InconsistentUsage(usage_ref("a", "servers")),
+            r#"path usage of "servers" at project "a" is inconsistent with the rest of the path"#,
+        ),
+        (
+            eval(
+                &with(|s| s.generations.push(Generation::new("a", 5))),
+                &one("a"),
+            ),
+            DuplicateGeneration(project("a")),
+            r#"generation of project "a" is given more than once"#,
+        ),
+        (
+            eval(&with(|s| s.generations.truncate(1)), &one("a")),
+            MissingGeneration(project("org")),
+            r#"project "org" must be in the claim but no generation was read for it"#,
+        ),
+        (
+            eval(
+                &snapshot(),
+                &Request::new(
+                    "a",
+                    vec![Delta::new("servers", 1), Delta::new("servers", 1)],
+                ),
+            ),
+            DuplicateResource(ResourceRef {
+                resource: "servers".into(),
+            }),
+            r#"resource "servers" appears more than once in the request"#,
+        ),
+        (
+            eval(
+                &snapshot(),
+                &Request::new("a", vec![Delta::new("servers", -4)]),
+            ),
+            ReleaseBelowZero(ReleaseInfo {
+                project: "a".into(),
+                resource: "servers".into(),
+                usage: 3,
+                delta: -4,
+            }),
+            r#"releasing 4 of "servers" from project "a" would take usage 3 below zero"#,
+        ),
+        (
+            fails(max_count(
+                &config,
+                &snapshot(),
+                &Request::new("a", vec![Delta::new("servers", -1)]),
+            )),
+            NegativeDelta(Delta::new("servers", -1)),
+            r#"per-unit delta -1 for "servers" is negative"#,
+        ),
+        (
+            // a's usage plus the delta.
+            eval(
+                &with(|s| s.usage = Usage::Local(vec![UsageEntry::new("a", "servers", i64::MAX)])),
+                &one("a"),
+            ),
+            Overflow(usage_ref("a", "servers")),
+            r#"usage of "servers" at project "a" does not fit in 64 bits"#,
+        ),
+        (
+            fails(parse_model("m")),
+            UnknownModel(ModelName { name: "m".into() }),
+            r#"unknown enforcement model "m" (expected flat, strict-two-level or nested)"#,
+        ),
+        (
+            fails(parse_config("nested", 0, "zero")),
+            InvalidConfig(ConfigField {
+                field: "max-depth".into(),
+            }),
+            "configuration value max-depth is out of range",
+        ),
+        (
+            fails(oslo_check(&OsloRequest {
+                project_id: Some("p".into()),
+                deltas: vec![Delta::new("r", 1)],
+                registered: vec![ResourceLimit::new("r", 10)],
+                project: vec![],
+                usage: vec![],
+            })),
+            MissingUsage(ResourceRef {
+                resource: "r".into(),
+            }),
+            "unable to get current usage for r",
+        ),
+        (
+            fails(prepared.evaluate(&one("a"), &[3], &[3, 8, 0], &[1, 2])),
+            ShapeMismatch(ShapeMismatchInfo {
+                field: "subtree".into(),
+                expected: 2,
+                actual: 3,
+            }),
+            "subtree has 3 entries where the request and its path need 2",
+        ),
+        (
+            fails(prepared.evaluate_numbers(99, &[], &[], &[], &[])),
+            ShapeMismatch(ShapeMismatchInfo {
+                field: "node".into(),
+                expected: 2,
+                actual: 99,
+            }),
+            "node number 99 was never given by this prepared (it gave 2)",
+        ),
     ]
 }
 
 #[test]
 fn error_messages_are_the_cores() {
-    let mut enforcer = Enforcer::new();
     let all = every_invalid_input();
-    let kinds: std::collections::BTreeSet<&str> = all.iter().map(InvalidInput::kind).collect();
+    let kinds: std::collections::BTreeSet<&str> =
+        all.iter().map(|(_, input, _)| input.kind()).collect();
     assert_eq!(kinds.len(), 21, "every WIT error case is covered");
-    for input in all {
-        let core_text = enforcer.describe(&input).unwrap();
-        assert_eq!(input.to_string(), core_text, "{input:?}");
+    for (err, input, message) in all {
+        assert_eq!(err, invalid(input, message));
+        assert_eq!(err.to_string(), format!("invalid input: {message}"));
     }
+    // The same text for the same input, whichever function reports it.
+    assert_eq!(
+        consume(
+            &Config::default(),
+            &RetryPolicy::default(),
+            &mut MemoryStore::new(snapshot().projects, snapshot().limits),
+            &Request::new("p", vec![Delta::new("servers", 1)]),
+        ),
+        Err(unknown_project("p"))
+    );
 }
 
 #[test]
@@ -276,5 +545,5 @@ fn an_enforcer_is_reusable_and_send() {
     assert!(enforcer.last_fuel_used().unwrap() > 0);
     assert!(enforcer.memory_high_water() > 0);
     assert!(component_size() > 0);
-    assert!(load_time().is_ok());
+    assert!(load_info().is_ok());
 }

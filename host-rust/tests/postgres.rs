@@ -12,7 +12,6 @@ use common::*;
 use delimiter::*;
 use postgres::{Client, NoTls};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 const URL_VAR: &str = "DELIMITER_TEST_POSTGRES_URL";
 
@@ -114,44 +113,11 @@ fn stale_generation_writes_nothing(db: &Db) {
     common::stale_generation_writes_nothing(&mut db.store());
 }
 
-/// Lets a rival connection commit right after our first read.
-struct Interleaved {
-    inner: PostgresStore,
-    rival: PostgresStore,
-    reads: u32,
-}
-
-impl Store for Interleaved {
-    fn read(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
-        let snapshot = self.inner.read(project, resources)?;
-        self.reads += 1;
-        if self.reads == 1 {
-            Enforcer::new()
-                .consume(&config(), &quick(), &mut self.rival, &servers("b", 1))
-                .expect("rival commits");
-        }
-        Ok(snapshot)
-    }
-
-    fn commit(
-        &mut self,
-        claim: &[ClaimEntry],
-        request: &Request,
-    ) -> Result<CommitOutcome, StorageError> {
-        self.inner.commit(claim, request)
-    }
-
-    fn backoff(&mut self, _attempt: u32, _delay: Duration) {}
-}
-
 fn conflict_is_retried(db: &Db) {
-    let mut racing = Interleaved {
-        inner: db.store(),
-        rival: db.store(),
-        reads: 0,
-    };
+    let mut racing = Interleaved::new(db.store(), db.store(), "b");
     let done = consume(&config(), &quick(), &mut racing, &servers("a", 2)).unwrap();
     assert_eq!(done.attempts, 2, "the first commit lost to the rival");
+    assert_eq!((racing.reads, racing.backoffs), (2, 1));
     assert_eq!(
         racing.inner.usage("a", "servers").unwrap(),
         2,
@@ -168,16 +134,7 @@ fn concurrent_connections_never_overrun(db: &Db) {
             let mut store = db.store();
             scope.spawn(move || {
                 let project = if worker % 2 == 0 { "a" } else { "b" };
-                let mut enforcer = Enforcer::new();
-                for _ in 0..6 {
-                    match enforcer.consume(&config(), &quick(), &mut store, &servers(project, 1)) {
-                        Ok(_) => {
-                            admitted.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(Error::OverLimit { .. }) | Err(Error::RetriesExhausted { .. }) => {}
-                        Err(other) => panic!("{other:?}"),
-                    }
-                }
+                consume_servers(&mut store, project, 6, admitted);
             });
         }
     });

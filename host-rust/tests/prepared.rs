@@ -2,6 +2,9 @@
 //! `prepared` resource give `evaluate`'s answers, report typed errors for
 //! bad shapes, and recover from a guest fault.
 
+mod common;
+
+use common::{invalid, unknown_project};
 use delimiter::*;
 
 fn projects() -> Vec<Project> {
@@ -72,7 +75,11 @@ fn prepared_decisions_are_evaluates() {
     for model in [Model::Flat, Model::Nested] {
         let config = Config::new(model);
         let mut prepared = Prepared::new(&config, &projects(), &limits()).unwrap();
-        assert_eq!(prepared.path("team").unwrap(), ["team", "dept", "org"]);
+        let path = prepared.path("team").unwrap();
+        assert_eq!(
+            path.iter().map(|p| &**p).collect::<Vec<_>>(),
+            ["team", "dept", "org"]
+        );
         // Admitted (org constrains, dept is unlimited), refused by org,
         // refused by team, a release below zero, and an overflow.
         let cases = [
@@ -88,8 +95,8 @@ fn prepared_decisions_are_evaluates() {
             let got = prepared.evaluate(&request, &local, &subtree, &GENERATIONS);
             assert_eq!(got, want, "{model:?} {request:?}");
             outcomes.insert(match got {
-                Ok(Decision::Admitted { claim }) => format!("admitted {}", claim.len()),
-                Ok(Decision::Refused { violations }) => {
+                Ok(Decision::Admitted(claim)) => format!("admitted {}", claim.len()),
+                Ok(Decision::Refused(violations)) => {
                     format!("refused by {}", violations[0].project)
                 }
                 Err(e) => format!("{e}"),
@@ -106,18 +113,10 @@ fn an_admission_claims_path_ids_with_the_generations_passed() {
     let decision = prepared.evaluate(&request(1, 2), &LOCAL, &SUBTREE, &GENERATIONS);
     assert_eq!(
         decision.unwrap(),
-        Decision::Admitted {
-            claim: vec![
-                ClaimEntry {
-                    project: "team".into(),
-                    generation: 11
-                },
-                ClaimEntry {
-                    project: "org".into(),
-                    generation: 33
-                },
-            ]
-        }
+        Decision::Admitted(vec![
+            ClaimEntry::new("team", 11),
+            ClaimEntry::new("org", 33)
+        ])
     );
 }
 
@@ -127,25 +126,29 @@ fn wrong_lengths_and_bad_inputs_are_typed_errors() {
     let got = prepared.evaluate(&request(1, 0), &LOCAL, &SUBTREE[..5], &GENERATIONS);
     assert_eq!(
         got,
-        Err(Error::Invalid(InvalidInput::ShapeMismatch {
-            field: "subtree".into(),
-            expected: 6,
-            actual: 5
-        }))
+        Err(invalid(
+            InvalidInput::ShapeMismatch(ShapeMismatchInfo {
+                field: "subtree".into(),
+                expected: 6,
+                actual: 5
+            }),
+            "subtree has 5 entries where the request and its path need 6"
+        ))
     );
     let stranger = Request::new("nobody", vec![Delta::new("servers", 1)]);
     assert_eq!(
         prepared.evaluate(&stranger, &[0], &[0], &[0]),
-        Err(Error::Invalid(InvalidInput::UnknownProject {
-            project: "nobody".into()
-        }))
+        Err(unknown_project("nobody"))
     );
     let cyclic = vec![Project::child("a", "b"), Project::child("b", "a")];
     assert_eq!(
         Prepared::new(&Config::default(), &cyclic, &limits()).unwrap_err(),
-        Error::Invalid(InvalidInput::Cycle {
-            project: "a".into()
-        })
+        invalid(
+            InvalidInput::Cycle(ProjectRef {
+                project: "a".into()
+            }),
+            r#"project "a" is its own ancestor"#
+        )
     );
 }
 

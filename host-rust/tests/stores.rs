@@ -2,49 +2,13 @@
 //! a conflict that is retried, and concurrent writers that never overrun a
 //! shared parent limit.
 
+mod common;
+
+use common::*;
 use delimiter::*;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-
-/// org (limit 10 servers) > team (no own limit) > {a, b}; registered
-/// default 8. Under the nested model a and b are capped by org together.
-fn projects() -> Vec<Project> {
-    vec![
-        Project::root("org"),
-        Project::child("team", "org"),
-        Project::child("a", "team"),
-        Project::child("b", "team"),
-    ]
-}
-
-fn limits() -> Limits {
-    Limits {
-        registered: vec![RegisteredLimit::new("servers", 8)],
-        project: vec![
-            ProjectLimit::new("org", "servers", 10),
-            ProjectLimit::new("team", "servers", UNLIMITED),
-        ],
-    }
-}
-
-fn servers(project: &str, n: i64) -> Request {
-    Request::new(project, vec![Delta::new("servers", n)])
-}
-
-fn config() -> Config {
-    Config::new(Model::Nested)
-}
-
-/// Backoffs are real sleeps by default; keep tests quick.
-fn quick() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 50,
-        base_delay_us: 50,
-        max_delay_us: 2_000,
-        seed: 7,
-    }
-}
 
 /// A database file of its own for each test, in a directory removed when
 /// the test ends.
@@ -82,56 +46,11 @@ fn db_path(name: &str) -> TempDb {
     TempDb(dir.join("quota.sqlite"))
 }
 
+/// A SQLite store at `path`, seeded with the fixture tree and limits.
 fn sqlite(path: &PathBuf) -> SqliteStore {
     let mut store = SqliteStore::open(path).unwrap();
-    for p in projects() {
-        store.add_project(&p).unwrap();
-    }
-    store.set_limits(&limits()).unwrap();
+    store.seed();
     store
-}
-
-/// Wraps a store; on the first read, lets `rival` commit a consume of one
-/// server by `rival_project` after our read, so our first commit conflicts.
-struct Interleaved<S: Store, R: Store> {
-    inner: S,
-    rival: R,
-    rival_project: &'static str,
-    reads: u32,
-    backoffs: u32,
-}
-
-impl<S: Store, R: Store> Store for Interleaved<S, R> {
-    fn read(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
-        let snapshot = self.inner.read(project, resources)?;
-        self.reads += 1;
-        if self.reads == 1 {
-            // A concurrent service instance, with its own component instance.
-            let done = Enforcer::new()
-                .consume(
-                    &config(),
-                    &quick(),
-                    &mut self.rival,
-                    &servers(self.rival_project, 1),
-                )
-                .expect("the rival commits");
-            assert_eq!(done.attempts, 1);
-        }
-        Ok(snapshot)
-    }
-
-    fn commit(
-        &mut self,
-        claim: &[ClaimEntry],
-        request: &Request,
-    ) -> Result<CommitOutcome, StorageError> {
-        self.inner.commit(claim, request)
-    }
-
-    fn backoff(&mut self, _attempt: u32, delay: Duration) {
-        self.backoffs += 1;
-        assert!(delay <= Duration::from_millis(2));
-    }
 }
 
 // ---- MemoryStore --------------------------------------------------------------
@@ -155,10 +74,10 @@ fn memory_store_admits_commits_and_refuses() {
 
     // org: 9 used of 10, so 2 more is refused, with the constraint named.
     let err = consume(&config(), &quick(), &mut store, &servers("b", 2)).unwrap_err();
-    let Error::OverLimit {
+    let Error::OverLimit(OverLimit {
         violations,
         attempts,
-    } = err
+    }) = err
     else {
         panic!("{err:?}")
     };
@@ -178,22 +97,24 @@ fn memory_store_admits_commits_and_refuses() {
     consume(&config(), &quick(), &mut store, &servers("b", -3)).unwrap();
     assert_eq!(store.usage("b", "servers"), 0);
     let err = consume(&config(), &quick(), &mut store, &servers("b", -1)).unwrap_err();
-    assert!(
-        matches!(err, Error::Invalid(InvalidInput::ReleaseBelowZero { .. })),
-        "{err:?}"
+    assert_eq!(
+        err,
+        invalid(
+            InvalidInput::ReleaseBelowZero(ReleaseInfo {
+                project: "b".into(),
+                resource: "servers".into(),
+                usage: 0,
+                delta: -1,
+            }),
+            r#"releasing 1 of "servers" from project "b" would take usage 0 below zero"#,
+        )
     );
 }
 
 #[test]
 fn memory_store_conflict_is_retried_on_a_fresh_read() {
     let store = MemoryStore::new(projects(), limits());
-    let mut racing = Interleaved {
-        inner: store.clone(),
-        rival: store.clone(),
-        rival_project: "b",
-        reads: 0,
-        backoffs: 0,
-    };
+    let mut racing = Interleaved::new(store.clone(), store.clone(), "b");
     let done = consume(&config(), &quick(), &mut racing, &servers("a", 1)).unwrap();
     assert_eq!(done.attempts, 2, "the first commit lost to the rival");
     assert_eq!((racing.reads, racing.backoffs), (2, 1));
@@ -237,16 +158,7 @@ fn memory_store_concurrent_workers_never_overrun_the_parent() {
             let admitted = &admitted;
             scope.spawn(move || {
                 let project = if worker % 2 == 0 { "a" } else { "b" };
-                let mut enforcer = Enforcer::new();
-                for _ in 0..8 {
-                    match enforcer.consume(&config(), &quick(), &mut mine, &servers(project, 1)) {
-                        Ok(_) => {
-                            admitted.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(Error::OverLimit { .. }) | Err(Error::RetriesExhausted { .. }) => {}
-                        Err(other) => panic!("{other:?}"),
-                    }
-                }
+                consume_servers(&mut mine, project, 8, admitted);
             });
         }
     });
@@ -261,48 +173,7 @@ fn memory_store_concurrent_workers_never_overrun_the_parent() {
 #[test]
 fn sqlite_store_admits_commits_and_refuses_with_path_usage() {
     let path = db_path("basic");
-    let mut store = sqlite(&path);
-    store.set_usage("a", "servers", 6).unwrap();
-
-    // The read sends only b's path, with usage summed per subtree.
-    let snapshot = store.read("b", &["servers".to_string()]).unwrap();
-    assert_eq!(snapshot.projects.len(), 3, "b, team, org: not a");
-    let Usage::Path(path_usage) = &snapshot.usage else {
-        panic!("{:?}", snapshot.usage)
-    };
-    assert!(
-        path_usage
-            .subtree
-            .contains(&UsageEntry::new("org", "servers", 6))
-    );
-
-    let g_org = store.generation("org").unwrap().unwrap();
-    let done = consume(&config(), &quick(), &mut store, &servers("b", 3)).unwrap();
-    assert_eq!(done.attempts, 1);
-    assert_eq!(store.usage("b", "servers").unwrap(), 3);
-    assert_eq!(
-        store.generation("org").unwrap(),
-        Some(g_org + 1),
-        "the claim bumped org"
-    );
-
-    let err = consume(&config(), &quick(), &mut store, &servers("b", 2)).unwrap_err();
-    assert!(
-        matches!(&err, Error::OverLimit { violations, .. } if violations[0].project == "org"),
-        "{err:?}"
-    );
-    assert_eq!(store.usage("b", "servers").unwrap(), 3);
-
-    consume(&config(), &quick(), &mut store, &servers("b", -3)).unwrap();
-    assert_eq!(store.usage("b", "servers").unwrap(), 0);
-
-    let err = consume(&config(), &quick(), &mut store, &servers("nobody", 1)).unwrap_err();
-    assert_eq!(
-        err,
-        Error::Invalid(InvalidInput::UnknownProject {
-            project: "nobody".into()
-        })
-    );
+    common::admits_commits_refuses(&mut sqlite(&path));
 }
 
 #[test]
@@ -310,13 +181,7 @@ fn sqlite_store_conflict_rolls_back_and_is_retried() {
     let path = db_path("conflict");
     let store = sqlite(&path);
     let rival = SqliteStore::open(&path).unwrap();
-    let mut racing = Interleaved {
-        inner: store,
-        rival,
-        rival_project: "b",
-        reads: 0,
-        backoffs: 0,
-    };
+    let mut racing = Interleaved::new(store, rival, "b");
     let done = consume(&config(), &quick(), &mut racing, &servers("a", 2)).unwrap();
     assert_eq!(
         done.attempts, 2,
@@ -334,27 +199,9 @@ fn sqlite_store_conflict_rolls_back_and_is_retried() {
 
 #[test]
 fn sqlite_store_commit_misses_on_a_stale_generation_and_writes_nothing() {
-    let path = db_path("stale");
-    let mut store = sqlite(&path);
-    let g_a = store.generation("a").unwrap().unwrap();
-    let g_org = store.generation("org").unwrap().unwrap();
     // org moved on: the whole transaction, a's bump included, rolls back.
-    let stale = [
-        ClaimEntry {
-            project: "a".into(),
-            generation: g_a,
-        },
-        ClaimEntry {
-            project: "org".into(),
-            generation: g_org - 1,
-        },
-    ];
-    assert_eq!(
-        store.commit(&stale, &servers("a", 1)).unwrap(),
-        CommitOutcome::Conflict
-    );
-    assert_eq!(store.generation("a").unwrap(), Some(g_a));
-    assert_eq!(store.usage("a", "servers").unwrap(), 0);
+    let path = db_path("stale");
+    common::stale_generation_writes_nothing(&mut sqlite(&path));
 }
 
 #[test]
@@ -369,15 +216,7 @@ fn sqlite_store_concurrent_connections_never_overrun_the_parent() {
             scope.spawn(move || {
                 let mut mine = SqliteStore::open(path).unwrap();
                 let project = if worker % 2 == 0 { "a" } else { "b" };
-                for _ in 0..8 {
-                    match consume(&config(), &quick(), &mut mine, &servers(project, 1)) {
-                        Ok(_) => {
-                            admitted.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(Error::OverLimit { .. }) | Err(Error::RetriesExhausted { .. }) => {}
-                        Err(other) => panic!("{other:?}"),
-                    }
-                }
+                consume_servers(&mut mine, project, 8, admitted);
             });
         }
     });

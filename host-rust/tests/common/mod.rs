@@ -1,12 +1,15 @@
-//! What the database store tests share: the fixture tree, a way to look
-//! into any store, and the checks whose expectations do not depend on the
-//! database.
+//! What the store and API tests share: the fixture tree, the expected
+//! input errors (with the core's message), a way to look into any store,
+//! and the checks whose expectations do not depend on the storage.
 
 #![allow(dead_code)] // each test binary uses its own part
 
 use delimiter::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// org (10 servers) > team (unlimited) > {a, b}; registered default 8.
+/// Under the nested model a and b are capped by org together.
 pub fn projects() -> Vec<Project> {
     vec![
         Project::root("org"),
@@ -32,6 +35,25 @@ pub fn servers(project: &str, n: i64) -> Request {
 
 pub fn config() -> Config {
     Config::new(Model::Nested)
+}
+
+/// The error an invalid input gives: the case, with the core's message
+/// (the host writes no text of its own).
+pub fn invalid(input: InvalidInput, message: &str) -> Error {
+    Error::Invalid(Invalid {
+        input,
+        message: message.into(),
+    })
+}
+
+/// `unknown-project` for `project`, as the core words it.
+pub fn unknown_project(project: &str) -> Error {
+    invalid(
+        InvalidInput::UnknownProject(ProjectRef {
+            project: project.into(),
+        }),
+        &format!("project {project:?} is not in the tree"),
+    )
 }
 
 /// Short backoffs: tests should not sleep for long.
@@ -89,6 +111,7 @@ macro_rules! inspect {
 
 inspect!(PostgresStore);
 inspect!(MariadbStore);
+inspect!(SqliteStore);
 
 /// Admission with a claim, refusal by the parent, release, and an unknown
 /// project, on a freshly seeded store.
@@ -106,6 +129,8 @@ pub fn admits_commits_refuses(store: &mut impl Inspect) {
 
     let g_org = store.generation_of("org").unwrap();
     let done = consume(&config(), &quick(), store, &servers("b", 3)).unwrap();
+    assert_eq!(done.attempts, 1);
+    assert_eq!(store.usage_of("b", "servers"), 3);
     assert_eq!(
         done.claim
             .iter()
@@ -121,7 +146,7 @@ pub fn admits_commits_refuses(store: &mut impl Inspect) {
 
     let err = consume(&config(), &quick(), store, &servers("b", 2)).unwrap_err();
     assert!(
-        matches!(&err, Error::OverLimit { violations, .. } if violations[0].project == "org"),
+        matches!(&err, Error::OverLimit(OverLimit { violations, attempts: 1 }) if violations[0].project == "org"),
         "{err:?}"
     );
     assert_eq!(
@@ -141,12 +166,7 @@ pub fn admits_commits_refuses(store: &mut impl Inspect) {
 
     // Ids are case-sensitive everywhere.
     let err = consume(&config(), &quick(), store, &servers("A", 1)).unwrap_err();
-    assert_eq!(
-        err,
-        Error::Invalid(InvalidInput::UnknownProject {
-            project: "A".into()
-        })
-    );
+    assert_eq!(err, unknown_project("A"));
 }
 
 /// A claim whose last entry is stale rolls back the bumps before it.
@@ -186,7 +206,7 @@ pub fn storage_error_leaves_no_charge(
     let before = check.path_generations();
     let err = consume(&config(), &quick(), store, &servers("a", 2)).unwrap_err();
     assert!(
-        matches!(&err, Error::Storage { message: m, attempts: 1 } if m.contains(message)),
+        matches!(&err, Error::Storage { error, attempts: 1 } if error.message.contains(message)),
         "{err:?}"
     );
     assert_eq!(before, check.path_generations(), "no generation moved");
@@ -213,5 +233,82 @@ impl<S: Store, F: FnMut(&mut S)> Store for KilledAfterRead<S, F> {
         request: &Request,
     ) -> Result<CommitOutcome, StorageError> {
         self.inner.commit(claim, request)
+    }
+}
+
+/// Wraps a store; right after the first read, lets `rival` (another
+/// connection, with its own component instance) commit one server for
+/// `rival_project`, so that the first commit through this store conflicts.
+pub struct Interleaved<S, R> {
+    pub inner: S,
+    pub rival: R,
+    pub rival_project: &'static str,
+    pub reads: u32,
+    pub backoffs: u32,
+}
+
+impl<S: Store, R: Store> Interleaved<S, R> {
+    pub fn new(inner: S, rival: R, rival_project: &'static str) -> Self {
+        Interleaved {
+            inner,
+            rival,
+            rival_project,
+            reads: 0,
+            backoffs: 0,
+        }
+    }
+}
+
+impl<S: Store, R: Store> Store for Interleaved<S, R> {
+    fn read(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
+        let snapshot = self.inner.read(project, resources)?;
+        self.reads += 1;
+        if self.reads == 1 {
+            let done = Enforcer::new()
+                .consume(
+                    &config(),
+                    &quick(),
+                    &mut self.rival,
+                    &servers(self.rival_project, 1),
+                )
+                .expect("the rival commits");
+            assert_eq!(done.attempts, 1);
+        }
+        Ok(snapshot)
+    }
+
+    fn commit(
+        &mut self,
+        claim: &[ClaimEntry],
+        request: &Request,
+    ) -> Result<CommitOutcome, StorageError> {
+        self.inner.commit(claim, request)
+    }
+
+    /// Counted, not slept (`quick` caps every delay at 2 ms).
+    fn backoff(&mut self, _attempt: u32, delay: Duration) {
+        self.backoffs += 1;
+        assert!(delay <= Duration::from_millis(2), "{delay:?}");
+    }
+}
+
+/// A worker: `times` consumes of one server by `project` through `store`,
+/// on an enforcer of its own; each admission is counted in `admitted`. A
+/// refusal or running out of retries is an answer; anything else fails.
+pub fn consume_servers(
+    store: &mut impl Store,
+    project: &str,
+    times: usize,
+    admitted: &AtomicUsize,
+) {
+    let mut enforcer = Enforcer::new();
+    for _ in 0..times {
+        match enforcer.consume(&config(), &quick(), store, &servers(project, 1)) {
+            Ok(_) => {
+                admitted.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(Error::OverLimit(_)) | Err(Error::RetriesExhausted { .. }) => {}
+            Err(other) => panic!("{other:?}"),
+        }
     }
 }

@@ -141,7 +141,7 @@ impl<S: Store + Send> Worker for CasWorker<S> {
         self.total += t.elapsed();
         match out {
             Ok(_) => Ok(Outcome::Admitted),
-            Err(Error::OverLimit { violations, .. }) => Ok(refused(&violations)),
+            Err(Error::OverLimit(over)) => Ok(refused(&over.violations)),
             Err(Error::RetriesExhausted { .. }) => Ok(Outcome::Exhausted),
             Err(other) => Err(format!("generation-cas: {other}")),
         }
@@ -196,8 +196,8 @@ pub fn decide(
     let decision = enforcer.evaluate(&config(), snapshot, request);
     profile.evaluate += t.elapsed();
     match decision.map_err(|e| format!("evaluate: {e}"))? {
-        Decision::Admitted { .. } => Ok(None),
-        Decision::Refused { violations } => Ok(Some(refused(&violations))),
+        Decision::Admitted(_) => Ok(None),
+        Decision::Refused(violations) => Ok(Some(refused(&violations))),
     }
 }
 
