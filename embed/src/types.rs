@@ -66,6 +66,9 @@ impl ProjectLimit {
     }
 }
 
+// Written out: `Default` cannot be added to every generated type (enums
+// have no default case), so these are not derivable through `bindgen!`.
+#[allow(clippy::derivable_impls)]
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -101,6 +104,7 @@ impl Default for Usage {
     }
 }
 
+#[allow(clippy::derivable_impls)]
 impl Default for PathUsage {
     fn default() -> Self {
         PathUsage {

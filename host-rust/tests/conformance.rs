@@ -3,65 +3,24 @@
 //! `conformance/README.md` describes. Prints failures, then
 //! `conformance rust: N passed, M failed`, and exits non-zero on a failure.
 //!
-//! `DELIMITER_VECTORS` may name another directory of vector files.
 
 use delimiter::vector::*;
 use delimiter::*;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
-/// A rendered result, or an error kind.
-type Outcome = Result<Value, String>;
+use delimiter_conformance::{Outcome, Ran};
 
 fn main() {
-    let dir = std::env::var_os("DELIMITER_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../conformance/vectors")
-        });
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-
+    let vectors = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../conformance/vectors");
     let mut enforcer = Enforcer::new();
-    let (mut passed, mut failed) = (0usize, 0usize);
-    for file in files {
-        let stem = file.file_stem().unwrap().to_string_lossy().to_string();
-        let doc: Value = match std::fs::read_to_string(&file)
-            .map_err(|e| e.to_string())
-            .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
-        {
-            Ok(doc) => doc,
-            Err(e) => {
-                println!("FAIL {stem}: unreadable vector file: {e}");
-                failed += 1;
-                continue;
-            }
-        };
-        for case in doc["cases"].as_array().into_iter().flatten() {
-            let id = format!("{stem}/{}", case["description"].as_str().unwrap_or("?"));
-            match run_case(&mut enforcer, case) {
-                Ok(()) => passed += 1,
-                Err(why) => {
-                    failed += 1;
-                    println!("FAIL {id}\n     {why}");
-                }
-            }
-        }
-    }
-    println!("conformance rust: {passed} passed, {failed} failed");
-    if failed > 0 || passed == 0 {
-        std::process::exit(1);
-    }
+    delimiter_conformance::main("rust", &vectors, |case| run_case(&mut enforcer, case));
 }
 
-/// Runs one case and compares it with its expectation.
-fn run_case(enforcer: &mut Enforcer, case: &Value) -> Result<(), String> {
+/// Runs one case through the public API.
+fn run_case(enforcer: &mut Enforcer, case: &Value) -> Ran {
     let op = case["operation"].as_str().ok_or("case has no operation")?;
-    let (outcome, calls) = match op {
+    Ok(match op {
         "evaluate" => (run_evaluate(enforcer, case)?, None),
         "headroom" => (run_headroom(enforcer, case)?, None),
         "max-count" => (run_max_count(enforcer, case)?, None),
@@ -73,31 +32,7 @@ fn run_case(enforcer: &mut Enforcer, case: &Value) -> Result<(), String> {
             (outcome, Some(calls))
         }
         other => return Err(format!("unsupported operation {other:?}")),
-    };
-    let matches = match (&outcome, case.get("want_result"), case.get("want_error")) {
-        (Ok(got), Some(want), None) => got == want,
-        (Err(kind), None, Some(want)) => want.as_str() == Some(kind.as_str()),
-        _ => false,
-    };
-    if !matches {
-        let want = case
-            .get("want_result")
-            .map(|w| format!("result {w}"))
-            .or_else(|| case.get("want_error").map(|w| format!("error {w}")))
-            .unwrap_or_else(|| "nothing (the case has neither want_result nor want_error)".into());
-        let got = match &outcome {
-            Ok(v) => format!("result {v}"),
-            Err(k) => format!("error {k:?}"),
-        };
-        return Err(format!("want {want} got {got}"));
-    }
-    if let Some(calls) = calls {
-        let want = &case["want_calls"];
-        if &calls != want {
-            return Err(format!("want calls {want} got {calls}"));
-        }
-    }
-    Ok(())
+    })
 }
 
 /// The error kind of a failed call; a guest fault is reported in full so
@@ -125,7 +60,10 @@ fn required<T: serde::de::DeserializeOwned>(case: &Value, key: &str) -> Result<T
 }
 
 /// The case's config and snapshot, or the error kind the config yields.
-fn inputs(enforcer: &mut Enforcer, case: &Value) -> Result<Result<(Config, SnapshotShape), String>, String> {
+fn inputs(
+    enforcer: &mut Enforcer,
+    case: &Value,
+) -> Result<Result<(Config, SnapshotShape), String>, String> {
     let config: ConfigShape = field(case, "config")?;
     let snapshot: SnapshotShape = field(case, "snapshot")?;
     Ok(config.config(enforcer).map(|c| (c, snapshot)).map_err(kind))
