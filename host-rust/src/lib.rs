@@ -76,8 +76,8 @@ pub mod vector;
 
 pub use delimiter_embed::types::*;
 pub use delimiter_embed::{
-    DEFAULT_FUEL, DEFAULT_MEMORY_LIMIT, Enforcer, Error, FaultKind, GuestFault, LoadInfo,
-    Located, Prepared, StorageError, Store, component_size, load_info,
+    DEFAULT_FUEL, DEFAULT_MEMORY_LIMIT, Enforcer, Error, FaultKind, GuestFault, LoadInfo, Located,
+    Prepared, StorageError, Store, component_size, load_info,
 };
 pub use stores::{MariadbStore, MemoryStore, PostgresStore, SqliteStore};
 
@@ -119,11 +119,7 @@ pub fn headroom(
 
 /// How many units of `request` (its deltas are per unit) its project can
 /// consume now (see [`Enforcer::max_count`]).
-pub fn max_count(
-    config: &Config,
-    snapshot: &Snapshot,
-    request: &Request,
-) -> Result<Count, Error> {
+pub fn max_count(config: &Config, snapshot: &Snapshot, request: &Request) -> Result<Count, Error> {
     with_enforcer(|e| e.max_count(config, snapshot, request))
 }
 
