@@ -121,7 +121,8 @@ impl Enforcer {
         snapshot: &Snapshot,
         request: &Request,
     ) -> Result<Decision, Error> {
-        let out = self.call(|store, quota| quota.call_evaluate(store, *config, snapshot, request))?;
+        let out =
+            self.call(|store, quota| quota.call_evaluate(store, *config, snapshot, request))?;
         Ok(out?)
     }
 
@@ -186,9 +187,8 @@ impl Enforcer {
         max_depth: u32,
         missing_limit: &str,
     ) -> Result<Config, Error> {
-        let out = self.call(|store, quota| {
-            quota.call_parse_config(store, model, max_depth, missing_limit)
-        })?;
+        let out = self
+            .call(|store, quota| quota.call_parse_config(store, model, max_depth, missing_limit))?;
         Ok(out?)
     }
 

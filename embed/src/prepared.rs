@@ -134,8 +134,7 @@ impl Prepared {
         };
         self.located.insert(project.to_string(), located.clone());
         let mut numbers = Vec::with_capacity(deltas.len());
-        for ((name, number), &(_, delta)) in names.into_iter().zip(numbered.resources).zip(deltas)
-        {
+        for ((name, number), &(_, delta)) in names.into_iter().zip(numbered.resources).zip(deltas) {
             numbers.push((number, delta));
             self.numbers.insert(name, number);
         }
@@ -161,15 +160,9 @@ impl Prepared {
     ) -> Result<PathDecision, Error> {
         let handle = self.handle()?;
         let out = self.enforcer.call(|store, quota| {
-            quota.prepared().call_evaluate(
-                store,
-                handle,
-                node,
-                deltas,
-                local,
-                subtree,
-                generations,
-            )
+            quota
+                .prepared()
+                .call_evaluate(store, handle, node, deltas, local, subtree, generations)
         })?;
         Ok(out?)
     }
@@ -231,16 +224,18 @@ pub fn claim(
 ) -> Result<Vec<ClaimEntry>, GuestFault> {
     positions
         .iter()
-        .map(|&k| match (path.get(k as usize), generations.get(k as usize)) {
-            (Some(project), Some(&generation)) => Ok(ClaimEntry {
-                project: project.to_string(),
-                generation,
-            }),
-            // Only a broken component answers this.
-            _ => Err(GuestFault::new(
-                FaultKind::Trap,
-                format!("claim position {k} is off the path"),
-            )),
-        })
+        .map(
+            |&k| match (path.get(k as usize), generations.get(k as usize)) {
+                (Some(project), Some(&generation)) => Ok(ClaimEntry {
+                    project: project.to_string(),
+                    generation,
+                }),
+                // Only a broken component answers this.
+                _ => Err(GuestFault::new(
+                    FaultKind::Trap,
+                    format!("claim position {k} is off the path"),
+                )),
+            },
+        )
         .collect()
 }

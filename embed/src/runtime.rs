@@ -168,7 +168,11 @@ impl host::Host for HostState {
         }
     }
 
-    fn commit(&mut self, claim: Vec<ClaimEntry>, request: Request) -> Result<CommitOutcome, String> {
+    fn commit(
+        &mut self,
+        claim: Vec<ClaimEntry>,
+        request: Request,
+    ) -> Result<CommitOutcome, String> {
         let Some(store) = self.store() else {
             return Err("store.commit called outside consume".to_string());
         };

@@ -79,7 +79,7 @@ pub use delimiter_embed::{
     DEFAULT_FUEL, DEFAULT_MEMORY_LIMIT, Enforcer, Error, FaultKind, GuestFault, LoadInfo, Located,
     Prepared, StorageError, Store, component_size, load_info,
 };
-pub use stores::{MariadbStore, MemoryStore, PostgresStore, SqliteStore};
+pub use stores::{MariadbStore, MemoryStore, PostgresStore, SqliteStore, sql};
 
 use std::cell::RefCell;
 

@@ -160,8 +160,7 @@ impl Guest for Component {
         max_depth: u32,
         missing_limit: String,
     ) -> Result<wit::Config, wit::Invalid> {
-        let config =
-            core::Config::parse(&model, max_depth, &missing_limit).map_err(error_out)?;
+        let config = core::Config::parse(&model, max_depth, &missing_limit).map_err(error_out)?;
         Ok(config_out(config))
     }
 
@@ -474,10 +473,7 @@ fn input_out(e: core::Error) -> wit::InvalidInput {
     use core::Error as E;
     use wit::InvalidInput as W;
     let project_ref = |project| wit::ProjectRef { project };
-    let usage_ref = |project, resource| wit::UsageRef {
-        project,
-        resource,
-    };
+    let usage_ref = |project, resource| wit::UsageRef { project, resource };
     match e {
         E::EmptyId { what } => W::EmptyId(match what {
             core::IdKind::Project => wit::IdKind::Project,
@@ -508,10 +504,9 @@ fn input_out(e: core::Error) -> wit::InvalidInput {
             resource,
             limit,
         }),
-        E::DuplicateLimit { project, resource } => W::DuplicateLimit(wit::LimitRef {
-            project,
-            resource,
-        }),
+        E::DuplicateLimit { project, resource } => {
+            W::DuplicateLimit(wit::LimitRef { project, resource })
+        }
         E::NegativeUsage {
             project,
             resource,
@@ -527,9 +522,7 @@ fn input_out(e: core::Error) -> wit::InvalidInput {
         }
         E::DuplicateGeneration { project } => W::DuplicateGeneration(project_ref(project)),
         E::MissingGeneration { project } => W::MissingGeneration(project_ref(project)),
-        E::DuplicateResource { resource } => W::DuplicateResource(wit::ResourceRef {
-            resource,
-        }),
+        E::DuplicateResource { resource } => W::DuplicateResource(wit::ResourceRef { resource }),
         E::ReleaseBelowZero {
             project,
             resource,
@@ -541,18 +534,13 @@ fn input_out(e: core::Error) -> wit::InvalidInput {
             usage,
             delta,
         }),
-        E::NegativeDelta { resource, delta } => W::NegativeDelta(wit::Delta {
-            resource,
-            delta,
-        }),
+        E::NegativeDelta { resource, delta } => W::NegativeDelta(wit::Delta { resource, delta }),
         E::Overflow { project, resource } => W::Overflow(usage_ref(project, resource)),
         E::UnknownModel { name } => W::UnknownModel(wit::ModelName { name }),
         E::InvalidConfig { field } => W::InvalidConfig(wit::ConfigField {
             field: field.to_string(),
         }),
-        E::MissingUsage { resource } => W::MissingUsage(wit::ResourceRef {
-            resource,
-        }),
+        E::MissingUsage { resource } => W::MissingUsage(wit::ResourceRef { resource }),
         E::ShapeMismatch {
             field,
             expected,

@@ -13,9 +13,10 @@
 //! MariaDB: `VARCHAR(255)` keys with a binary collation (ids are
 //! case-sensitive, as everywhere else) and `usage` quoted (a reserved word).
 
+use super::sql::snapshot_from_rows;
 use crate::{
-    ClaimEntry, CommitOutcome, Generation, Limits, PathUsage, Project, ProjectLimit,
-    RegisteredLimit, Request, ResourceUsage, Snapshot, StorageError, Store, Usage, UsageEntry,
+    ClaimEntry, CommitOutcome, Limits, Project, ProjectLimit, RegisteredLimit, Request, Snapshot,
+    StorageError, Store,
 };
 use mysql::prelude::Queryable;
 use mysql::{Conn, IsolationLevel, Opts, TxOpts};
@@ -39,7 +40,7 @@ fn schema_statements() -> impl Iterator<Item = String> {
 
 /// `path`: the requesting project (the first `?`) and its ancestors, from
 /// the project up; the depth bound stops a cyclic parent chain.
-const PATH_CTE: &str = "
+pub const PATH_CTE: &str = "
 WITH RECURSIVE path (project_id, parent_id, depth) AS (
     SELECT project_id, parent_id, 0 FROM delimiter_projects WHERE project_id = ?
     UNION ALL
@@ -52,11 +53,6 @@ WITH RECURSIVE path (project_id, parent_id, depth) AS (
 type ReadRow = (i64, i64, Option<String>, Option<String>, Option<i64>);
 
 /// The row kinds of [`READ_SQL`]'s answer (its first column).
-const PATH: i64 = 0;
-const LOCAL: i64 = 1;
-const SUBTREE: i64 = 2;
-const REGISTERED: i64 = 3;
-
 /// The whole snapshot of the project's path (both `?` are the project),
 /// every resource, as one statement: rows of (kind, depth, a, b, n), sorted
 /// so that each part comes out in the order the separate queries gave.
@@ -64,6 +60,10 @@ const REGISTERED: i64 = 3;
 /// the project's own usage (resource, usage); 2: U(a, r) for every a on the
 /// path (anchor, resource, sum); 3: registered limits (resource, limit); 4:
 /// project limits on the path (project, resource, limit).
+pub fn read_sql() -> &'static str {
+    READ_SQL.as_str()
+}
+
 static READ_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "{PATH_CTE},
@@ -90,11 +90,6 @@ static READ_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
          ORDER BY 1, 2, 3, 4"
     )
 });
-
-/// A column the query never leaves NULL for this kind of row.
-fn present<T>(value: Option<T>, column: &str) -> Result<T, StorageError> {
-    value.ok_or_else(|| StorageError::new(format!("mariadb: unexpected NULL {column}")))
-}
 
 /// MariaDB error codes that mean "lost a race; nothing was written".
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
@@ -220,7 +215,7 @@ impl MariadbStore {
     }
 
     fn read_path(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
-        let wanted = |r: &String| resources.contains(r);
+        let wanted = |r: &str| resources.iter().any(|x| x == r);
         // One statement, so one consistent read (one read view) at any
         // isolation level: generations are read no later than the usage
         // they go with, in one round trip (the connection keeps the
@@ -229,46 +224,11 @@ impl MariadbStore {
             .conn
             .exec(READ_SQL.as_str(), (project, project))
             .map_err(storage)?;
-        let mut snapshot = Snapshot::default();
-        let mut local = Vec::new();
-        let mut subtree = Vec::new();
-        for (kind, _depth, a, b, n) in rows {
-            match kind {
-                PATH => {
-                    let id = present(a, "project_id")?;
-                    if let Some(g) = n {
-                        snapshot
-                            .generations
-                            .push(Generation::new(id.clone(), from_sql_generation(g)?));
-                    }
-                    snapshot.projects.push(Project { id, parent: b });
-                }
-                LOCAL => local.push(ResourceUsage {
-                    resource: present(b, "resource")?,
-                    usage: present(n, "usage")?,
-                }),
-                SUBTREE => subtree.push(UsageEntry {
-                    project: present(a, "anchor")?,
-                    resource: present(b, "resource")?,
-                    usage: present(n, "usage")?,
-                }),
-                REGISTERED => snapshot.limits.registered.push(RegisteredLimit {
-                    resource: present(b, "resource")?,
-                    limit: present(n, "limit_value")?,
-                }),
-                _ => snapshot.limits.project.push(ProjectLimit {
-                    project: present(a, "project_id")?,
-                    resource: present(b, "resource")?,
-                    limit: present(n, "limit_value")?,
-                }),
-            }
-        }
-        snapshot.limits.registered.retain(|l| wanted(&l.resource));
-        snapshot.limits.project.retain(|l| wanted(&l.resource));
-        local.retain(|u: &ResourceUsage| wanted(&u.resource));
-        subtree.retain(|u: &UsageEntry| wanted(&u.resource));
-        snapshot.usage = Usage::Path(PathUsage { local, subtree });
-        Ok(snapshot)
+        snapshot_from_rows(
+            rows.into_iter()
+                .map(|(kind, _depth, a, b, n)| (kind, a, b, n)),
+            wanted,
+        )
     }
 
     fn try_commit(

@@ -4,7 +4,7 @@
 mod mariadb;
 mod memory;
 mod postgres;
-mod sql;
+pub mod sql;
 mod sqlite;
 
 pub use mariadb::MariadbStore;

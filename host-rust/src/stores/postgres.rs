@@ -9,10 +9,10 @@
 //! the other writer and then re-checks its WHERE clause against the new row:
 //! the loser matches no row and the transaction rolls back as a conflict.
 
-use super::sql::{PATH_CTE, SCHEMA, SUBTREE_CTE};
+use super::sql::{PATH_CTE, SCHEMA, SUBTREE_CTE, snapshot_from_rows};
 use crate::{
-    ClaimEntry, CommitOutcome, Generation, Limits, PathUsage, Project, ProjectLimit,
-    RegisteredLimit, Request, ResourceUsage, Snapshot, StorageError, Store, Usage, UsageEntry,
+    ClaimEntry, CommitOutcome, Limits, Project, ProjectLimit, RegisteredLimit, Request, Snapshot,
+    StorageError, Store,
 };
 use postgres::error::SqlState;
 use postgres::{Client, NoTls, Statement};
@@ -69,12 +69,6 @@ fn prepared<'a>(
     Ok(slot.as_ref().expect("prepared just above"))
 }
 
-/// The row kinds of [`read_sql`]'s answer (its first column).
-const PATH: i32 = 0;
-const LOCAL: i32 = 1;
-const SUBTREE: i32 = 2;
-const REGISTERED: i32 = 3;
-
 /// The whole snapshot of `$1`'s path for the resources in `$2`, as one
 /// statement: rows of (kind, depth, a, b, n), sorted so that each part
 /// comes out in the order the separate queries gave. Kind 0: the path
@@ -82,7 +76,7 @@ const REGISTERED: i32 = 3;
 /// own usage (resource, usage); 2: U(a, r) for every a on the path
 /// (anchor, resource, sum); 3: registered limits (resource, limit); 4:
 /// project limits on the path (project, resource, limit).
-fn read_sql() -> String {
+pub fn read_sql() -> String {
     format!(
         "{PATH_CTE}, {SUBTREE_CTE}
          SELECT 0 AS kind, path.depth, path.project_id AS a, path.parent_id AS b, g.generation AS n
@@ -104,11 +98,6 @@ fn read_sql() -> String {
           WHERE l.resource = ANY($2)
          ORDER BY 1, 2, 3, 4"
     )
-}
-
-/// A column the query never leaves NULL for this kind of row.
-fn present<T>(value: Option<T>, column: &str) -> Result<T, StorageError> {
-    value.ok_or_else(|| StorageError::new(format!("postgres: unexpected NULL {column}")))
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -238,48 +227,11 @@ impl PostgresStore {
             .client
             .query(&statements.read, &[&project, &wanted])
             .map_err(storage)?;
-        let mut snapshot = Snapshot {
-            usage: Usage::Path(PathUsage::default()),
-            ..Snapshot::default()
-        };
-        let mut local = Vec::new();
-        let mut subtree = Vec::new();
-        for row in &rows {
-            let kind: i32 = row.get(0);
-            let (a, b, n): (Option<String>, Option<String>, Option<i64>) =
-                (row.get(2), row.get(3), row.get(4));
-            match kind {
-                PATH => {
-                    let id = present(a, "project_id")?;
-                    if let Some(g) = n {
-                        snapshot
-                            .generations
-                            .push(Generation::new(id.clone(), from_sql_generation(g)?));
-                    }
-                    snapshot.projects.push(Project { id, parent: b });
-                }
-                LOCAL => local.push(ResourceUsage {
-                    resource: present(b, "resource")?,
-                    usage: present(n, "usage")?,
-                }),
-                SUBTREE => subtree.push(UsageEntry {
-                    project: present(a, "anchor")?,
-                    resource: present(b, "resource")?,
-                    usage: present(n, "usage")?,
-                }),
-                REGISTERED => snapshot.limits.registered.push(RegisteredLimit {
-                    resource: present(b, "resource")?,
-                    limit: present(n, "limit_value")?,
-                }),
-                _ => snapshot.limits.project.push(ProjectLimit {
-                    project: present(a, "project_id")?,
-                    resource: present(b, "resource")?,
-                    limit: present(n, "limit_value")?,
-                }),
-            }
-        }
-        snapshot.usage = Usage::Path(PathUsage { local, subtree });
-        Ok(snapshot)
+        snapshot_from_rows(
+            rows.iter()
+                .map(|r| (i64::from(r.get::<_, i32>(0)), r.get(2), r.get(3), r.get(4))),
+            |_| true,
+        )
     }
 
     fn try_commit(

@@ -1,7 +1,15 @@
-//! The SQL both database stores share: the schema and the recursive
-//! queries over the project tree. Written in the common subset of SQLite
-//! and PostgreSQL (`$1` is a positional parameter in both; BIGINT is a
-//! 64-bit integer in both).
+//! The SQL the database stores share: the schema, the recursive queries
+//! over the project tree, the one-statement path reads of PostgreSQL and
+//! MariaDB, and the snapshot their rows make. Public so that a service (or
+//! a benchmark) that reads inside a transaction of its own, for example
+//! one holding row locks, reads exactly what the stores read. The CTEs are
+//! written in the common subset of SQLite and PostgreSQL (`$1` is a
+//! positional parameter in both; BIGINT is a 64-bit integer in both).
+
+use crate::*;
+
+pub use super::mariadb::{PATH_CTE as MARIADB_PATH_CTE, read_sql as mariadb_read_sql};
+pub use super::postgres::read_sql as postgres_read_sql;
 
 /// The tables (created if missing), from `conformance/storage/schema.sql`,
 /// the schema every host's reference stores share. `delimiter_generations` is the
@@ -14,7 +22,7 @@ pub(crate) const SCHEMA: &str = include_str!("../../storage/schema.sql");
 /// `path`: the requesting project ($1) and its ancestors, from the project
 /// up. The depth bound stops a cyclic parent chain; the component then
 /// reports it.
-pub(crate) const PATH_CTE: &str = "
+pub const PATH_CTE: &str = "
 WITH RECURSIVE path (project_id, parent_id, depth) AS (
     SELECT project_id, parent_id, 0 FROM delimiter_projects WHERE project_id = $1
     UNION ALL
@@ -26,7 +34,7 @@ WITH RECURSIVE path (project_id, parent_id, depth) AS (
 /// Follows [`PATH_CTE`] (after a comma): `subtree` pairs every node of the
 /// path (`anchor`) with every project of its subtree, so that grouping by
 /// anchor sums U(a, r).
-pub(crate) const SUBTREE_CTE: &str = "
+pub const SUBTREE_CTE: &str = "
 subtree (anchor, project_id, depth) AS (
     SELECT project_id, project_id, 0 FROM path
     UNION ALL
@@ -34,3 +42,57 @@ subtree (anchor, project_id, depth) AS (
       FROM delimiter_projects c JOIN subtree ON c.parent_id = subtree.project_id
      WHERE subtree.depth < 1024
 )";
+
+/// The snapshot from the rows of a one-statement path read
+/// ([`postgres_read_sql`], [`mariadb_read_sql`]): rows of (kind, a, b, n),
+/// kind 0 the path (project, parent, generation) from the project up, 1 the
+/// project's own usage (resource, usage), 2 U(a, r) for each a on the path
+/// (anchor, resource, sum), 3 registered limits (resource, limit), 4
+/// project limits on the path (project, resource, limit). Rows of resources
+/// not `wanted` are dropped.
+pub fn snapshot_from_rows(
+    rows: impl IntoIterator<Item = (i64, Option<String>, Option<String>, Option<i64>)>,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Snapshot, StorageError> {
+    fn present<T>(v: Option<T>, column: &str) -> Result<T, StorageError> {
+        v.ok_or_else(|| StorageError::new(format!("unexpected NULL {column}")))
+    }
+    let mut s = Snapshot::default();
+    let (mut local, mut subtree) = (Vec::new(), Vec::new());
+    for (kind, a, b, n) in rows {
+        if kind != 0 && !b.as_deref().is_some_and(&wanted) {
+            continue;
+        }
+        match kind {
+            0 => {
+                let id = present(a, "project_id")?;
+                if let Some(g) = n {
+                    let g = u64::try_from(g)
+                        .map_err(|_| StorageError::new(format!("negative generation {g}")))?;
+                    s.generations.push(Generation::new(id.clone(), g));
+                }
+                s.projects.push(Project { id, parent: b });
+            }
+            1 => local.push(ResourceUsage::new(
+                present(b, "resource")?,
+                present(n, "usage")?,
+            )),
+            2 => subtree.push(UsageEntry::new(
+                present(a, "anchor")?,
+                present(b, "resource")?,
+                present(n, "usage")?,
+            )),
+            3 => s.limits.registered.push(RegisteredLimit::new(
+                present(b, "resource")?,
+                present(n, "limit_value")?,
+            )),
+            _ => s.limits.project.push(ProjectLimit::new(
+                present(a, "project_id")?,
+                present(b, "resource")?,
+                present(n, "limit_value")?,
+            )),
+        }
+    }
+    s.usage = Usage::Path(PathUsage { local, subtree });
+    Ok(s)
+}

@@ -4,9 +4,8 @@
 
 use crate::workload::ROOT;
 use delimiter::{
-    ClaimEntry, CommitOutcome, Config, Decision, Enforcer, Error, Generation, Model, PathUsage,
-    Project, ProjectLimit, RegisteredLimit, Request, ResourceUsage, RetryPolicy, Snapshot,
-    StorageError, Store, Usage, UsageEntry, Violation,
+    ClaimEntry, CommitOutcome, Config, Decision, Enforcer, Error, Model, Request, RetryPolicy,
+    Snapshot, StorageError, Store, Violation,
 };
 use std::time::{Duration, Instant};
 
@@ -260,54 +259,4 @@ impl<T: Transaction> Worker for LockingWorker<T> {
     fn profile(&self) -> Profile {
         self.profile
     }
-}
-
-/// The snapshot from the rows of the one-statement path read (the SQL the
-/// shipped stores run, copied into `postgres.rs` and `mariadb.rs`): rows of
-/// (kind, a, b, n), kind 0 path, 1 local usage, 2 subtree usage, 3
-/// registered limits, 4 project limits. Resources not `wanted` are dropped.
-pub fn snapshot_from_rows(
-    rows: impl IntoIterator<Item = (i64, Option<String>, Option<String>, Option<i64>)>,
-    wanted: impl Fn(&str) -> bool,
-) -> Result<Snapshot, String> {
-    fn present<T>(v: Option<T>, column: &str) -> Result<T, String> {
-        v.ok_or_else(|| format!("unexpected NULL {column}"))
-    }
-    let mut s = Snapshot::default();
-    let (mut local, mut subtree) = (Vec::new(), Vec::new());
-    for (kind, a, b, n) in rows {
-        if kind != 0 && !b.as_deref().is_some_and(&wanted) {
-            continue;
-        }
-        match kind {
-            0 => {
-                let id = present(a, "project_id")?;
-                if let Some(g) = n {
-                    let g = u64::try_from(g).map_err(|_| format!("negative generation {g}"))?;
-                    s.generations.push(Generation::new(id.clone(), g));
-                }
-                s.projects.push(Project { id, parent: b });
-            }
-            1 => local.push(ResourceUsage {
-                resource: present(b, "resource")?,
-                usage: present(n, "usage")?,
-            }),
-            2 => subtree.push(UsageEntry {
-                project: present(a, "anchor")?,
-                resource: present(b, "resource")?,
-                usage: present(n, "usage")?,
-            }),
-            3 => s.limits.registered.push(RegisteredLimit {
-                resource: present(b, "resource")?,
-                limit: present(n, "limit_value")?,
-            }),
-            _ => s.limits.project.push(ProjectLimit {
-                project: present(a, "project_id")?,
-                resource: present(b, "resource")?,
-                limit: present(n, "limit_value")?,
-            }),
-        }
-    }
-    s.usage = Usage::Path(PathUsage { local, subtree });
-    Ok(s)
 }

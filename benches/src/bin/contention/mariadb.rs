@@ -4,9 +4,9 @@
 use crate::Strategy;
 use crate::driver::{
     Attempt, CasWorker, LockingWorker, Outcome, Profile, Transaction, Worker, decide,
-    snapshot_from_rows,
 };
 use crate::workload::{RESOURCES, Size};
+use delimiter::sql::{MARIADB_PATH_CTE, mariadb_read_sql, snapshot_from_rows};
 use delimiter::{Enforcer, MariadbStore, Request, RetryPolicy};
 use mysql::prelude::Queryable;
 use mysql::{Conn, IsolationLevel, Opts, OptsBuilder, Statement, TxOpts};
@@ -120,17 +120,6 @@ impl My {
     }
 }
 
-/// The store's path CTE (host-rust/src/stores/mariadb.rs), copied so that
-/// the locking strategies read exactly what generation-cas reads.
-const PATH_CTE: &str = "
-WITH RECURSIVE path (project_id, parent_id, depth) AS (
-    SELECT project_id, parent_id, 0 FROM delimiter_projects WHERE project_id = ?
-    UNION ALL
-    SELECT p.project_id, p.parent_id, path.depth + 1
-      FROM delimiter_projects p JOIN path ON p.project_id = path.parent_id
-     WHERE path.depth < 1024
-)";
-
 /// The statements of one locking strategy, prepared once per connection.
 struct Statements {
     /// for-update only: locks the generation rows of the whole path
@@ -140,36 +129,6 @@ struct Statements {
     /// The store's one-statement path read (host-rust/src/stores/mariadb.rs).
     read: Statement,
     add_usage: Statement,
-}
-
-/// The shipped MariadbStore's read, copied so that every strategy reads
-/// the same snapshot with the same SQL. Under SERIALIZABLE, InnoDB makes it
-/// a shared-lock read.
-fn read_sql() -> String {
-    format!(
-        "{PATH_CTE},
-         subtree (anchor, project_id, depth) AS (
-             SELECT project_id, project_id, 0 FROM path
-             UNION ALL
-             SELECT subtree.anchor, c.project_id, subtree.depth + 1
-               FROM delimiter_projects c JOIN subtree ON c.parent_id = subtree.project_id
-              WHERE subtree.depth < 1024
-         )
-         SELECT 0 AS kind, path.depth, path.project_id AS a, path.parent_id AS b, g.generation AS n
-           FROM path LEFT JOIN delimiter_generations g ON g.project_id = path.project_id
-         UNION ALL
-         SELECT 1, 0, NULL, u.resource, u.`usage` FROM delimiter_usage u WHERE u.project_id = ?
-         UNION ALL
-         SELECT 2, 0, subtree.anchor, u.resource, CAST(SUM(u.`usage`) AS SIGNED)
-           FROM subtree JOIN delimiter_usage u ON u.project_id = subtree.project_id
-          GROUP BY subtree.anchor, u.resource
-         UNION ALL
-         SELECT 3, 0, NULL, r.resource, r.limit_value FROM delimiter_registered_limits r
-         UNION ALL
-         SELECT 4, path.depth, l.project_id, l.resource, l.limit_value
-           FROM path JOIN delimiter_project_limits l ON l.project_id = path.project_id
-         ORDER BY 1, 2, 3, 4"
-    )
 }
 
 /// A row of the one-statement read: (kind, depth, a, b, n), as in the store.
@@ -197,7 +156,7 @@ impl MyTx {
         let mut prep = |sql: String| conn.prep(sql).map_err(|e| err("prepare", e));
         let lock = match strategy {
             Strategy::ForUpdate => Some(prep(format!(
-                "{PATH_CTE} SELECT g.project_id
+                "{MARIADB_PATH_CTE} SELECT g.project_id
                    FROM path JOIN delimiter_generations g ON g.project_id = path.project_id
                   ORDER BY g.project_id FOR UPDATE"
             ))?),
@@ -205,7 +164,7 @@ impl MyTx {
         };
         let stmts = Statements {
             lock,
-            read: prep(read_sql())?,
+            read: prep(mariadb_read_sql().to_string())?,
             add_usage: prep(
                 "UPDATE delimiter_usage SET `usage` = `usage` + ? WHERE project_id = ? AND resource = ?"
                     .into(),
@@ -244,7 +203,7 @@ impl MyTx {
             rows.into_iter().map(|(kind, _, a, b, n)| (kind, a, b, n)),
             |r| request.deltas.iter().any(|d| d.resource == r),
         )
-        .map_err(Fail::Other)?;
+        .map_err(|e| Fail::Other(e.to_string()))?;
         profile.read += t.elapsed();
 
         let refused = decide(enforcer, &snapshot, request, profile).map_err(Fail::Other)?;

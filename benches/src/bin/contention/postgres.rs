@@ -4,9 +4,9 @@
 use crate::Strategy;
 use crate::driver::{
     Attempt, CasWorker, LockingWorker, Outcome, Profile, Transaction, Worker, decide,
-    snapshot_from_rows,
 };
 use crate::workload::{RESOURCES, Size};
+use delimiter::sql::{PATH_CTE, postgres_read_sql, snapshot_from_rows};
 use delimiter::{Enforcer, PostgresStore, Request, RetryPolicy};
 use postgres::error::SqlState;
 use postgres::{Client, IsolationLevel, NoTls, Statement};
@@ -136,25 +136,6 @@ impl Pg {
     }
 }
 
-/// The store's path CTEs (host-rust/src/stores/sql.rs), copied so that the
-/// locking strategies read exactly what generation-cas reads.
-const PATH_CTE: &str = "
-WITH RECURSIVE path (project_id, parent_id, depth) AS (
-    SELECT project_id, parent_id, 0 FROM delimiter_projects WHERE project_id = $1
-    UNION ALL
-    SELECT p.project_id, p.parent_id, path.depth + 1
-      FROM delimiter_projects p JOIN path ON p.project_id = path.parent_id
-     WHERE path.depth < 1024
-)";
-const SUBTREE_CTE: &str = "
-subtree (anchor, project_id, depth) AS (
-    SELECT project_id, project_id, 0 FROM path
-    UNION ALL
-    SELECT subtree.anchor, c.project_id, subtree.depth + 1
-      FROM delimiter_projects c JOIN subtree ON c.parent_id = subtree.project_id
-     WHERE subtree.depth < 1024
-)";
-
 /// The statements of one locking strategy, prepared once per connection.
 struct Statements {
     /// for-update only: locks the generation rows of the whole path, in
@@ -164,32 +145,6 @@ struct Statements {
     /// The store's one-statement path read (host-rust/src/stores/postgres.rs).
     read: Statement,
     add_usage: Statement,
-}
-
-/// The shipped PostgresStore's read, copied so that every strategy reads
-/// the same snapshot with the same SQL.
-fn read_sql() -> String {
-    format!(
-        "{PATH_CTE}, {SUBTREE_CTE}
-         SELECT 0 AS kind, path.depth, path.project_id AS a, path.parent_id AS b, g.generation AS n
-           FROM path LEFT JOIN delimiter_generations g ON g.project_id = path.project_id
-         UNION ALL
-         SELECT 1, 0, NULL, u.resource, u.usage
-           FROM delimiter_usage u WHERE u.project_id = $1 AND u.resource = ANY($2)
-         UNION ALL
-         SELECT 2, 0, subtree.anchor, u.resource, CAST(SUM(u.usage) AS BIGINT)
-           FROM subtree JOIN delimiter_usage u ON u.project_id = subtree.project_id
-          WHERE u.resource = ANY($2)
-          GROUP BY subtree.anchor, u.resource
-         UNION ALL
-         SELECT 3, 0, NULL, r.resource, r.limit_value
-           FROM delimiter_registered_limits r WHERE r.resource = ANY($2)
-         UNION ALL
-         SELECT 4, path.depth, l.project_id, l.resource, l.limit_value
-           FROM path JOIN delimiter_project_limits l ON l.project_id = path.project_id
-          WHERE l.resource = ANY($2)
-         ORDER BY 1, 2, 3, 4"
-    )
 }
 
 struct PgTx {
@@ -223,7 +178,7 @@ impl PgTx {
         };
         let stmts = Statements {
             lock,
-            read: prepare(&read_sql())?,
+            read: prepare(&postgres_read_sql())?,
             add_usage: prepare(
                 "UPDATE delimiter_usage SET usage = usage + $3 WHERE project_id = $1 AND resource = $2",
             )?,
@@ -265,7 +220,7 @@ impl PgTx {
                 .map(|r| (i64::from(r.get::<_, i32>(0)), r.get(2), r.get(3), r.get(4))),
             |r| wanted.contains(&r),
         )
-        .map_err(Fail::Other)?;
+        .map_err(|e| Fail::Other(e.to_string()))?;
         profile.read += t.elapsed();
 
         let refused = decide(enforcer, &snapshot, request, profile).map_err(Fail::Other)?;
