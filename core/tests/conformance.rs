@@ -6,7 +6,7 @@ use delimiter_core::*;
 use serde_json::{Map, Value, json};
 use std::path::Path;
 
-use delimiter_conformance::{Outcome, Ran};
+use delimiter_conformance::{Commit, Outcome, Ran, Script};
 
 fn main() {
     let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/vectors");
@@ -421,27 +421,15 @@ fn run_oslo(case: &Value) -> Result<Outcome, String> {
         .map_err(|e| e.kind().to_string()))
 }
 
-/// A store that plays back the case's script and counts calls.
-struct Scripted {
-    reads: Vec<Value>,
-    commits: Vec<String>,
-    calls: [u32; 3],
-}
+/// The case's scripted store, as the core's `Store`.
+struct Scripted(Script);
 
 impl Store for Scripted {
     fn read(&mut self, _project: &str, _resources: &[&str]) -> Result<Snapshot, StorageError> {
-        let n = self.calls[0] as usize;
-        self.calls[0] += 1;
-        let step = self
-            .reads
-            .get(n)
-            .or(self.reads.last())
-            .cloned()
-            .unwrap_or(Value::Null);
-        if step.as_str() == Some("storage-error") {
-            return Err(StorageError::new("scripted read failure"));
+        match self.0.read() {
+            Some(step) => snapshot(&step).map_err(StorageError::new),
+            None => Err(StorageError::new("scripted read failure")),
         }
-        snapshot(&step).map_err(StorageError::new)
     }
 
     fn commit(
@@ -449,36 +437,21 @@ impl Store for Scripted {
         _claim: &[ClaimEntry],
         _request: &Request,
     ) -> Result<CommitOutcome, StorageError> {
-        let n = self.calls[1] as usize;
-        self.calls[1] += 1;
-        match self
-            .commits
-            .get(n)
-            .or(self.commits.last())
-            .map(String::as_str)
-        {
-            Some("committed") => Ok(CommitOutcome::Committed),
-            Some("conflict") => Ok(CommitOutcome::Conflict),
-            _ => Err(StorageError::new("scripted commit failure")),
+        match self.0.commit() {
+            Commit::Committed => Ok(CommitOutcome::Committed),
+            Commit::Conflict => Ok(CommitOutcome::Conflict),
+            Commit::StorageError => Err(StorageError::new("scripted commit failure")),
         }
     }
 
     fn backoff(&mut self, _attempt: u32, _delay_us: u64) {
-        self.calls[2] += 1;
+        self.0.backoff();
     }
 }
 
 fn run_consume(case: &Value) -> Result<(Outcome, Value), String> {
     let req = request(case)?;
-    let store = &case["store"];
-    let mut scripted = Scripted {
-        reads: list(store, "reads").to_vec(),
-        commits: list(store, "commits")
-            .iter()
-            .filter_map(|c| c.as_str().map(str::to_string))
-            .collect(),
-        calls: [0; 3],
-    };
+    let mut scripted = Scripted(Script::of(case));
     let mut policy = RetryPolicy::default();
     if let Some(n) = case["policy"].get("max_attempts") {
         policy.max_attempts = n
@@ -493,9 +466,5 @@ fn run_consume(case: &Value) -> Result<(Outcome, Value), String> {
             Err(e) => Err(e.kind().to_string()),
         },
     };
-    let [reads, commits, backoffs] = scripted.calls;
-    Ok((
-        outcome,
-        json!({"reads": reads, "commits": commits, "backoffs": backoffs}),
-    ))
+    Ok((outcome, scripted.0.calls()))
 }

@@ -9,7 +9,7 @@ use delimiter::*;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
-use delimiter_conformance::{Outcome, Ran};
+use delimiter_conformance::{Commit, Outcome, Ran, Script};
 
 fn main() {
     let vectors = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../conformance/vectors");
@@ -140,29 +140,17 @@ fn run_prepared(enforcer: &mut Enforcer, case: &Value) -> Result<Outcome, String
     }))
 }
 
-/// A store that plays back the case's script and counts calls.
-struct Scripted {
-    reads: Vec<Value>,
-    commits: Vec<String>,
-    calls: [u32; 3],
-}
+/// The case's scripted store, as a `Store`.
+struct Scripted(Script);
 
 impl Store for Scripted {
     fn read(&mut self, _project: &str, _resources: &[String]) -> Result<Snapshot, StorageError> {
-        let n = self.calls[0] as usize;
-        self.calls[0] += 1;
-        let step = self
-            .reads
-            .get(n)
-            .or(self.reads.last())
-            .cloned()
-            .unwrap_or(Value::Null);
-        if step.as_str() == Some("storage-error") {
-            return Err(StorageError::new("scripted read failure"));
+        match self.0.read() {
+            Some(step) => serde_json::from_value::<SnapshotShape>(step)
+                .map(|s| s.snapshot())
+                .map_err(|e| StorageError::new(e.to_string())),
+            None => Err(StorageError::new("scripted read failure")),
         }
-        serde_json::from_value::<SnapshotShape>(step)
-            .map(|s| s.snapshot())
-            .map_err(|e| StorageError::new(e.to_string()))
     }
 
     fn commit(
@@ -170,33 +158,21 @@ impl Store for Scripted {
         _claim: &[ClaimEntry],
         _request: &Request,
     ) -> Result<CommitOutcome, StorageError> {
-        let n = self.calls[1] as usize;
-        self.calls[1] += 1;
-        match self
-            .commits
-            .get(n)
-            .or(self.commits.last())
-            .map(String::as_str)
-        {
-            Some("committed") => Ok(CommitOutcome::Committed),
-            Some("conflict") => Ok(CommitOutcome::Conflict),
-            _ => Err(StorageError::new("scripted commit failure")),
+        match self.0.commit() {
+            Commit::Committed => Ok(CommitOutcome::Committed),
+            Commit::Conflict => Ok(CommitOutcome::Conflict),
+            Commit::StorageError => Err(StorageError::new("scripted commit failure")),
         }
     }
 
     fn backoff(&mut self, _attempt: u32, _delay: std::time::Duration) {
-        self.calls[2] += 1;
+        self.0.backoff();
     }
 }
 
 fn run_consume(enforcer: &mut Enforcer, case: &Value) -> Result<(Outcome, Value), String> {
     let req: Request = required(case, "request")?;
-    let store = &case["store"];
-    let mut scripted = Scripted {
-        reads: field(store, "reads")?,
-        commits: field(store, "commits")?,
-        calls: [0; 3],
-    };
+    let mut scripted = Scripted(Script::of(case));
     let mut policy = RetryPolicy::default();
     if let Some(n) = case["policy"].get("max_attempts") {
         policy.max_attempts = n
@@ -210,9 +186,5 @@ fn run_consume(enforcer: &mut Enforcer, case: &Value) -> Result<(Outcome, Value)
             .map(|done| json!({"claim": claim_json(&done.claim), "attempts": done.attempts}))
             .map_err(kind)
     });
-    let [reads, commits, backoffs] = scripted.calls;
-    Ok((
-        outcome,
-        json!({"reads": reads, "commits": commits, "backoffs": backoffs}),
-    ))
+    Ok((outcome, scripted.0.calls()))
 }

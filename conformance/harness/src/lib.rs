@@ -94,3 +94,74 @@ fn check(case: &Value, (outcome, calls): (Outcome, Option<Value>)) -> Result<(),
     }
     Ok(())
 }
+
+/// A consume case's scripted store (`store.reads`, `store.commits`), as the
+/// README describes it: the n-th call answers the n-th step, or the last
+/// one once the list runs out; calls are counted. Each runner wraps it in
+/// its host's store type.
+#[derive(Debug, Clone, Default)]
+pub struct Script {
+    reads: Vec<Value>,
+    commits: Vec<String>,
+    calls: [u32; 3],
+}
+
+/// What a scripted commit answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    Committed,
+    Conflict,
+    StorageError,
+}
+
+impl Script {
+    /// The script of `case["store"]`.
+    pub fn of(case: &Value) -> Self {
+        let store = &case["store"];
+        let list = |key: &str| store[key].as_array().cloned().unwrap_or_default();
+        Script {
+            reads: list("reads"),
+            commits: list("commits")
+                .iter()
+                .filter_map(|c| c.as_str().map(str::to_string))
+                .collect(),
+            calls: [0; 3],
+        }
+    }
+
+    /// The next read's snapshot (in the vectors' shape), or `None` for a
+    /// scripted storage error.
+    pub fn read(&mut self) -> Option<Value> {
+        let n = self.calls[0] as usize;
+        self.calls[0] += 1;
+        let step = self.reads.get(n).or(self.reads.last()).cloned();
+        step.filter(|s| s.as_str() != Some("storage-error"))
+    }
+
+    /// The next commit's answer.
+    pub fn commit(&mut self) -> Commit {
+        let n = self.calls[1] as usize;
+        self.calls[1] += 1;
+        match self
+            .commits
+            .get(n)
+            .or(self.commits.last())
+            .map(String::as_str)
+        {
+            Some("committed") => Commit::Committed,
+            Some("conflict") => Commit::Conflict,
+            _ => Commit::StorageError,
+        }
+    }
+
+    /// Counts a backoff (never waits).
+    pub fn backoff(&mut self) {
+        self.calls[2] += 1;
+    }
+
+    /// The calls made, as `want_calls` writes them.
+    pub fn calls(&self) -> Value {
+        let [reads, commits, backoffs] = self.calls;
+        serde_json::json!({"reads": reads, "commits": commits, "backoffs": backoffs})
+    }
+}
