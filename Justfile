@@ -108,6 +108,26 @@ bench-smoke: wheel
     test -f target/bench-tiny/contention.json || cargo test --quiet -p delimiter-benches --test contention_tiny
     {{python}} benches/report.py --require-all --out target/bench-tiny/BENCHMARKS.md
 
+# The packages carry the component and build outside the repository:
+# `cargo package` of the embedding and the Rust crate (cargo verifies each by
+# building it from the package), then the Python sdist installed with pip
+# into a fresh venv in a temporary directory and smoke-tested there.
+package: setup component
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo package --quiet -p delimiter-embed -p delimiter --allow-dirty
+    rm -rf target/sdist
+    {{venv}}/bin/maturin sdist --quiet -m host-python/Cargo.toml --out target/sdist
+    sdist=$(ls "$PWD"/target/sdist/delimiter-*.tar.gz)
+    away=$(mktemp -d)
+    trap 'rm -rf "$away"' EXIT
+    cd "$away"
+    {{python}} -m venv venv
+    # The sdist's own build: a fresh target directory, no component in the
+    # environment, nothing of the checkout on any path.
+    env -u DELIMITER_COMPONENT_WASM -u CARGO_TARGET_DIR venv/bin/python -m pip install --quiet --disable-pip-version-check "$sdist"
+    venv/bin/python -c 'import delimiter as d, sys; dec = d.evaluate(d.Snapshot(projects=[d.Project("org"), d.Project("a", parent="org")], limits=d.Limits(registered=[d.RegisteredLimit("servers", 2)]), usage=[d.UsageEntry("a", "servers", 1)], generations=[d.Generation("a", 7), d.Generation("org", 3)]), d.Request("a", {"servers": 1})); assert dec.admitted and dec.claim == [d.ClaimEntry("a", 7), d.ClaimEntry("org", 3)], dec; assert "/site-packages/" in d.__file__, d.__file__; print("sdist smoke test: admitted from", d.__file__)'
+
 # Format and lint.
 fmt:
     cargo fmt --all
