@@ -1,108 +1,79 @@
-//! Delimiter for Python: the extension module `delimiter._delimiter`.
+//! Delimiter for Python: the extension module `delimiter._delimiter`, a
+//! thin pyo3 layer over [`delimiter_embed`] (the one embedding of the
+//! component for every Rust-written host), so Python gets byte for byte
+//! the decisions every other host gets.
 //!
-//! It embeds Delimiter's WebAssembly component (`target/delimiter.wasm`)
-//! and runs it with wasmtime, so Python gets byte for byte the decisions
-//! every other host gets. The modules mirror the concepts of the spec (and
-//! of the core and the Rust host): tree, limits, usage, claim, snapshot,
-//! model, decide, headroom, max_count, validate, compat, consume; `runtime`
-//! runs the component, `cache` keeps it compiled on disk, `error` builds
-//! the exceptions. The package `delimiter` (python/delimiter) re-exports all
-//! of it; the exceptions live there, in `_errors.py`.
+//! Modules, each using only those above it:
+//! - `convert`: how WIT values cross to Python, and the macros that make a
+//!   class of a WIT record or enum;
+//! - `data`: the classes over the WIT types;
+//! - `errors`: every error as an exception of `delimiter._errors`;
+//! - `call`: the per-thread enforcer and the one call helper;
+//! - `store`: the caller's Python store, as `consume` drives it;
+//! - `api`: `Config` and the functions;
+//! - `prepared`: `Prepared`, with its hand-written hot path.
+//!
+//! The package `delimiter` (python/delimiter) re-exports all of it; the
+//! exceptions live there, in `_errors.py`.
 
-mod cache;
-mod claim;
-mod compat;
-mod consume;
-mod decide;
-mod error;
-mod headroom;
-mod limits;
-mod max_count;
-mod model;
+mod api;
+mod call;
+mod convert;
+mod data;
+mod errors;
 mod prepared;
-mod runtime;
-mod snapshot;
-mod tree;
-mod usage;
-mod validate;
+mod store;
 
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
-
-/// `Name(field=repr(value), ...)`, with Python's own repr of each value.
-#[macro_export]
-macro_rules! repr {
-    ($py:expr, $name:literal, $($field:ident = $value:expr),* $(,)?) => {{
-        use pyo3::IntoPyObjectExt;
-        let mut parts: Vec<String> = Vec::new();
-        $(
-            let value = ($value).clone().into_bound_py_any($py)?;
-            parts.push(format!("{}={}", stringify!($field), value.repr()?));
-        )*
-        Ok(format!("{}({})", $name, parts.join(", ")))
-    }};
-}
-
-/// Where the component was loaded from in this process (loading it now if
-/// nothing has yet): `source` is `cache`, `compiled` (and cached) or
-/// `compiled-uncached`; `path` the cache file; `note` why the cache was not
-/// used; `seconds` the load time; `component_size` in bytes.
-#[pyfunction]
-fn load_info<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-    let info = py
-        .detach(runtime::load_info)
-        .map_err(|f| runtime::CallError::Fault(f).into_pyerr(py))?;
-    let d = PyDict::new(py);
-    d.set_item("source", info.source)?;
-    d.set_item("path", info.path.map(|p| p.display().to_string()))?;
-    d.set_item("note", info.note)?;
-    d.set_item("seconds", info.seconds)?;
-    d.set_item("component_size", runtime::component_size())?;
-    Ok(d)
-}
 
 #[pymodule]
 fn _delimiter(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("DEFAULT_FUEL", runtime::DEFAULT_FUEL)?;
-    m.add("DEFAULT_MEMORY_LIMIT", runtime::DEFAULT_MEMORY_LIMIT)?;
-    m.add("DEFAULT_MAX_DEPTH", model::DEFAULT_MAX_DEPTH)?;
+    m.add("DEFAULT_FUEL", delimiter_embed::DEFAULT_FUEL)?;
+    m.add(
+        "DEFAULT_MEMORY_LIMIT",
+        delimiter_embed::DEFAULT_MEMORY_LIMIT,
+    )?;
+    m.add(
+        "DEFAULT_MAX_DEPTH",
+        delimiter_embed::types::DEFAULT_MAX_DEPTH,
+    )?;
 
-    m.add_class::<model::Model>()?;
-    m.add_class::<model::MissingLimit>()?;
-    m.add_class::<model::Config>()?;
-    m.add_class::<tree::Project>()?;
-    m.add_class::<limits::RegisteredLimit>()?;
-    m.add_class::<limits::ProjectLimit>()?;
-    m.add_class::<limits::Limits>()?;
-    m.add_class::<usage::UsageEntry>()?;
-    m.add_class::<usage::ResourceUsage>()?;
-    m.add_class::<usage::PathUsage>()?;
-    m.add_class::<claim::Generation>()?;
-    m.add_class::<claim::ClaimEntry>()?;
-    m.add_class::<snapshot::Snapshot>()?;
-    m.add_class::<decide::Delta>()?;
-    m.add_class::<decide::Request>()?;
-    m.add_class::<decide::Violation>()?;
-    m.add_class::<decide::Decision>()?;
-    m.add_class::<headroom::ResourceHeadroom>()?;
-    m.add_class::<max_count::Count>()?;
-    m.add_class::<validate::InvalidFinding>()?;
-    m.add_class::<validate::ChildLimitExceedsParent>()?;
-    m.add_class::<compat::ResourceLimit>()?;
-    m.add_class::<compat::OsloCheck>()?;
-    m.add_class::<compat::OverLimitInfo>()?;
-    m.add_class::<consume::RetryPolicy>()?;
-    m.add_class::<consume::CommitOutcome>()?;
-    m.add_class::<consume::Consumed>()?;
+    m.add_class::<data::Model>()?;
+    m.add_class::<data::MissingLimit>()?;
+    m.add_class::<api::Config>()?;
+    m.add_class::<data::Project>()?;
+    m.add_class::<data::RegisteredLimit>()?;
+    m.add_class::<data::ProjectLimit>()?;
+    m.add_class::<data::Limits>()?;
+    m.add_class::<data::UsageEntry>()?;
+    m.add_class::<data::ResourceUsage>()?;
+    m.add_class::<data::PathUsage>()?;
+    m.add_class::<data::Generation>()?;
+    m.add_class::<data::ClaimEntry>()?;
+    m.add_class::<data::Snapshot>()?;
+    m.add_class::<data::Delta>()?;
+    m.add_class::<data::Request>()?;
+    m.add_class::<data::Violation>()?;
+    m.add_class::<data::Decision>()?;
+    m.add_class::<data::ResourceHeadroom>()?;
+    m.add_class::<data::Count>()?;
+    m.add_class::<data::InvalidFinding>()?;
+    m.add_class::<data::ChildLimitExceedsParent>()?;
+    m.add_class::<data::ResourceLimit>()?;
+    m.add_class::<data::OsloCheck>()?;
+    m.add_class::<data::OverLimitInfo>()?;
+    m.add_class::<data::RetryPolicy>()?;
+    m.add_class::<data::CommitOutcome>()?;
+    m.add_class::<data::Consumed>()?;
     m.add_class::<prepared::Prepared>()?;
 
-    m.add_function(wrap_pyfunction!(decide::evaluate, m)?)?;
-    m.add_function(wrap_pyfunction!(headroom::headroom, m)?)?;
-    m.add_function(wrap_pyfunction!(max_count::max_count, m)?)?;
-    m.add_function(wrap_pyfunction!(validate::validate, m)?)?;
-    m.add_function(wrap_pyfunction!(compat::oslo_check, m)?)?;
-    m.add_function(wrap_pyfunction!(consume::consume, m)?)?;
-    m.add_function(wrap_pyfunction!(model::parse_model, m)?)?;
-    m.add_function(wrap_pyfunction!(load_info, m)?)?;
+    m.add_function(wrap_pyfunction!(api::evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(api::headroom, m)?)?;
+    m.add_function(wrap_pyfunction!(api::max_count, m)?)?;
+    m.add_function(wrap_pyfunction!(api::validate, m)?)?;
+    m.add_function(wrap_pyfunction!(api::oslo_check, m)?)?;
+    m.add_function(wrap_pyfunction!(api::consume, m)?)?;
+    m.add_function(wrap_pyfunction!(api::parse_model, m)?)?;
+    m.add_function(wrap_pyfunction!(api::load_info, m)?)?;
     Ok(())
 }

@@ -113,8 +113,7 @@ def finding_json(f):
 # ---- operations ------------------------------------------------------------
 
 
-def run_evaluate(case):
-    decision = d.evaluate(snapshot(case["snapshot"]), request(case), config(case))
+def decision_json(decision):
     if decision.admitted:
         return {"admitted": True, "claim": claim_json(decision.claim)}
     return {
@@ -125,6 +124,21 @@ def run_evaluate(case):
             for v in decision.violations
         ],
     }
+
+
+def run_evaluate(case):
+    return decision_json(d.evaluate(snapshot(case["snapshot"]), request(case), config(case)))
+
+
+def run_prepared(case):
+    # Prepared from the config, tree and limits; the request decided from
+    # the case's numbers (which also reports a bad request, in evaluate's
+    # order), then the path those numbers follow.
+    s = snapshot(case["snapshot"])
+    prepared = d.Prepared(s.projects, s.limits, config(case))
+    r = request(case)
+    decision = prepared.evaluate(r.project, r.deltas, case["local"], case["subtree"], case["generations"])
+    return {"path": prepared.path(r.project), **decision_json(decision)}
 
 
 def run_headroom(case):
@@ -212,6 +226,7 @@ OPERATIONS = {
     "max-count": run_max_count,
     "validate": run_validate,
     "oslo-check": run_oslo,
+    "prepared": run_prepared,
 }
 
 ERROR_KINDS = {

@@ -135,6 +135,62 @@ def test_a_registered_limit_error_names_no_project():
     assert raised.value.limit == -2
 
 
+PREPARED = d.Prepared(TREE, LIMITS)
+
+
+@pytest.mark.parametrize(
+    "call, kind, message",
+    [
+        (
+            lambda: d.evaluate(snapshot(), d.Request("nobody", {"servers": 1})),
+            "unknown-project",
+            'project "nobody" is not in the tree',
+        ),
+        (
+            lambda: d.evaluate(snapshot(a=1), d.Request("a", {"servers": -2})),
+            "release-below-zero",
+            'releasing 2 of "servers" from project "a" would take usage 1 below zero',
+        ),
+        (
+            lambda: d.Config(model="cgroup"),
+            "unknown-model",
+            'unknown enforcement model "cgroup" (expected flat, strict-two-level or nested)',
+        ),
+        (
+            lambda: d.Config(missing_limit="sometimes"),
+            "invalid-config",
+            "configuration value missing-limit is out of range",
+        ),
+        (
+            lambda: d.Prepared([d.Project("a"), d.Project("")]),
+            "empty-id",
+            "empty project id",
+        ),
+        (
+            lambda: PREPARED.evaluate("a", {"servers": 1}, [0], [0], [1, 2]),
+            "shape-mismatch",
+            "subtree has 1 entries where the request and its path need 2",
+        ),
+        (
+            lambda: PREPARED.path("nobody"),
+            "unknown-project",
+            'project "nobody" is not in the tree',
+        ),
+    ],
+)
+def test_messages_are_the_components_own(call, kind, message):
+    """Neither Rust nor Python writes an error message: each is the core's
+    text, as every host shows it."""
+    with pytest.raises(d.InvalidInput) as raised:
+        call()
+    assert (raised.value.kind, str(raised.value)) == (kind, message)
+
+
+def test_a_findings_error_has_the_components_message():
+    (finding,) = d.validate([d.Project("x", "nowhere")])
+    assert str(finding.error) == 'project "x" names parent "nowhere", which is not in the tree'
+
+
 @pytest.mark.parametrize(
     "error",
     [
@@ -245,6 +301,26 @@ def test_a_storage_error_raised_by_the_store_is_reported_with_its_attempt():
         d.consume(store, d.Request("b", {"servers": 1}))
     assert (raised.value.message, raised.value.attempts) == ("connection reset", 1)
     assert raised.value.__cause__ is original
+    assert raised.value.original is original
+
+
+def test_a_storage_error_wrapping_the_databases_error_hands_that_error_over():
+    store = MemoryStore()
+    duplicate = KeyError("duplicate key")
+
+    def commit(claim, request):
+        raise d.StorageError("duplicate key", original=duplicate)
+
+    store.commit = commit
+    before = (dict(store.usage), dict(store.generations))
+    with pytest.raises(d.StorageError) as raised:
+        d.consume(store, d.Request("b", {"servers": 1}))
+    assert raised.value.original is duplicate
+    assert raised.value.__cause__ is duplicate
+    assert (raised.value.message, raised.value.attempts) == ("duplicate key", 1)
+    assert (store.usage, store.generations) == before
+    again = pickle.loads(pickle.dumps(raised.value))
+    assert (again.message, again.attempts, type(again.original)) == ("duplicate key", 1, KeyError)
 
 
 class Boom(Exception):

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, delete, func, insert, inspect, literal, select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 import delimiter as d
 from _databases import KINDS, Database, skip_reason
@@ -296,7 +296,8 @@ def test_storage_error_at_the_last_claim_entry_leaves_no_charge(
         for statement in REFUSE_ORG[db.kind]:
             conn.exec_driver_sql(statement)
     error = assert_storage_error_leaves_no_charge(store, store, "org is read-only")
-    assert isinstance(error.__cause__, d.StorageError), "the store's own error, chained"
+    assert isinstance(error.original, DBAPIError), "the database's own error, plainly"
+    assert error.__cause__ is error.original
 
 
 def test_an_exception_from_write_rows_rolls_back_and_propagates(store: SqlAlchemyStore) -> None:
@@ -429,6 +430,32 @@ def counted_store(engine: Engine, store: SqlAlchemyStore) -> SqlAlchemyStore:
 def instance_count(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(instances)).scalar_one())
+
+
+def test_a_duplicate_key_from_write_rows_reaches_the_caller_as_original(
+    engine: Engine, store: SqlAlchemyStore
+) -> None:
+    # The service's own rows break its own unique key inside the commit:
+    # consume raises StorageError whose `original` is SQLAlchemy's
+    # IntegrityError itself, so the service tells a duplicate from a lost
+    # connection without parsing text. Nothing is charged.
+    service.create_all(engine)
+
+    def boot_instance_one(conn: Connection, request: d.Request) -> None:
+        conn.execute(insert(instances).values(id=1, project_id=request.project, vcpus=1))
+
+    booting = store.with_rows(boot_instance_one)
+    d.consume(booting, servers("a", 1), NESTED, QUICK)
+    before = path_generations(store)
+    with pytest.raises(d.StorageError) as failed:
+        d.consume(booting, servers("a", 1), NESTED, QUICK)
+    error = failed.value
+    assert isinstance(error.original, IntegrityError), repr(error.original)
+    assert error.__cause__ is error.original
+    assert error.attempts == 1, "a duplicate key is no conflict: not retried"
+    assert path_generations(store) == before, "no generation moved"
+    assert store.usage("a", "servers") == 1, "only the first consume is charged"
+    assert instance_count(engine) == 1
 
 
 def test_usage_counted_from_the_services_rows(engine: Engine, counted_store: SqlAlchemyStore) -> None:

@@ -76,3 +76,43 @@ def test_the_package_exports_everything_public():
     assert public(dir(_delimiter)) <= set(delimiter.__all__)
     for name in delimiter.__all__:
         assert hasattr(delimiter, name), name
+
+
+# ---- the stubs against the WIT (tools/check_stubs.py) ----------------------------
+
+TOOLS = pathlib.Path(__file__).resolve().parents[1] / "tools"
+WIT = pathlib.Path(__file__).resolve().parents[2] / "wit" / "delimiter.wit"
+
+
+def check_stubs(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, str(TOOLS / "check_stubs.py"), *map(str, args)],
+        capture_output=True, text=True,
+    )
+
+
+def test_the_stubs_match_the_wit():
+    out = check_stubs()
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_stub_check_catches_a_renamed_field(tmp_path):
+    wit = tmp_path / "delimiter.wit"
+    text = WIT.read_text()
+    assert "        parent-limit: s64," in text
+    wit.write_text(text.replace("        parent-limit: s64,", "        parents-limit: s64,"))
+    out = check_stubs("--wit", wit)
+    assert out.returncode == 1
+    assert "ChildLimitExceedsParent" in out.stdout and "parents_limit" in out.stdout
+
+
+def test_the_stub_check_catches_a_field_missing_from_invalid_input(tmp_path):
+    errors = tmp_path / "_errors.py"
+    text = STUB.with_name("_errors.py").read_text()
+    assert '"expected", "actual",' in text
+    errors.write_text(text.replace('"expected", "actual",', '"expected",'))
+    out = check_stubs("--errors", errors)
+    assert out.returncode == 1 and "actual" in out.stdout

@@ -42,8 +42,12 @@ class MissingLimit:
 @final
 class Config:
     """Settings for every call. A model may be given by name (``flat``,
-    ``strict-two-level``, Keystone's ``strict_two_level``, ``nested``); an
-    unknown name raises ``InvalidInput(kind="unknown-model")``."""
+    ``strict-two-level``, Keystone's ``strict_two_level``, ``nested``), the
+    missing-limit rule too (``zero``, ``unlimited``). The component checks
+    them (``parse-config``): an unknown model raises
+    ``InvalidInput(kind="unknown-model")``, an unknown missing-limit rule or
+    a ``max_depth`` of 0 ``InvalidInput(kind="invalid-config")`` naming the
+    field (``missing-limit``, ``max-depth``)."""
 
     def __init__(
         self,
@@ -245,6 +249,9 @@ class Violation:
 
 @final
 class Decision:
+    """An admitted decision has no violations, a refused one no claim
+    (``ValueError`` otherwise)."""
+
     def __init__(
         self,
         admitted: bool,
@@ -420,7 +427,15 @@ def consume(
     *,
     fuel: int | None = None,
     memory_limit: int | None = None,
-) -> Consumed: ...
+) -> Consumed:
+    """Read, decide, commit through ``store``, retrying conflicts. Raises
+    ``OverLimit``, ``RetriesExhausted``, ``InvalidInput``, ``GuestFault``,
+    or ``StorageError`` when a store method raised one: its ``attempts`` is
+    the attempt that failed and its ``original`` (also its ``__cause__``)
+    the storage's own exception (the ``original`` the store's
+    ``StorageError`` carried, e.g. SQLAlchemy's ``IntegrityError``, else
+    that ``StorageError``). Any other exception a store method raises
+    propagates as itself. Nothing is committed in any of these cases."""
 def parse_model(
     name: str, *, fuel: int | None = None, memory_limit: int | None = None
 ) -> Model: ...

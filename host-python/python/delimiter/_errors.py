@@ -9,7 +9,8 @@ Each carries its details as attributes, never only in its message:
 - :class:`OverLimit`: ``consume`` was refused (``violations``, ``attempts``).
 - :class:`RetriesExhausted`: every attempt of ``consume`` met a conflict.
 - :class:`StorageError`: the store failed (and must have rolled back). A
-  store raises it itself to report a storage failure to ``consume``.
+  store raises it itself to report a storage failure to ``consume``;
+  ``original`` is the storage's own exception.
 - :class:`GuestFault`: the component itself failed (``kind``: ``trap``,
   ``out-of-fuel``, ``memory-limit`` or ``load``). Never an over-limit or an
   invalid input.
@@ -34,12 +35,16 @@ class QuotaError(Exception):
 class InvalidInput(QuotaError, ValueError):
     """The input was rejected; nothing was decided.
 
-    ``kind`` is one of the WIT ``error`` cases (``empty-id``,
+    ``kind`` is one of the WIT ``invalid-input`` cases (``empty-id``,
     ``unknown-project``, ``release-below-zero``, ...). ``fields`` holds the
-    error's own fields; each is also an attribute.
+    fields of the case's payload record (WIT names in snake_case; the
+    ``empty-id`` payload is ``what``); each is also an attribute. The
+    message is the component's own description, the same on every host.
     """
 
-    #: Every field any kind can have; a kind sets the ones it has.
+    #: Every field any kind can have (the union of the WIT ``invalid-input``
+    #: payload fields, checked by host-python/tools/check_stubs.py); a kind
+    #: sets the ones it has.
     FIELDS = (
         "what", "project", "parent", "resource", "depth", "max_depth",
         "limit", "usage", "delta", "name", "field", "expected", "actual",
@@ -128,20 +133,30 @@ class StorageError(QuotaError):
     """The store failed (and must have rolled back: nothing is charged).
 
     A store's ``read`` or ``commit`` raises ``StorageError(message)`` to
-    report a failure; ``consume`` then raises a new one with ``attempts``
-    set (the attempt it failed on), caused by (``__cause__``) the store's.
+    report a failure, with the database's own exception as ``original`` if
+    it wraps one. ``consume`` then raises a new one with ``attempts`` set
+    (the attempt it failed on) and ``original`` the storage's own
+    exception, also its ``__cause__``: the ``original`` of the store's
+    ``StorageError`` if it had one (say, the ``sqlalchemy.exc.IntegrityError``
+    of a duplicate key), else the store's ``StorageError`` itself. So a
+    service can branch on it without parsing text::
+
+        except StorageError as e:
+            if isinstance(e.original, IntegrityError):
+                ...
     """
 
-    def __init__(self, message, attempts=None):
+    def __init__(self, message, attempts=None, original=None):
         self.message = message
         self.attempts = attempts
+        self.original = original
         if attempts is None:
             super().__init__(message)
         else:
             super().__init__(f"storage error: {message} (attempt {attempts})")
 
     def __reduce__(self):
-        return (type(self), (self.message, self.attempts))
+        return (type(self), (self.message, self.attempts, self.original))
 
 
 class GuestFault(QuotaError):

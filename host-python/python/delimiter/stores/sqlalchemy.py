@@ -518,8 +518,12 @@ class SqlAlchemyStore:
         transaction; a claim entry that matches no row rolls it all back
         and reports a conflict, as does a deadlock, a serialization failure,
         a lock wait timeout or a Galera certification failure. Any other
-        database error rolls back and raises :class:`delimiter.StorageError`;
-        an exception from ``write_rows`` rolls back and propagates."""
+        database error (also one ``write_rows`` raises, such as a duplicate
+        key's ``IntegrityError``) rolls back and raises
+        :class:`delimiter.StorageError` with that error as ``original``
+        (which ``consume``'s ``StorageError`` carries on as its own
+        ``original``); any other exception from ``write_rows`` rolls back
+        and propagates."""
         try:
             with self._writing() as conn:
                 self._apply(conn, claim, request)
@@ -645,13 +649,14 @@ class SqlAlchemyStore:
 
     def _storage_error(self, e: BaseException) -> d.StorageError:
         # The driver's own words (SQLAlchemy's wrapper adds the statement,
-        # which is noise for an operator and may be long).
+        # which is noise for an operator and may be long), and the exception
+        # itself as `original`, for the service to branch on.
         orig = _driver_error(e)
-        return _storage_error(f"{self._kind}: {orig if orig is not None else e}".strip())
+        return _storage_error(f"{self._kind}: {orig if orig is not None else e}".strip(), e)
 
 
-def _storage_error(message: str) -> d.StorageError:
-    return d.StorageError(message)  # type: ignore[no-untyped-call]
+def _storage_error(message: str, original: Optional[BaseException] = None) -> d.StorageError:
+    return d.StorageError(message, original=original)  # type: ignore[no-untyped-call]
 
 
 def _driver_error(e: BaseException) -> Optional[BaseException]:
