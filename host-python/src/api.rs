@@ -2,7 +2,7 @@
 //! arguments, makes one component call through [`call`], and wraps the
 //! answer in the data classes.
 
-use crate::call::{Limits as Bounds, call, with_enforcer};
+use crate::call::{Limits as Bounds, call, detached};
 use crate::convert::record;
 use crate::data::{
     ChildLimitExceedsParent, Consumed, Count, Decision, InvalidFinding, Limits, MissingLimit,
@@ -210,17 +210,14 @@ pub fn consume(
     let (c, r) = (config_of(config), &request.get().0);
     let p = policy.map(|p| p.0).unwrap_or_default();
     let mut store = PyStore::new(store);
-    let out = py.detach(|| {
-        with_enforcer(Bounds::new(fuel, memory_limit), |e| {
-            e.consume(&c, &p, &mut store, r)
-        })
+    let out = call(py, Bounds::new(fuel, memory_limit), |e| {
+        e.consume(&c, &p, &mut store, r)
     });
     // What a store method raised, as it is, before anything the guest said.
-    if let Some(err) = store.stash.take() {
-        return Err(err);
+    match store.stash.take() {
+        Some(err) => Err(err),
+        None => out.map(Consumed),
     }
-    out.map(Consumed)
-        .map_err(|e| crate::errors::to_pyerr(py, e))
 }
 
 /// Where the component was loaded from in this process (loading it now if
@@ -229,9 +226,7 @@ pub fn consume(
 /// used; `seconds` the load time; `component_size` in bytes.
 #[pyfunction]
 pub fn load_info<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-    let info = py
-        .detach(delimiter_embed::load_info)
-        .map_err(|f| crate::errors::to_pyerr(py, f.into()))?;
+    let info = detached(py, || Ok(delimiter_embed::load_info()?))?;
     let d = PyDict::new(py);
     d.set_item("source", info.source)?;
     d.set_item("path", info.path.map(|p| p.display().to_string()))?;

@@ -44,6 +44,15 @@ impl Limits {
     }
 }
 
+/// Runs `f` without the GIL; its error becomes its exception. Every
+/// Python function goes through here (most through [`call`]).
+pub fn detached<R: Send>(
+    py: Python<'_>,
+    f: impl FnOnce() -> Result<R, Error> + Send,
+) -> PyResult<R> {
+    py.detach(f).map_err(|e| crate::errors::to_pyerr(py, e))
+}
+
 /// Runs `f` on this thread's enforcer (or a fresh one when it is busy, or
 /// its instance has grown past `limits.memory`) with `limits`, without the
 /// GIL; an error becomes its exception.
@@ -52,31 +61,23 @@ pub fn call<R: Send>(
     limits: Limits,
     f: impl FnOnce(&mut Enforcer) -> Result<R, Error> + Send,
 ) -> PyResult<R> {
-    py.detach(|| with_enforcer(limits, f))
-        .map_err(|e| crate::errors::to_pyerr(py, e))
-}
-
-/// [`call`] without the GIL handling, for calls that must look at what
-/// happened before raising (`consume`).
-pub fn with_enforcer<R>(
-    limits: Limits,
-    f: impl FnOnce(&mut Enforcer) -> Result<R, Error>,
-) -> Result<R, Error> {
-    // Taken out of the slot for the call, so that a re-entrant call finds
-    // it empty and makes its own.
-    let kept = ENFORCER.with(|slot| slot.try_borrow_mut().ok().and_then(|mut s| s.take()));
-    let mut enforcer = match kept {
-        Some(e) if e.memory_high_water() <= limits.memory => e,
-        _ => Enforcer::new(),
-    };
-    enforcer.set_limits(limits.fuel, limits.memory);
-    let out = f(&mut enforcer);
-    ENFORCER.with(|slot| {
-        if let Ok(mut slot) = slot.try_borrow_mut()
-            && slot.is_none()
-        {
-            *slot = Some(enforcer);
-        }
-    });
-    out
+    detached(py, || {
+        // Taken out of the slot for the call, so that a re-entrant call
+        // finds it empty and makes its own.
+        let kept = ENFORCER.with(|slot| slot.try_borrow_mut().ok().and_then(|mut s| s.take()));
+        let mut enforcer = match kept {
+            Some(e) if e.memory_high_water() <= limits.memory => e,
+            _ => Enforcer::new(),
+        };
+        enforcer.set_limits(limits.fuel, limits.memory);
+        let out = f(&mut enforcer);
+        ENFORCER.with(|slot| {
+            if let Ok(mut slot) = slot.try_borrow_mut()
+                && slot.is_none()
+            {
+                *slot = Some(enforcer);
+            }
+        });
+        out
+    })
 }

@@ -205,10 +205,23 @@ record! {
 }
 
 /// A snapshot's usage as Python gives and sees it.
-#[derive(FromPyObject, IntoPyObject)]
+#[derive(IntoPyObject)]
 pub enum UsageForm {
     Path(PathUsage),
     Local(Vec<UsageEntry>),
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for UsageForm {
+    type Error = PyErr;
+
+    /// A `PathUsage`, else a sequence of `UsageEntry` (no error is made
+    /// for the form it is not).
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        match obj.cast::<PathUsage>() {
+            Ok(path) => Ok(UsageForm::Path(path.get().clone())),
+            Err(_) => Ok(UsageForm::Local(obj.extract()?)),
+        }
+    }
 }
 
 impl Field for w::Usage {

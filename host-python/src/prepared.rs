@@ -10,7 +10,7 @@
 //! stays path positions until read.
 
 use crate::api::{Config, config_of};
-use crate::call::Limits as Bounds;
+use crate::call::{Limits as Bounds, detached};
 use crate::data::{Decision, Delta, Limits, Project};
 use crate::errors::to_pyerr;
 use delimiter_embed::types::PathDecision;
@@ -78,18 +78,17 @@ impl Prepared {
         let p: Vec<_> = projects.into_iter().map(|p| p.0).collect();
         let l = limits.map(|l| l.0).unwrap_or_default();
         let enforcer = Bounds::new(fuel, memory_limit).enforcer();
-        py.detach(|| delimiter_embed::Prepared::with_enforcer(enforcer, &c, &p, &l))
-            .map(|prepared| Prepared(Mutex::new(prepared)))
-            .map_err(|e| to_pyerr(py, e))
+        detached(py, || {
+            delimiter_embed::Prepared::with_enforcer(enforcer, &c, &p, &l)
+        })
+        .map(|prepared| Prepared(Mutex::new(prepared)))
     }
 
     /// The nodes whose usage and generation a decision for `project` needs,
     /// in the order `evaluate` takes them: the project, then each ancestor
     /// up to the root.
     fn path(&self, py: Python<'_>, project: &str) -> PyResult<Vec<String>> {
-        let path = py
-            .detach(|| self.lock().path(project))
-            .map_err(|e| to_pyerr(py, e))?;
+        let path = detached(py, || self.lock().path(project))?;
         Ok(path.iter().map(|id| id.to_string()).collect())
     }
 
