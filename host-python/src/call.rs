@@ -45,7 +45,8 @@ impl Limits {
 }
 
 /// Runs `f` without the GIL; its error becomes its exception. Every
-/// Python function goes through here (most through [`call`]).
+/// Python function goes through here (most through [`call`]), but for
+/// `Prepared.evaluate`'s decision on a live instance, made with the GIL.
 pub fn detached<R: Send>(
     py: Python<'_>,
     f: impl FnOnce() -> Result<R, Error> + Send,
