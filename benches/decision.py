@@ -70,6 +70,7 @@ WARMUP_S = 0.05
 SCALE_SAMPLES = 10
 
 import delimiter as d  # noqa: E402
+from machine import cpu_model  # noqa: E402
 from delimiter.compat import oslo_limit as compat  # noqa: E402
 from oslo_config import cfg  # noqa: E402
 from oslo_limit import exception as oslo_exception  # noqa: E402
@@ -90,14 +91,7 @@ SCALE_MEMORY = 2**31
 
 def meta_common():
     uname = platform.uname()
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return {
         "cpu": cpu,
         "cpus": str(os.cpu_count()),

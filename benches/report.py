@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from machine import cpu_model
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / (os.environ.get("DELIMITER_BENCH_DIR") or "target/bench")
 
@@ -133,14 +135,7 @@ def _first_line(cmd: list[str]) -> str:
 
 
 def machine() -> list[str]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     mem = "unknown"
     try:
         kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))

@@ -47,25 +47,6 @@ impl Project {
     }
 }
 
-impl RegisteredLimit {
-    pub fn new(resource: impl Into<String>, limit: i64) -> Self {
-        RegisteredLimit {
-            resource: resource.into(),
-            limit,
-        }
-    }
-}
-
-impl ProjectLimit {
-    pub fn new(project: impl Into<String>, resource: impl Into<String>, limit: i64) -> Self {
-        ProjectLimit {
-            project: project.into(),
-            resource: resource.into(),
-            limit,
-        }
-    }
-}
-
 // Written out: `Default` cannot be added to every generated type (enums
 // have no default case), so these are not derivable through `bindgen!`.
 #[allow(clippy::derivable_impls)]
@@ -74,25 +55,6 @@ impl Default for Limits {
         Limits {
             registered: Vec::new(),
             project: Vec::new(),
-        }
-    }
-}
-
-impl UsageEntry {
-    pub fn new(project: impl Into<String>, resource: impl Into<String>, usage: i64) -> Self {
-        UsageEntry {
-            project: project.into(),
-            resource: resource.into(),
-            usage,
-        }
-    }
-}
-
-impl ResourceUsage {
-    pub fn new(resource: impl Into<String>, usage: i64) -> Self {
-        ResourceUsage {
-            resource: resource.into(),
-            usage,
         }
     }
 }
@@ -126,76 +88,57 @@ impl Default for Snapshot {
     }
 }
 
-impl Generation {
-    pub fn new(project: impl Into<String>, generation: u64) -> Self {
-        Generation {
-            project: project.into(),
-            generation,
+/// `Type::new(field, ...)`: every field in the WIT's order, strings as
+/// anything that converts into a `String`.
+macro_rules! constructors {
+    ($($ty:ident($($field:ident: $arg:ident),*);)*) => {$(
+        impl $ty {
+            #[doc = concat!("A `", stringify!($ty), "` from its fields, in the WIT's order.")]
+            pub fn new($($field: constructors!(@arg $arg)),*) -> Self {
+                $ty { $($field: $field.into()),* }
+            }
         }
-    }
+    )*};
+    (@arg text) => { impl Into<String> };
+    (@arg deltas) => { Vec<Delta> };
+    (@arg $t:ident) => { $t };
 }
 
-impl ClaimEntry {
-    pub fn new(project: impl Into<String>, generation: u64) -> Self {
-        ClaimEntry {
-            project: project.into(),
-            generation,
-        }
-    }
+constructors! {
+    RegisteredLimit(resource: text, limit: i64);
+    ProjectLimit(project: text, resource: text, limit: i64);
+    UsageEntry(project: text, resource: text, usage: i64);
+    ResourceUsage(resource: text, usage: i64);
+    Generation(project: text, generation: u64);
+    ClaimEntry(project: text, generation: u64);
+    Delta(resource: text, delta: i64);
+    Request(project: text, deltas: deltas);
+    ResourceLimit(resource: text, limit: i64);
 }
 
-impl Delta {
-    pub fn new(resource: impl Into<String>, delta: i64) -> Self {
-        Delta {
-            resource: resource.into(),
-            delta,
+/// `as_str` (the WIT's case name) and `Display` of a generated enum.
+macro_rules! case_names {
+    ($($ty:ident { $($case:ident => $name:literal),* })*) => {$(
+        impl $ty {
+            /// The WIT's name of the case.
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$case => $name),* }
+            }
         }
-    }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
 }
 
-impl Request {
-    pub fn new(project: impl Into<String>, deltas: Vec<Delta>) -> Self {
-        Request {
-            project: project.into(),
-            deltas,
-        }
-    }
-}
-
-impl ResourceLimit {
-    pub fn new(resource: impl Into<String>, limit: i64) -> Self {
-        ResourceLimit {
-            resource: resource.into(),
-            limit,
-        }
-    }
-}
-
-impl Model {
-    /// The canonical (kebab-case) name, as the WIT spells the case.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Model::Flat => "flat",
-            Model::StrictTwoLevel => "strict-two-level",
-            Model::Nested => "nested",
-        }
-    }
-}
-
-impl std::fmt::Display for Model {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl MissingLimit {
-    /// The WIT case name: `zero` or `unlimited`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MissingLimit::Zero => "zero",
-            MissingLimit::Unlimited => "unlimited",
-        }
-    }
+case_names! {
+    Model { Flat => "flat", StrictTwoLevel => "strict-two-level", Nested => "nested" }
+    MissingLimit { Zero => "zero", Unlimited => "unlimited" }
+    IdKind { Project => "project", Parent => "parent", Resource => "resource" }
+    CommitOutcome { Committed => "committed", Conflict => "conflict" }
 }
 
 impl Default for Config {
@@ -235,17 +178,6 @@ impl Decision {
     /// Whether the request was admitted.
     pub fn is_admitted(&self) -> bool {
         matches!(self, Decision::Admitted(_))
-    }
-}
-
-impl IdKind {
-    /// The WIT case name: `project`, `parent` or `resource`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IdKind::Project => "project",
-            IdKind::Parent => "parent",
-            IdKind::Resource => "resource",
-        }
     }
 }
 

@@ -13,7 +13,7 @@
 //! MariaDB: `VARCHAR(255)` keys with a binary collation (ids are
 //! case-sensitive, as everywhere else) and `usage` quoted (a reserved word).
 
-use super::sql::snapshot_from_rows;
+use super::sql::{SUBTREE_CTE, snapshot_from_rows};
 use crate::{
     ClaimEntry, CommitOutcome, Limits, Project, ProjectLimit, RegisteredLimit, Request, Snapshot,
     StorageError, Store,
@@ -66,14 +66,7 @@ pub fn read_sql() -> &'static str {
 
 static READ_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "{PATH_CTE},
-         subtree (anchor, project_id, depth) AS (
-             SELECT project_id, project_id, 0 FROM path
-             UNION ALL
-             SELECT subtree.anchor, c.project_id, subtree.depth + 1
-               FROM delimiter_projects c JOIN subtree ON c.parent_id = subtree.project_id
-              WHERE subtree.depth < 1024
-         )
+        "{PATH_CTE}, {SUBTREE_CTE}
          SELECT 0 AS kind, path.depth, path.project_id AS a, path.parent_id AS b, g.generation AS n
            FROM path LEFT JOIN delimiter_generations g ON g.project_id = path.project_id
          UNION ALL
