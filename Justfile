@@ -117,7 +117,7 @@ package: setup component
     set -euo pipefail
     cargo package --quiet -p delimiter-embed -p delimiter --allow-dirty
     rm -rf target/sdist
-    {{venv}}/bin/maturin sdist --quiet -m host-python/Cargo.toml --out target/sdist
+    {{venv}}/bin/maturin sdist -m host-python/Cargo.toml --out target/sdist
     sdist=$(ls "$PWD"/target/sdist/delimiter-*.tar.gz)
     away=$(mktemp -d)
     trap 'rm -rf "$away"' EXIT
