@@ -111,16 +111,30 @@ impl Prepared {
         project: &str,
         deltas: &[(&str, i64)],
     ) -> Result<(Located, Vec<(u32, i64)>), Error> {
+        self.numbers_of(project, deltas.iter().copied())
+    }
+
+    /// [`numbers`](Self::numbers) over any (resource name, delta) pairs,
+    /// so that a caller need not collect them first.
+    fn numbers_of<'a>(
+        &mut self,
+        project: &str,
+        deltas: impl ExactSizeIterator<Item = (&'a str, i64)> + Clone,
+    ) -> Result<(Located, Vec<(u32, i64)>), Error> {
         let handle = self.handle()?;
         if let Some(located) = self.located.get(project) {
-            let kept: Option<Vec<(u32, i64)>> = deltas
-                .iter()
-                .map(|&(name, delta)| self.numbers.get(name).map(|&n| (n, delta)))
-                .collect();
-            if let Some(numbers) = kept {
+            let mut numbers = Vec::with_capacity(deltas.len());
+            for (name, delta) in deltas.clone() {
+                match self.numbers.get(name) {
+                    Some(&n) => numbers.push((n, delta)),
+                    None => break,
+                }
+            }
+            if numbers.len() == deltas.len() {
                 return Ok((located.clone(), numbers));
             }
         }
+        let deltas: Vec<(&str, i64)> = deltas.collect();
         let names: Vec<String> = deltas.iter().map(|&(name, _)| name.to_string()).collect();
         let out = self.enforcer.call(|store, quota| {
             quota
@@ -134,7 +148,7 @@ impl Prepared {
         };
         self.located.insert(project.to_string(), located.clone());
         let mut numbers = Vec::with_capacity(deltas.len());
-        for ((name, number), &(_, delta)) in names.into_iter().zip(numbered.resources).zip(deltas) {
+        for ((name, number), &(_, delta)) in names.into_iter().zip(numbered.resources).zip(&deltas) {
             numbers.push((number, delta));
             self.numbers.insert(name, number);
         }
@@ -200,13 +214,12 @@ impl Prepared {
         subtree: &[i64],
         generations: &[u64],
     ) -> Result<Decision, Error> {
-        let deltas: Vec<(&str, i64)> = request
-            .deltas
-            .iter()
-            .map(|d| (d.resource.as_str(), d.delta))
-            .collect();
-        let (located, decision) =
-            self.decide(&request.project, &deltas, local, subtree, generations)?;
+        let (located, numbers) = self.numbers_of(
+            &request.project,
+            request.deltas.iter().map(|d| (d.resource.as_str(), d.delta)),
+        )?;
+        let decision =
+            self.evaluate_numbers(located.node, &numbers, local, subtree, generations)?;
         Ok(match decision {
             PathDecision::Admitted(positions) => {
                 Decision::Admitted(claim(&located.path, &positions, generations)?)
