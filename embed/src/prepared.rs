@@ -148,7 +148,8 @@ impl Prepared {
         };
         self.located.insert(project.to_string(), located.clone());
         let mut numbers = Vec::with_capacity(deltas.len());
-        for ((name, number), &(_, delta)) in names.into_iter().zip(numbered.resources).zip(&deltas) {
+        for ((name, number), &(_, delta)) in names.into_iter().zip(numbered.resources).zip(&deltas)
+        {
             numbers.push((number, delta));
             self.numbers.insert(name, number);
         }
@@ -216,7 +217,10 @@ impl Prepared {
     ) -> Result<Decision, Error> {
         let (located, numbers) = self.numbers_of(
             &request.project,
-            request.deltas.iter().map(|d| (d.resource.as_str(), d.delta)),
+            request
+                .deltas
+                .iter()
+                .map(|d| (d.resource.as_str(), d.delta)),
         )?;
         let decision =
             self.evaluate_numbers(located.node, &numbers, local, subtree, generations)?;
