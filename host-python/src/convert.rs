@@ -155,7 +155,7 @@ macro_rules! record {
 /// `value` and `str()` its canonical name, repr `Class.CASE`.
 macro_rules! enum_class {
     ($(#[$doc:meta])* $name:ident($wit:ident) {
-        $($(#[$case_doc:meta])* $py:ident = $case:ident $value:literal),* $(,)?
+        $($(#[$case_doc:meta])* $py:ident = $case:ident),* $(,)?
     }) => {
         $(#[$doc])*
         #[::pyo3::pyclass(module = "delimiter", frozen, eq, hash, from_py_object)]
@@ -163,10 +163,9 @@ macro_rules! enum_class {
         pub struct $name(pub ::delimiter_embed::types::$wit);
 
         impl $name {
+            /// The WIT's name of the case (embed's list, the only one).
             pub fn as_str(self) -> &'static str {
-                match self.0 {
-                    $(::delimiter_embed::types::$wit::$case => $value),*
-                }
+                self.0.as_str()
             }
         }
 

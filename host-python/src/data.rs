@@ -16,12 +16,12 @@ enum_class! {
     /// How usage in a project tree counts against limits.
     Model(Model) {
         /// Only the project itself counts.
-        FLAT = Flat "flat",
+        FLAT = Flat,
         /// Keystone's model: at most two levels; a parent's limit caps the
         /// parent and its children together.
-        STRICT_TWO_LEVEL = StrictTwoLevel "strict-two-level",
+        STRICT_TWO_LEVEL = StrictTwoLevel,
         /// Any depth: every ancestor with a finite limit caps its subtree.
-        NESTED = Nested "nested",
+        NESTED = Nested,
     }
 }
 
@@ -29,9 +29,9 @@ enum_class! {
     /// What a resource with neither a project nor a registered limit is worth.
     MissingLimit(MissingLimit) {
         /// Treated as 0 (oslo.limit's behaviour): it cannot be consumed.
-        ZERO = Zero "zero",
+        ZERO = Zero,
         /// Treated as unlimited.
-        UNLIMITED = Unlimited "unlimited",
+        UNLIMITED = Unlimited,
     }
 }
 
@@ -40,9 +40,9 @@ enum_class! {
     /// `"committed"` and `"conflict"`).
     CommitOutcome(CommitOutcome) {
         /// Every claimed generation matched and was bumped; the rows are written.
-        COMMITTED = Committed "committed",
+        COMMITTED = Committed,
         /// A claimed generation had moved on; everything was rolled back.
-        CONFLICT = Conflict "conflict",
+        CONFLICT = Conflict,
     }
 }
 
