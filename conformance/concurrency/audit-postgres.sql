@@ -1,16 +1,10 @@
--- The concurrency harness's audit, PostgreSQL. See README.md beside this file.
-CREATE TABLE harness_closure (anchor VARCHAR(255) NOT NULL, project_id VARCHAR(255) NOT NULL);
-CREATE TABLE harness_audit (anchor VARCHAR(255) NOT NULL, resource VARCHAR(255) NOT NULL, total BIGINT NOT NULL);
+-- The concurrency harness's audit trigger, PostgreSQL (after audit.sql).
 -- After every usage write, inside the writing transaction: U(a, r) of every
 -- ancestor a of the written row.
 CREATE FUNCTION harness_audit() RETURNS trigger AS $$
 BEGIN
-    INSERT INTO harness_audit (anchor, resource, total)
-    SELECT c.anchor, NEW.resource,
-           (SELECT COALESCE(SUM(u.usage), 0)
-              FROM harness_closure s JOIN delimiter_usage u ON u.project_id = s.project_id
-             WHERE s.anchor = c.anchor AND u.resource = NEW.resource)
-      FROM harness_closure c WHERE c.project_id = NEW.project_id; RETURN NULL; END
+    INSERT INTO harness_audit (anchor, resource, total) SELECT anchor, resource, total
+      FROM harness_totals WHERE written = NEW.project_id AND resource = NEW.resource; RETURN NULL; END
 $$ LANGUAGE plpgsql;
 CREATE TRIGGER harness_audit AFTER INSERT OR UPDATE ON delimiter_usage
 FOR EACH ROW EXECUTE FUNCTION harness_audit();

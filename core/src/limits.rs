@@ -107,18 +107,7 @@ impl<'a> LimitTable<'a> {
                 (na, &a.resource, a.limit).cmp(&(nb, &b.resource, b.limit))
             });
             for (node, p) in known {
-                if project
-                    .insert((node, p.resource.as_str()), p.limit)
-                    .is_some()
-                {
-                    push_once(
-                        problems,
-                        Error::DuplicateLimit {
-                            project: Some(p.project.clone()),
-                            resource: p.resource.clone(),
-                        },
-                    );
-                }
+                insert_project_limit(&mut project, problems, node, p);
             }
             return LimitTable {
                 registered,
@@ -132,12 +121,11 @@ impl<'a> LimitTable<'a> {
             (&a.project, &a.resource, a.limit).cmp(&(&b.project, &b.resource, b.limit))
         });
         for p in project_sorted {
-            let owner = Some(p.project.clone());
             if p.project.is_empty() {
                 problems.push(Error::EmptyId {
                     what: IdKind::Project,
                 });
-            } else if let Some(problem) = check_limit(owner.clone(), &p.resource, p.limit) {
+            } else if let Some(problem) = check_limit(Some(p.project.clone()), &p.resource, p.limit) {
                 problems.push(problem);
             } else {
                 match tree.lookup(&p.project) {
@@ -147,20 +135,7 @@ impl<'a> LimitTable<'a> {
                             project: p.project.clone(),
                         },
                     ),
-                    Some(node) => {
-                        if project
-                            .insert((node, p.resource.as_str()), p.limit)
-                            .is_some()
-                        {
-                            push_once(
-                                problems,
-                                Error::DuplicateLimit {
-                                    project: owner,
-                                    resource: p.resource.clone(),
-                                },
-                            );
-                        }
-                    }
+                    Some(node) => insert_project_limit(&mut project, problems, node, p),
                 }
             }
         }
@@ -223,6 +198,25 @@ fn check_limit(project: Option<String>, resource: &str, limit: i64) -> Option<Er
 
 /// Pushes `problem` unless it is the same as the last one (a value given
 /// three times is one duplicate, not two).
+/// Indexes `p`, the limit of `node`; a second limit of one (node,
+/// resource) is a DuplicateLimit, reported once.
+fn insert_project_limit<'a>(
+    project: &mut BTreeMap<(usize, &'a str), i64>,
+    problems: &mut Vec<Error>,
+    node: usize,
+    p: &'a ProjectLimit,
+) {
+    if project.insert((node, p.resource.as_str()), p.limit).is_some() {
+        push_once(
+            problems,
+            Error::DuplicateLimit {
+                project: Some(p.project.clone()),
+                resource: p.resource.clone(),
+            },
+        );
+    }
+}
+
 pub(crate) fn push_once(problems: &mut Vec<Error>, problem: Error) {
     if problems.last() != Some(&problem) {
         problems.push(problem);

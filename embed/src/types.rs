@@ -47,6 +47,20 @@ impl Project {
     }
 }
 
+impl Limits {
+    /// The limit that applies to `project`'s own usage of `resource`: its
+    /// project limit, else the registered limit, else `None` (what happens
+    /// then is the config's `missing-limit`). -1 is unlimited. The first
+    /// match wins; `validate` reports duplicates.
+    pub fn limit_of(&self, project: &str, resource: &str) -> Option<i64> {
+        let own = self.project.iter().find(|l| l.project == project && l.resource == resource);
+        own.map(|l| l.limit).or_else(|| {
+            let registered = self.registered.iter().find(|l| l.resource == resource);
+            registered.map(|l| l.limit)
+        })
+    }
+}
+
 // Written out: `Default` cannot be added to every generated type (enums
 // have no default case), so these are not derivable through `bindgen!`.
 #[allow(clippy::derivable_impls)]

@@ -57,13 +57,6 @@ LIMITS = d.Limits(
 CONFIG = d.Config("nested")
 
 
-def limit_of(project: str, resource: str) -> int:
-    for pl in LIMITS.project:
-        if (pl.project, pl.resource) == (project, resource):
-            return pl.limit
-    return next(r.limit for r in LIMITS.registered if r.resource == resource)
-
-
 def main() -> int:
     began = time.monotonic()
     folder = Path(tempfile.mkdtemp(prefix="delimiter-demo-"))
@@ -163,7 +156,7 @@ def demo(engine, folder: Path, began: float) -> int:  # type: ignore[no-untyped-
         }
         for resource in RESOURCES:
             used = sum(store.usage(p.id, resource) for p in PROJECTS if in_subtree(p.id, node.id))
-            limit = limit_of(node.id, resource)
+            limit = LIMITS.limit_of(node.id, resource)
             if limit != -1 and used > limit:
                 oversubscribed += 1
             shown = "unlimited" if limit == -1 else str(limit)

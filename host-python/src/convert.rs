@@ -88,6 +88,24 @@ pub fn repr<'py>(py: Python<'py>, value: impl IntoPyObject<'py>) -> PyResult<Str
     Ok(value.into_bound_py_any(py)?.repr()?.to_string())
 }
 
+/// `$name`, a pyclass newtype over the WIT type `$wit`, is how `$wit`
+/// crosses into and out of Python.
+macro_rules! newtype_field {
+    ($name:ident($wit:ident)) => {
+        impl $crate::convert::Field for ::delimiter_embed::types::$wit {
+            type Wit = Self;
+            type Arg = $name;
+            type Py = $name;
+            fn from_arg(arg: $name) -> Self {
+                arg.0
+            }
+            fn to_py(value: &Self) -> $name {
+                $name(::core::clone::Clone::clone(value))
+            }
+        }
+    };
+}
+
 /// A frozen, hashable class over the WIT record `$wit`, equal when the
 /// records are, with a getter per field, a repr that reads like its
 /// constructor, and (unless `@custom`, which brings its own `#[new]`) a
@@ -101,17 +119,7 @@ macro_rules! record {
         #[derive(Clone, PartialEq, Eq, Hash)]
         pub struct $name(pub ::delimiter_embed::types::$wit);
 
-        impl $crate::convert::Field for ::delimiter_embed::types::$wit {
-            type Wit = Self;
-            type Arg = $name;
-            type Py = $name;
-            fn from_arg(arg: $name) -> Self {
-                arg.0
-            }
-            fn to_py(value: &Self) -> $name {
-                $name(value.clone())
-            }
-        }
+        $crate::convert::newtype_field!($name($wit));
 
         #[::pyo3::pymethods]
         impl $name {
@@ -169,17 +177,7 @@ macro_rules! enum_class {
             }
         }
 
-        impl $crate::convert::Field for ::delimiter_embed::types::$wit {
-            type Wit = Self;
-            type Arg = $name;
-            type Py = $name;
-            fn from_arg(arg: $name) -> Self {
-                arg.0
-            }
-            fn to_py(value: &Self) -> $name {
-                $name(*value)
-            }
-        }
+        $crate::convert::newtype_field!($name($wit));
 
         #[::pyo3::pymethods]
         impl $name {
@@ -212,4 +210,4 @@ macro_rules! enum_class {
     };
 }
 
-pub(crate) use {enum_class, record};
+pub(crate) use {enum_class, newtype_field, record};

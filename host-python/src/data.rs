@@ -67,6 +67,13 @@ record! {
         registered: Vec<w::RegisteredLimit> = Vec::new(),
         project: Vec<w::ProjectLimit> = Vec::new(),
     }
+
+    /// The limit that applies to `project`'s own usage of `resource`: its
+    /// project limit, else the registered limit, else None (the config's
+    /// missing_limit decides then). -1 is unlimited.
+    fn limit_of(&self, project: &str, resource: &str) -> Option<i64> {
+        self.0.limit_of(project, resource)
+    }
 }
 
 record! {

@@ -78,6 +78,16 @@ def test_headroom_and_max_count():
     assert d.max_count(snapshot(), d.Request("b", {"servers": 0})).unlimited
 
 
+def test_limit_of_is_the_override_else_the_registered_limit():
+    limits = d.Limits(
+        registered=[d.RegisteredLimit("servers", 5)],
+        project=[d.ProjectLimit("a", "servers", -1)],
+    )
+    assert limits.limit_of("a", "servers") == -1
+    assert limits.limit_of("b", "servers") == 5
+    assert limits.limit_of("a", "cores") is None
+
+
 def test_validate_reports_findings_as_values():
     findings = d.validate(
         [d.Project("p"), d.Project("c", "p"), d.Project("x", "nowhere")],

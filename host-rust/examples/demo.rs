@@ -176,7 +176,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let used = subtree(&p.id, resource)?;
             let snapshot = reader.read(&p.id, &[resource.to_string()])?;
             let room = headroom(&config, &snapshot, &p.id, &[resource.to_string()])?;
-            let limit = limit_of(&limits, &p.id, resource);
+            let limit = limits.limit_of(&p.id, resource).unwrap_or(0);
             if limit != UNLIMITED && used > limit {
                 oversubscribed += 1;
             }
@@ -207,18 +207,3 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn limit_of(limits: &Limits, project: &str, resource: &str) -> i64 {
-    limits
-        .project
-        .iter()
-        .find(|l| l.project == project && l.resource == resource)
-        .map(|l| l.limit)
-        .or_else(|| {
-            limits
-                .registered
-                .iter()
-                .find(|l| l.resource == resource)
-                .map(|l| l.limit)
-        })
-        .unwrap_or(0)
-}

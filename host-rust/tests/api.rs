@@ -117,6 +117,17 @@ fn headroom_max_count_validate_and_oslo_go_through_the_component() {
 }
 
 #[test]
+fn limit_of_is_the_override_else_the_registered_limit() {
+    let limits = Limits {
+        registered: vec![RegisteredLimit::new("servers", 5)],
+        project: vec![ProjectLimit::new("a", "servers", UNLIMITED)],
+    };
+    assert_eq!(limits.limit_of("a", "servers"), Some(UNLIMITED));
+    assert_eq!(limits.limit_of("b", "servers"), Some(5));
+    assert_eq!(limits.limit_of("a", "cores"), None);
+}
+
+#[test]
 fn model_names_are_read_by_the_component() {
     assert_eq!(parse_model("flat").unwrap(), Model::Flat);
     assert_eq!(

@@ -70,19 +70,8 @@ fn limits() -> Limits {
 }
 
 fn limit_of(project: &str, resource: &str) -> i64 {
-    let limits = limits();
-    limits
-        .project
-        .iter()
-        .find(|l| l.project == project && l.resource == resource)
-        .map(|l| l.limit)
-        .or_else(|| {
-            limits
-                .registered
-                .iter()
-                .find(|l| l.resource == resource)
-                .map(|l| l.limit)
-        })
+    limits()
+        .limit_of(project, resource)
         .expect("every resource is registered")
 }
 
@@ -104,8 +93,10 @@ fn closure() -> Vec<(String, String)> {
     pairs
 }
 
-/// The audit tables and triggers, per database: language-neutral files
-/// shared with the Python harness (`conformance/concurrency/`).
+/// The audit tables and view (every database), then each database's
+/// triggers: language-neutral files shared with the Python harness
+/// (`conformance/concurrency/`).
+const AUDIT_TABLES: &str = include_str!("../../conformance/concurrency/audit.sql");
 const AUDIT_SQLITE: &str = include_str!("../../conformance/concurrency/audit-sqlite.sql");
 const AUDIT_POSTGRES: &str = include_str!("../../conformance/concurrency/audit-postgres.sql");
 const AUDIT_MARIADB: &str = include_str!("../../conformance/concurrency/audit-mariadb.sql");
@@ -177,7 +168,7 @@ impl Db {
             Db::Postgres { .. } => AUDIT_POSTGRES,
             Db::Mariadb { .. } => AUDIT_MARIADB,
         };
-        let mut statements = vec![audit.to_string()];
+        let mut statements = vec![AUDIT_TABLES.to_string(), audit.to_string()];
         statements.extend(
             closure()
                 .iter()

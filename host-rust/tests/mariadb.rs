@@ -92,13 +92,10 @@ fn stale_generation_writes_nothing(db: &Db) {
 
 fn killed_connection_leaves_no_charge(db: &Db) {
     let mut killer = db.conn(None);
-    let mut store = KilledAfterRead {
-        inner: db.store(),
-        kill: move |s: &mut MariadbStore| {
-            let id = s.conn().connection_id();
-            killer.query_drop(format!("KILL CONNECTION {id}")).unwrap();
-        },
-    };
+    let mut store = AfterRead::new(db.store(), move |s: &mut MariadbStore, _| {
+        let id = s.conn().connection_id();
+        killer.query_drop(format!("KILL CONNECTION {id}")).unwrap();
+    });
     storage_error_leaves_no_charge(&mut db.store(), &mut store, "mariadb");
 }
 

@@ -114,7 +114,7 @@ fn stale_generation_writes_nothing(db: &Db) {
 }
 
 fn conflict_is_retried(db: &Db) {
-    let mut racing = Interleaved::new(db.store(), db.store(), "b");
+    let mut racing = interleaved(db.store(), db.store(), "b");
     let done = consume(&config(), &quick(), &mut racing, &servers("a", 2)).unwrap();
     assert_eq!(done.attempts, 2, "the first commit lost to the rival");
     assert_eq!((racing.reads, racing.backoffs), (2, 1));
@@ -154,20 +154,17 @@ fn concurrent_connections_never_overrun(db: &Db) {
 
 fn killed_connection_leaves_no_charge(db: &Db) {
     let mut killer = db.client();
-    let mut store = KilledAfterRead {
-        inner: db.store(),
-        kill: move |s: &mut PostgresStore| {
-            let pid: i32 = s
-                .client()
-                .query_one("SELECT pg_backend_pid()", &[])
-                .unwrap()
-                .get(0);
-            // With a timeout, the call waits until the backend is gone (PostgreSQL 14+).
-            killer
-                .execute("SELECT pg_terminate_backend($1, 5000)", &[&pid])
-                .unwrap();
-        },
-    };
+    let mut store = AfterRead::new(db.store(), move |s: &mut PostgresStore, _| {
+        let pid: i32 = s
+            .client()
+            .query_one("SELECT pg_backend_pid()", &[])
+            .unwrap()
+            .get(0);
+        // With a timeout, the call waits until the backend is gone (PostgreSQL 14+).
+        killer
+            .execute("SELECT pg_terminate_backend($1, 5000)", &[&pid])
+            .unwrap();
+    });
     storage_error_leaves_no_charge(&mut db.store(), &mut store, "postgres");
 }
 

@@ -114,7 +114,7 @@ fn memory_store_admits_commits_and_refuses() {
 #[test]
 fn memory_store_conflict_is_retried_on_a_fresh_read() {
     let store = MemoryStore::new(projects(), limits());
-    let mut racing = Interleaved::new(store.clone(), store.clone(), "b");
+    let mut racing = interleaved(store.clone(), store.clone(), "b");
     let done = consume(&config(), &quick(), &mut racing, &servers("a", 1)).unwrap();
     assert_eq!(done.attempts, 2, "the first commit lost to the rival");
     assert_eq!((racing.reads, racing.backoffs), (2, 1));
@@ -181,7 +181,7 @@ fn sqlite_store_conflict_rolls_back_and_is_retried() {
     let path = db_path("conflict");
     let store = sqlite(&path);
     let rival = SqliteStore::open(&path).unwrap();
-    let mut racing = Interleaved::new(store, rival, "b");
+    let mut racing = interleaved(store, rival, "b");
     let done = consume(&config(), &quick(), &mut racing, &servers("a", 2)).unwrap();
     assert_eq!(
         done.attempts, 2,

@@ -61,6 +61,7 @@ from delimiter._delimiter import (
     parse_model,
     validate,
 )
+from delimiter import _errors
 from delimiter._errors import (
     GuestFault,
     InvalidInput,
@@ -118,11 +119,6 @@ __all__ = [
     "parse_model",
     "load_info",
     "CallbackStore",
-    # errors
-    "QuotaError",
-    "InvalidInput",
-    "OverLimit",
-    "RetriesExhausted",
-    "StorageError",
-    "GuestFault",
 ]
+# errors (the form type checkers read as extending __all__)
+__all__ += _errors.__all__

@@ -121,6 +121,9 @@ class Limits:
     def registered(self) -> list[RegisteredLimit]: ...
     @property
     def project(self) -> list[ProjectLimit]: ...
+    def limit_of(self, project: str, resource: str) -> int | None:
+        """The limit of `project`'s own usage of `resource`: its project
+        limit, else the registered limit, else None. -1 is unlimited."""
 
 @final
 class UsageEntry:

@@ -213,67 +213,33 @@ pub fn storage_error_leaves_no_charge(
     assert_eq!(check.usage_of("a", "servers"), 0, "no usage written");
 }
 
-/// A store that, after each read, has its own server connection ended by
-/// `kill`: the commit that follows must fail and write nothing.
-pub struct KilledAfterRead<S, F> {
+/// Wraps a store and runs `after` on it right after each read, in the
+/// window between a consume's read and its commit (`reads` counts the
+/// reads so far). Backoffs are counted, not slept: every test policy
+/// (`quick`) caps a delay at 2 ms, which is asserted.
+pub struct AfterRead<S, F> {
     pub inner: S,
-    pub kill: F,
-}
-
-impl<S: Store, F: FnMut(&mut S)> Store for KilledAfterRead<S, F> {
-    fn read(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
-        let snapshot = self.inner.read(project, resources)?;
-        (self.kill)(&mut self.inner);
-        Ok(snapshot)
-    }
-
-    fn commit(
-        &mut self,
-        claim: &[ClaimEntry],
-        request: &Request,
-    ) -> Result<CommitOutcome, StorageError> {
-        self.inner.commit(claim, request)
-    }
-}
-
-/// Wraps a store; right after the first read, lets `rival` (another
-/// connection, with its own component instance) commit one server for
-/// `rival_project`, so that the first commit through this store conflicts.
-pub struct Interleaved<S, R> {
-    pub inner: S,
-    pub rival: R,
-    pub rival_project: &'static str,
+    pub after: F,
     pub reads: u32,
     pub backoffs: u32,
 }
 
-impl<S: Store, R: Store> Interleaved<S, R> {
-    pub fn new(inner: S, rival: R, rival_project: &'static str) -> Self {
-        Interleaved {
+impl<S: Store, F: FnMut(&mut S, u32)> AfterRead<S, F> {
+    pub fn new(inner: S, after: F) -> Self {
+        AfterRead {
             inner,
-            rival,
-            rival_project,
+            after,
             reads: 0,
             backoffs: 0,
         }
     }
 }
 
-impl<S: Store, R: Store> Store for Interleaved<S, R> {
+impl<S: Store, F: FnMut(&mut S, u32)> Store for AfterRead<S, F> {
     fn read(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
         let snapshot = self.inner.read(project, resources)?;
         self.reads += 1;
-        if self.reads == 1 {
-            let done = Enforcer::new()
-                .consume(
-                    &config(),
-                    &quick(),
-                    &mut self.rival,
-                    &servers(self.rival_project, 1),
-                )
-                .expect("the rival commits");
-            assert_eq!(done.attempts, 1);
-        }
+        (self.after)(&mut self.inner, self.reads);
         Ok(snapshot)
     }
 
@@ -285,11 +251,28 @@ impl<S: Store, R: Store> Store for Interleaved<S, R> {
         self.inner.commit(claim, request)
     }
 
-    /// Counted, not slept (`quick` caps every delay at 2 ms).
     fn backoff(&mut self, _attempt: u32, delay: Duration) {
         self.backoffs += 1;
         assert!(delay <= Duration::from_millis(2), "{delay:?}");
     }
+}
+
+/// `inner`, with `rival` (another connection, with its own component
+/// instance) committing one server for `rival_project` right after the
+/// first read, so that the first commit through `inner` conflicts.
+pub fn interleaved<S: Store, R: Store>(
+    inner: S,
+    mut rival: R,
+    rival_project: &'static str,
+) -> AfterRead<S, impl FnMut(&mut S, u32)> {
+    AfterRead::new(inner, move |_: &mut S, reads: u32| {
+        if reads == 1 {
+            let done = Enforcer::new()
+                .consume(&config(), &quick(), &mut rival, &servers(rival_project, 1))
+                .expect("the rival commits");
+            assert_eq!(done.attempts, 1);
+        }
+    })
 }
 
 /// A worker: `times` consumes of one server by `project` through `store`,
