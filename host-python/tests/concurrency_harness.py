@@ -114,8 +114,9 @@ def prepare(db: Database) -> None:
             )
         )
         with engine.begin() as conn:
-            for statement in statements((AUDIT_DIR / f"audit-{db.kind}.sql").read_text()):
-                conn.exec_driver_sql(statement)
+            for name in ("audit.sql", f"audit-{db.kind}.sql"):
+                for statement in statements((AUDIT_DIR / name).read_text()):
+                    conn.exec_driver_sql(statement)
             conn.execute(
                 text("INSERT INTO harness_closure (anchor, project_id) VALUES (:a, :p)"),
                 [{"a": a, "p": p} for a, p in closure()],
