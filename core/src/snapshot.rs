@@ -7,7 +7,7 @@ use crate::error::{Error, IdKind, Result};
 use crate::limits::{Limit, LimitTable, Limits};
 use crate::model::{Config, Model};
 use crate::tree::{Project, Tree};
-use crate::usage::{self, Usage};
+use crate::usage::{self, Sums, Usage};
 
 /// Everything read from the caller's storage at one point in time: the
 /// project tree, the limits, the usage and the generations.
@@ -89,7 +89,11 @@ impl<'a> View<'a> {
         // first so that it is reported as such.
         let node = tree.require(project)?;
         let full_path = tree.path(node);
-        let counts = usage::count(&snapshot.usage, &tree, &full_path, resources)?;
+        let sums = match config.model {
+            Model::Flat => Sums::LocalOnly,
+            Model::StrictTwoLevel | Model::Nested => Sums::AlongPath,
+        };
+        let counts = usage::count(&snapshot.usage, &tree, &full_path, resources, sums)?;
         let generations = GenerationTable::build(&snapshot.generations, &tree)?;
 
         let path: Vec<usize> = match config.model {

@@ -52,20 +52,33 @@ pub struct PathUsage {
 pub(crate) struct PathCounts {
     /// u(p, r) per requested resource.
     pub local: Vec<i64>,
-    /// U(path[k], r) as `subtree[resource][k]`.
+    /// U(path[k], r) as `subtree[resource][k]`; empty under `Sums::LocalOnly`
+    /// in the local form.
     pub subtree: Vec<Vec<i64>>,
 }
 
+/// Which sums a decision needs: flat counts the project's own usage only,
+/// so the subtree sums of the local form, which it never reads, are not
+/// made (one that would overflow cannot fail a flat decision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sums {
+    LocalOnly,
+    AlongPath,
+}
+
 /// Checks all of `usage` against `tree` and counts the requested resources
-/// along `path` (the project first, then each ancestor up to the root).
+/// along `path` (the project first, then each ancestor up to the root):
+/// u(p, r) always, and U(a, r) for every node of `path` under
+/// `Sums::AlongPath` (the path form gives them as they are).
 pub(crate) fn count(
     usage: &Usage,
     tree: &Tree<'_>,
     path: &[usize],
     resources: &[&str],
+    sums: Sums,
 ) -> Result<PathCounts> {
     match usage {
-        Usage::Local(entries) => count_local(entries, tree, path, resources),
+        Usage::Local(entries) => count_local(entries, tree, path, resources, sums),
         Usage::Path(path_usage) => count_path(path_usage, tree, path, resources),
     }
 }
@@ -169,52 +182,106 @@ fn count_local(
     tree: &Tree<'_>,
     path: &[usize],
     resources: &[&str],
+    sums: Sums,
 ) -> Result<PathCounts> {
     let entries = checked_entries(entries, tree, |_| true)?;
     let wanted: BTreeMap<&str, usize> =
         resources.iter().enumerate().map(|(i, r)| (*r, i)).collect();
+    let mut local = vec![0i64; resources.len()];
+    for (node, e) in &entries {
+        if *node == path[0]
+            && let Some(&r) = wanted.get(e.resource.as_str())
+        {
+            local[r] = e.usage;
+        }
+    }
+    if sums == Sums::LocalOnly {
+        return Ok(PathCounts {
+            local,
+            subtree: Vec::new(),
+        });
+    }
     let len = path.len();
     // `hits[r][k]`: usage of descendants whose walk up first meets the path
     // at path[k]; a suffix sum then gives U. i128 cannot overflow here
-    // (at most 2^64 entries of at most 2^63), so a too-large U is reported
-    // for the lowest path node it occurs at, whatever the input order.
+    // (at most 2^64 entries of at most 2^63).
     let mut hits = vec![vec![0i128; len]; resources.len()];
-    let mut local = vec![0i64; resources.len()];
-    let on_path = |node: usize| -> Option<usize> {
-        let depth = tree.depth(node) as usize;
-        (depth <= len && path[len - depth] == node).then(|| len - depth)
-    };
+    let mut meets = Meets::new(tree, path);
     for (node, e) in entries {
         let Some(&r) = wanted.get(e.resource.as_str()) else {
             continue;
         };
-        if node == path[0] {
-            local[r] = e.usage;
-        }
-        let mut at = Some(node);
-        while let Some(n) = at {
-            if let Some(k) = on_path(n) {
-                hits[r][k] += e.usage as i128;
-                break;
-            }
-            at = tree.parent(n);
+        if let Some(k) = meets.of(node) {
+            hits[r][k] += e.usage as i128;
         }
     }
-    let mut subtree = Vec::with_capacity(resources.len());
-    for (r, row) in hits.iter().enumerate() {
-        let mut sums = Vec::with_capacity(len);
+    // A too-large U is reported for the smallest resource name, at the
+    // lowest path node it occurs at, whatever the input order.
+    let mut by_name: Vec<usize> = (0..resources.len()).collect();
+    by_name.sort_unstable_by_key(|&r| resources[r]);
+    let mut subtree = vec![Vec::new(); resources.len()];
+    for r in by_name {
         let mut acc: i128 = 0;
-        for (k, h) in row.iter().enumerate() {
+        let mut row = Vec::with_capacity(len);
+        for (k, h) in hits[r].iter().enumerate() {
             acc += h;
             let value = i64::try_from(acc).map_err(|_| Error::Overflow {
                 project: tree.id(path[k]).to_string(),
                 resource: resources[r].to_string(),
             })?;
-            sums.push(value);
+            row.push(value);
         }
-        subtree.push(sums);
+        subtree[r] = row;
     }
     Ok(PathCounts { local, subtree })
+}
+
+/// Where each node's walk up first meets a path, remembered for every node
+/// a walk passes, so that placing every entry costs time linear in the
+/// tree rather than entries x depth.
+struct Meets<'t, 'a> {
+    tree: &'t Tree<'a>,
+    path: &'t [usize],
+    /// Per node: `UNSEEN`, `NEVER` (another root's tree) or a path position.
+    at: Vec<u32>,
+    /// The nodes of the walk in progress (kept to reuse its allocation).
+    walked: Vec<usize>,
+}
+
+impl<'t, 'a> Meets<'t, 'a> {
+    const UNSEEN: u32 = u32::MAX;
+    const NEVER: u32 = u32::MAX - 1;
+
+    fn new(tree: &'t Tree<'a>, path: &'t [usize]) -> Self {
+        Meets {
+            tree,
+            path,
+            at: vec![Self::UNSEEN; tree.len()],
+            walked: Vec::new(),
+        }
+    }
+
+    /// The position in the path where `node`'s walk up meets it, if it does.
+    fn of(&mut self, node: usize) -> Option<usize> {
+        let len = self.path.len();
+        let mut at = Some(node);
+        let found = loop {
+            let Some(n) = at else { break Self::NEVER };
+            if self.at[n] != Self::UNSEEN {
+                break self.at[n];
+            }
+            let depth = self.tree.depth(n) as usize;
+            if depth <= len && self.path[len - depth] == n {
+                break (len - depth) as u32;
+            }
+            self.walked.push(n);
+            at = self.tree.parent(n);
+        };
+        for n in self.walked.drain(..) {
+            self.at[n] = found;
+        }
+        (found != Self::NEVER).then_some(found as usize)
+    }
 }
 
 fn count_path(
