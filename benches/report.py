@@ -244,7 +244,9 @@ def startup_section(docs: list[dict[str, Any]], findings: list[str]) -> str:
 
 
 def scale_section(docs: list[dict[str, Any]], findings: list[str]) -> str:
-    rows = rows_of(docs)
+    all_rows = rows_of(docs)
+    rows = [r for r in all_rows if r.get("shape", "bushy") == "bushy"]
+    chain = [r for r in all_rows if r.get("shape") == "chain"]
     cell = {(int(r["projects"]), r["usage_form"], r["impl"]): float(r["median_ns"]) for r in rows}
     impls = [i for i in DECISION_IMPLS if any(k[2] == i for k in cell)]
     sizes = sorted({k[0] for k in cell})
@@ -268,7 +270,19 @@ def scale_section(docs: list[dict[str, Any]], findings: list[str]) -> str:
                         f"{fmt_ratio(b, a)} of {small:,} projects "
                         f"({fmt_ns(a)} -> {fmt_ns(b)})."
                     )
-    return table(header, body) + "\n\n" + meta_lines(docs)
+    out = table(header, body)
+    if chain:
+        # The deep-chain usage sum: linear in the tree, whatever its depth.
+        chain_body = [
+            [f"{int(r['projects']):,}", r["impl"], fmt_ns(float(r["median_ns"]))]
+            for r in sorted(chain, key=lambda r: (int(r["projects"]), _order(DECISION_IMPLS, r["impl"])))
+        ]
+        out += (
+            "\n\nDeep chain, local usage on every node, one decision at the root "
+            "(the usage sum, linear in the tree):\n\n"
+            + table(["chain depth", "implementation", "median"], chain_body)
+        )
+    return out + "\n\n" + meta_lines(docs)
 
 
 def contention_section(docs: list[dict[str, Any]], findings: list[str]) -> str:

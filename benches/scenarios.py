@@ -279,6 +279,7 @@ def scale_scenarios(rng):
         for form, snapshot in (("local", local), ("path", path_form)):
             out.append(
                 {
+                    "shape": "bushy",
                     "projects": n,
                     "usage_form": form,
                     "depth": len(path),
@@ -288,7 +289,31 @@ def scale_scenarios(rng):
                     "request": request,
                 }
             )
+    out.append(deep_chain_scenario())
     return out
+
+
+def deep_chain_scenario():
+    """A chain with usage on every node, asked at the root: the sum of
+    local usage must be linear in the tree (it was entries x depth: about
+    2 s natively at 30,000 deep, out of fuel in the component)."""
+    n = 1_000 if tiny() else 30_000
+    ids = [f"n{i}" for i in range(n)]
+    return {
+        "shape": "chain",
+        "projects": n,
+        "usage_form": "local",
+        "depth": 1,
+        "description": f"a chain {n:,} deep, local usage of 1 resource on every node, request at the root",
+        "config": {"model": "nested", "max_depth": n},
+        "snapshot": {
+            "projects": [{"id": ids[0]}] + [{"id": ids[i], "parent": ids[i - 1]} for i in range(1, n)],
+            "registered_limits": [{"resource": "servers", "limit": 2 * n}],
+            "usage": {"local": [{"project": p, "resource": "servers", "usage": 1} for p in ids]},
+            "generations": [{"project": ids[0], "generation": 1}],
+        },
+        "request": {"project": ids[0], "deltas": [{"resource": "servers", "delta": 1}]},
+    }
 
 
 def main():

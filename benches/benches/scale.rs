@@ -23,6 +23,8 @@ const GROUP: &str = "scale";
 
 struct Case {
     id: String,
+    /// `bushy` (the table) or `chain` (the deep-chain usage sum).
+    shape: String,
     projects: u64,
     usage_form: String,
     native: b::NativeInputs,
@@ -38,8 +40,13 @@ fn cases() -> Vec<Case> {
         .map(|s| {
             let projects = s["projects"].as_u64().unwrap();
             let usage_form = s["usage_form"].as_str().unwrap().to_string();
+            let shape = s["shape"].as_str().unwrap().to_string();
             Case {
-                id: format!("{usage_form}-{projects}"),
+                id: match shape.as_str() {
+                    "bushy" => format!("{usage_form}-{projects}"),
+                    _ => format!("{shape}-{usage_form}-{projects}"),
+                },
+                shape,
                 projects,
                 usage_form,
                 native: (
@@ -144,6 +151,7 @@ fn main() {
 
 fn row(case: &Case, implementation: &str, median_ns: f64, samples: usize) -> serde_json::Value {
     json!({
+        "shape": case.shape,
         "projects": case.projects,
         "usage_form": case.usage_form,
         "impl": implementation,

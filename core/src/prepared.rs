@@ -83,9 +83,8 @@ impl Hasher for NodeHasher {
 /// and a number per resource name, with `evaluate`'s request errors in
 /// `evaluate`'s order), which is what a host across the WebAssembly
 /// boundary uses ([`evaluate_numbers`](Self::evaluate_numbers)): no string
-/// is copied or looked up per decision. [`locate`](Self::locate) and
-/// [`resource_number`](Self::resource_number) give the same numbers one at
-/// a time, without the request's checks.
+/// is copied or looked up per decision. [`locate`](Self::locate) gives the
+/// node alone, without the request's checks.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     model: Model,
@@ -93,12 +92,17 @@ pub struct Prepared {
     ids: Vec<String>,
     index: HashMap<String, usize>,
     parent: Vec<Option<usize>>,
-    /// Resource names by number: those with limits first, then each new
-    /// name [`resource_number`](Self::resource_number) was asked for.
+    /// The names of the resources some limit mentions, by number; these
+    /// numbers stand for the life of the prepared.
     names: Vec<String>,
     numbers: HashMap<String, u32>,
     /// By resource number, then node.
     limits: Vec<ResourceLimits>,
+    /// The names no limit mentions that the latest
+    /// [`number_request`](Self::number_request) numbered, from
+    /// `names.len()` on. Only the latest request's are kept, so that a
+    /// service asked for ever new names keeps no more than one request's.
+    passing: Vec<String>,
 }
 
 /// The outcome of [`Prepared::evaluate`]: a [`Decision`](crate::Decision)
@@ -139,9 +143,13 @@ pub struct NumberedRequest {
     /// The project, then each ancestor up to the root (as
     /// [`Prepared::path`] gives it).
     pub path: Vec<String>,
-    /// One number per resource name, in the order the names were given
-    /// (as [`Prepared::resource_number`] gives them).
+    /// One number per resource name, in the order the names were given.
     pub resources: Vec<u32>,
+    /// Numbers below `kept` are the resources some limit mentions and
+    /// stand for the life of the prepared; a number at or above it names a
+    /// resource no limit mentions and stands only until the next
+    /// `number_request`, so a caller keeps only numbers below it.
+    pub kept: u32,
 }
 
 /// The resources of one decision, each with its name (for order and
@@ -192,6 +200,7 @@ impl Prepared {
             names: Vec::new(),
             numbers: HashMap::new(),
             limits: Vec::new(),
+            passing: Vec::new(),
         };
         for (name, limits) in by_resource {
             prepared.intern(name, limits);
@@ -200,9 +209,7 @@ impl Prepared {
     }
 
     fn intern(&mut self, name: &str, limits: ResourceLimits) -> u32 {
-        // A resource count past u32 would need more memory than a wasm32
-        // guest has; saturating keeps the cast honest regardless.
-        let number = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        let number = self.kept();
         self.names.push(name.to_string());
         self.numbers.insert(name.to_string(), number);
         self.limits.push(limits);
@@ -269,22 +276,6 @@ impl Prepared {
         })
     }
 
-    /// The number [`evaluate_numbers`](Self::evaluate_numbers) takes for
-    /// resource `name`: the same number for the same name for the life of
-    /// this prepared. Any non-empty name has one (a resource without
-    /// limits is decided by the missing-limit rule, as `evaluate` does).
-    pub fn resource_number(&mut self, name: &str) -> Result<u32> {
-        if name.is_empty() {
-            return Err(Error::EmptyId {
-                what: IdKind::Resource,
-            });
-        }
-        match self.numbers.get(name) {
-            Some(&number) => Ok(number),
-            None => Ok(self.intern(name, ResourceLimits::default())),
-        }
-    }
-
     /// Numbers a request of `project` for `resources` (the resource
     /// names of its deltas, in order), or reports exactly the error
     /// [`evaluate`](crate::evaluate) reports for a request with that
@@ -294,23 +285,29 @@ impl Prepared {
     /// then an unknown project. So a resource named twice is reported even
     /// when the project is unknown too.
     ///
-    /// Numbers are the ones [`resource_number`](Self::resource_number)
-    /// gives (a name new to this prepared is numbered here, and only when
-    /// the request is good); the node and path are the ones
-    /// [`locate`](Self::locate) gives.
+    /// A resource some limit mentions has the same number for the life of
+    /// the prepared; one no limit mentions is numbered for this request
+    /// only, after them (see [`NumberedRequest::kept`]), and decided by the
+    /// missing-limit rule as `evaluate` does. The node and path are the
+    /// ones [`locate`](Self::locate) gives.
     pub fn number_request(&mut self, project: &str, resources: &[&str]) -> Result<NumberedRequest> {
         // evaluate's order: the request (`check_request`), then the tree
         // and limits (checked by `new`), then the requesting project.
         check_request(project, resources)?;
         let node = self.require(project)?;
-        let numbers = resources
-            .iter()
-            .map(|name| match self.numbers.get(*name) {
+        let kept = self.kept();
+        self.passing.clear();
+        let mut numbers = Vec::with_capacity(resources.len());
+        for name in resources {
+            numbers.push(match self.numbers.get(*name) {
                 Some(&number) => number,
-                // Non-empty: checked above.
-                None => self.intern(name, ResourceLimits::default()),
-            })
-            .collect();
+                // Distinct (checked above), so each is numbered once.
+                None => {
+                    self.passing.push(name.to_string());
+                    kept.saturating_add(self.passing.len() as u32 - 1)
+                }
+            });
+        }
         Ok(NumberedRequest {
             // As in `locate`: below the number of nodes.
             node: node as u32,
@@ -320,7 +317,16 @@ impl Prepared {
                 .map(|&n| self.ids[n].clone())
                 .collect(),
             resources: numbers,
+            kept,
         })
+    }
+
+    /// How many resources some limit mentions: their numbers, below this,
+    /// stand for the life of the prepared.
+    pub fn kept(&self) -> u32 {
+        // A resource count past u32 would need more memory than a wasm32
+        // guest has; saturating keeps the cast honest regardless.
+        u32::try_from(self.names.len()).unwrap_or(u32::MAX)
     }
 
     /// The limit of `node` given its resource's limits (`None`: the
@@ -366,13 +372,11 @@ impl Prepared {
 
     /// [`evaluate`](Self::evaluate) by numbers: `node` and per delta a
     /// resource number (with its amount) from
-    /// [`number_request`](Self::number_request) (or from
-    /// [`locate`](Self::locate) and
-    /// [`resource_number`](Self::resource_number)). The same
-    /// decision and errors as `evaluate` for the project and names the
-    /// numbers stand for; a number this prepared never gave is
-    /// `shape-mismatch` (field `node` or `resource`, `expected` being how
-    /// many it gave).
+    /// [`number_request`](Self::number_request) (or the node from
+    /// [`locate`](Self::locate)). The same decision and errors as
+    /// `evaluate` for the project and names the numbers stand for; a number
+    /// that stands for nothing now is `shape-mismatch` (field `node` or
+    /// `resource`, `expected` being how many stand).
     pub fn evaluate_numbers(
         &self,
         node: u32,
@@ -386,10 +390,15 @@ impl Prepared {
         let mut names: Buf<&str, MAX_INLINE_RESOURCES> = Buf::new(n, "");
         let mut limits: Buf<Option<&ResourceLimits>, MAX_INLINE_RESOURCES> = Buf::new(n, None);
         let mut amounts: Buf<i64, MAX_INLINE_RESOURCES> = Buf::new(n, 0);
+        let kept = self.names.len();
         for (i, &(number, amount)) in deltas.iter().enumerate() {
-            let r = check_number("resource", number, self.names.len())?;
-            names[i] = self.names[r].as_str();
-            limits[i] = Some(&self.limits[r]);
+            let r = check_number("resource", number, kept + self.passing.len())?;
+            if r < kept {
+                names[i] = self.names[r].as_str();
+                limits[i] = Some(&self.limits[r]);
+            } else {
+                names[i] = self.passing[r - kept].as_str();
+            }
             amounts[i] = amount;
         }
         // What `check_request` reports, by name; the names of numbers are
@@ -596,11 +605,9 @@ mod tests {
         let leaf = format!("p{}", depth - 1);
         let node = p.locate(&leaf).unwrap().node;
         // Numbered in reverse, so that name order and request order differ.
-        let deltas: Vec<(u32, i64)> = names
-            .iter()
-            .rev()
-            .map(|r| (p.resource_number(r).unwrap(), 1))
-            .collect();
+        let reversed: Vec<&str> = names.iter().rev().map(String::as_str).collect();
+        let numbered = p.number_request(&leaf, &reversed).unwrap();
+        let deltas: Vec<(u32, i64)> = numbered.resources.iter().map(|&r| (r, 1)).collect();
         let n = deltas.len();
         let local = vec![0; n];
         let generations: Vec<u64> = (0..depth as u64).collect();
@@ -692,13 +699,13 @@ mod tests {
     }
 
     #[test]
-    fn a_number_never_given_is_a_shape_mismatch() {
+    fn a_number_that_stands_for_nothing_is_a_shape_mismatch() {
         let mut p = Prepared::new(&Config::default(), &tree(), &servers(5)).unwrap();
-        let servers = p.resource_number("servers").unwrap();
-        assert_eq!(p.resource_number("servers"), Ok(servers));
-        let ram = p.resource_number("ram").unwrap();
-        assert_ne!(ram, servers);
-        assert_eq!(p.resource_number("").unwrap_err().kind(), "empty-id");
+        let numbered = p.number_request("a", &["servers", "ram"]).unwrap();
+        let [servers, ram] = numbered.resources[..] else {
+            panic!("{numbered:?}")
+        };
+        assert_eq!((servers, ram, numbered.kept), (0, 1, 1));
         let a = p.locate("a").unwrap();
         assert_eq!(a.path, vec!["a", "org"]);
         let node = a.node;
@@ -754,32 +761,53 @@ mod tests {
             assert_eq!(want.kind(), kind, "{project:?} {resources:?}");
             assert_eq!(p.number_request(project, resources), Err(want));
         }
-        // A bad request numbers nothing: "ram" is still new here.
-        let before = p.names.len();
-        let ram = p.resource_number("ram").unwrap();
-        assert_eq!(ram as usize, before);
+        // A bad request keeps nothing.
+        assert_eq!((p.names.len(), p.passing.len()), (1, 0));
     }
 
     #[test]
-    fn number_request_gives_locate_and_resource_numbers() {
+    fn number_request_gives_locate_and_lasting_numbers_for_limited_resources() {
         let mut p = Prepared::new(&Config::default(), &tree(), &servers(5)).unwrap();
         let got = p.number_request("a", &["ram", "servers", "disk"]).unwrap();
         let location = p.locate("a").unwrap();
         assert_eq!(got.node, location.node);
         assert_eq!(got.path, location.path);
         assert_eq!(got.path, vec!["a", "org"]);
-        let again: Vec<u32> = ["ram", "servers", "disk"]
-            .iter()
-            .map(|r| p.resource_number(r).unwrap())
-            .collect();
-        assert_eq!(got.resources, again);
+        // servers has a limit: number 0, for good; ram and disk have none:
+        // numbered after it, for this request only.
+        assert_eq!((got.resources.clone(), got.kept), (vec![1, 0, 2], 1));
         assert_eq!(p.number_request("org", &[]).unwrap().path, vec!["org"]);
         let deltas: Vec<(u32, i64)> = got.resources.iter().map(|&r| (r, 1)).collect();
-        // ram and disk have no limit: missing-limit zero refuses them.
-        let refused = p
-            .evaluate_numbers(got.node, &deltas, &[0; 3], &[0; 6], &[1, 2])
-            .unwrap();
-        assert!(!refused.is_admitted());
+        // The request for org numbered nothing past `kept`: ram's and
+        // disk's numbers stand for nothing now.
+        assert_eq!(
+            p.evaluate_numbers(got.node, &deltas, &[0; 3], &[0; 6], &[1, 2])
+                .unwrap_err()
+                .kind(),
+            "shape-mismatch"
+        );
+        let got = p.number_request("a", &["ram", "servers", "disk"]).unwrap();
+        let deltas: Vec<(u32, i64)> = got.resources.iter().map(|&r| (r, 1)).collect();
+        // ram and disk have no limit: missing-limit zero refuses them, by name.
+        let Ok(PathDecision::Refused { violations }) =
+            p.evaluate_numbers(got.node, &deltas, &[0; 3], &[0; 6], &[1, 2])
+        else {
+            panic!("refused")
+        };
+        let names: Vec<&str> = violations.iter().map(|v| v.resource.as_str()).collect();
+        assert_eq!(names, ["disk", "disk", "ram", "ram"]);
+    }
+
+    /// A service fed resource names from requests keeps, whatever it is
+    /// asked, no more names than its limits mention plus one request's.
+    #[test]
+    fn names_no_limit_mentions_are_not_kept_past_their_request() {
+        let mut p = Prepared::new(&Config::default(), &tree(), &servers(5)).unwrap();
+        for i in 0..1000 {
+            let name = format!("unknown-{i}");
+            p.number_request("a", &[name.as_str(), "servers"]).unwrap();
+        }
+        assert_eq!((p.names.len(), p.numbers.len(), p.passing.len()), (1, 1, 1));
     }
 
     #[test]

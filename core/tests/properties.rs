@@ -681,9 +681,9 @@ proptest! {
         prop_assert_eq!(got, evaluate(&sc.config, &snapshot, &sc.request));
     }
 
-    /// Deciding by the numbers `locate` and `resource_number` give is
-    /// deciding by the names they stand for, errors included (a request
-    /// naming one resource twice among them).
+    /// Deciding by the numbers `number_request` gives is deciding by the
+    /// names they stand for, errors included (a request naming one
+    /// resource twice among them, each time by its one number).
     #[test]
     fn numbers_match_names(sc in scenario(), numbers in numbers(), twice in proptest::option::of(0usize..8)) {
         let mut prepared = Prepared::new(&sc.config, &sc.snapshot.projects, &sc.snapshot.limits).unwrap();
@@ -693,12 +693,11 @@ proptest! {
             let again = deltas[i % deltas.len()].clone();
             deltas.push(again);
         }
-        let numbered: Vec<(u32, i64)> = deltas
-            .iter()
-            .map(|d| (prepared.resource_number(&d.resource).unwrap(), d.delta))
-            .collect();
-        let location = prepared.locate(project).unwrap();
-        let (node, path) = (location.node, location.path.len());
+        let distinct: Vec<&str> = sc.request.deltas.iter().map(|d| d.resource.as_str()).collect();
+        let request = prepared.number_request(project, &distinct).unwrap();
+        let number_of = |name: &str| request.resources[distinct.iter().position(|&n| n == name).unwrap()];
+        let numbered: Vec<(u32, i64)> = deltas.iter().map(|d| (number_of(&d.resource), d.delta)).collect();
+        let (node, path) = (request.node, request.path.len());
         let (local, subtree) = lay_out(&numbers, path, deltas.len().min(RESOURCES.len()));
         // Lists for at most RESOURCES.len() deltas: with a repeated one the
         // shape is off by one, and the duplicate must be found first.
@@ -711,8 +710,9 @@ proptest! {
     /// `number_request` reports exactly the request error `evaluate`
     /// reports (empty project, empty or repeated resource name, unknown
     /// project, in evaluate's order), and when it numbers the request,
-    /// deciding by those numbers is deciding by names: the same path, the
-    /// numbers `resource_number` gives, and `evaluate`'s outcome.
+    /// deciding by those numbers is deciding by names: the same path, a
+    /// lasting number for each resource a limit mentions (the same when
+    /// asked again), and `evaluate`'s outcome.
     #[test]
     fn number_request_matches_evaluate(
         sc in scenario(),
@@ -761,8 +761,13 @@ proptest! {
                 let want_path = ancestry(s, &request.project);
                 prop_assert_eq!(&numbered.path, &want_path);
                 prop_assert_eq!(numbered.node, prepared.locate(&request.project).unwrap().node);
-                for (name, &number) in names.iter().zip(&numbered.resources) {
-                    prop_assert_eq!(prepared.resource_number(name), Ok(number));
+                let kept = numbered.kept;
+                let again = prepared.number_request(&request.project, &names).unwrap();
+                for (&first, &second) in numbered.resources.iter().zip(&again.resources) {
+                    prop_assert_eq!(first < kept, second < kept);
+                    if first < kept {
+                        prop_assert_eq!(first, second);
+                    }
                 }
                 let path: Vec<&str> = numbered.path.iter().map(String::as_str).collect();
                 let project = request.project.as_str();

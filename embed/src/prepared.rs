@@ -36,7 +36,9 @@ pub struct Prepared {
     config: Config,
     projects: Vec<Project>,
     limits: Limits,
-    /// What the current instance's resource answered, forgotten with it.
+    /// What the current instance's resource answered, forgotten with it:
+    /// locations (at most one per project) and the lasting numbers (at
+    /// most one per resource a limit mentions; see `numbered-request.kept`).
     located: FxHashMap<String, Located>,
     numbers: FxHashMap<String, u32>,
 }
@@ -151,7 +153,9 @@ impl Prepared {
         for ((name, number), &(_, delta)) in names.into_iter().zip(numbered.resources).zip(&deltas)
         {
             numbers.push((number, delta));
-            self.numbers.insert(name, number);
+            if number < numbered.kept {
+                self.numbers.insert(name, number);
+            }
         }
         Ok((located, numbers))
     }

@@ -176,3 +176,28 @@ def test_one_prepared_serves_many_threads():
         t.join()
     # org allows 10: usage 0..9 plus one all fit, every time.
     assert results == [True] * 40
+
+
+def test_a_huge_request_for_an_unknown_project_is_checked_in_linear_time():
+    """Found by fuzzing: the host's own duplicate check was quadratic (11 s
+    for 200,000 names, holding the GIL). The request is now checked once,
+    by the component, sorting the names; the answer is evaluate's."""
+    n = 200_000
+    deltas = {f"r{i}": 0 for i in range(n)}
+    with pytest.raises(d.InvalidInput) as raised:
+        d.Prepared([d.Project("a")]).evaluate("zz", deltas, [0] * n, [0] * n, [1])
+    assert raised.value.kind == "unknown-project"
+    assert raised.value.project == "zz"
+
+
+def test_names_no_limit_mentions_do_not_accumulate():
+    """Found by fuzzing: a prepared kept every resource name it was asked
+    about, until an innocent call failed with GuestFault(memory-limit).
+    Names no limit mentions are now kept for their request only. 20,000
+    distinct 1 kB names through a 4 MiB instance, then an ordinary call."""
+    prepared = d.Prepared(TREE, LIMITS, memory_limit=4 << 20)
+    for i in range(20_000):
+        name = f"{i:01000}"
+        assert prepared.evaluate("team", {name: 0}, [0], [0, 0, 0], GENERATIONS).admitted
+    got = prepared.evaluate("team", dict(zip(RESOURCES, [1, 2])), LOCAL, SUBTREE, GENERATIONS)
+    assert got == d.evaluate(snapshot(LOCAL, SUBTREE), d.Request("team", {"servers": 1, "cores": 2}))

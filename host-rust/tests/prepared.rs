@@ -172,8 +172,8 @@ fn numbers_kept_from_an_instance_a_fault_dropped_are_not_used() {
     let small = Enforcer::new().with_memory_limit(2 << 20);
     let mut prepared =
         Prepared::with_enforcer(small, &Config::default(), &projects(), &limits()).unwrap();
-    // Numbered in this order by this instance: ram, then disk (no limits:
-    // re-checks, which any usage passes).
+    // Numbered in this order by this instance: ram, then disk (no limits,
+    // so numbered for that request only; re-checks, which any usage passes).
     let ram_then_disk = Request::new("team", vec![Delta::new("ram", 0), Delta::new("disk", 0)]);
     let both = prepared.evaluate(&ram_then_disk, &[0, 0], &[0; 6], &GENERATIONS);
     assert!(both.unwrap().is_admitted());
@@ -192,6 +192,27 @@ fn numbers_kept_from_an_instance_a_fault_dropped_are_not_used() {
     );
     assert_eq!(got, want);
     assert!(want.unwrap().is_admitted());
+}
+
+/// Resource names fed from requests cannot exhaust a prepared: names no
+/// limit mentions are kept for their request only, by the host and by the
+/// instance. 20,000 distinct 1 kB names through a 4 MiB instance (which
+/// kept them all and faulted with memory-limit before), then an innocent
+/// call on the same, never re-prepared, instance.
+#[test]
+fn names_no_limit_mentions_do_not_accumulate() {
+    let small = Enforcer::new().with_memory_limit(4 << 20);
+    let mut prepared =
+        Prepared::with_enforcer(small, &Config::default(), &projects(), &limits()).unwrap();
+    for i in 0..20_000 {
+        let name = format!("{i:01000}");
+        let recheck = Request::new("team", vec![Delta::new(name, 0)]);
+        let decision = prepared.evaluate(&recheck, &[0], &[0; 3], &GENERATIONS);
+        assert!(decision.unwrap().is_admitted(), "name {i}");
+    }
+    assert!(prepared.is_live(), "no fault re-prepared the instance");
+    let after = prepared.evaluate(&request(1, 2), &LOCAL, &SUBTREE, &GENERATIONS);
+    assert!(after.unwrap().is_admitted());
 }
 
 #[test]

@@ -222,6 +222,7 @@ impl GuestPrepared for Prepared {
             node: numbered.node,
             path: numbered.path,
             resources: numbered.resources,
+            kept: numbered.kept,
         })
     }
 
