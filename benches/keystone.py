@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Table 5: Keystone, live. Writes $DELIMITER_BENCH_DIR/keystone.json.
+
+Against the Keystone that ``tools/keystone/keystone.sh`` runs
+(``DELIMITER_TEST_KEYSTONE_URL``; requests counted from its access log,
+``DELIMITER_TEST_KEYSTONE_ACCESS_LOG``, between marker requests, so every
+request is counted: keystoneauth's discovery and tokens too):
+
+- requests per Enforcer construction (the first of the process, then
+  another) and per enforce (the first on a new Enforcer, then warm), for
+  1, 3 and 10 resources, on a project with an override for every resource
+  and one with none; for oslo.limit 2.12, the drop-in
+  (``delimiter.compat.oslo_limit``, exact by default and with
+  ``cache_ttl``) and ``delimiter.openstack.Enforcer`` (Keystone's flat
+  model, and nested);
+- warm enforce latency on the same cases (a library that makes requests
+  on a warm enforce is timed with them: that is what its call costs);
+- the drop-in against oslo.limit on the nine decision scenarios of table 1
+  (``benches/decision.py``'s deciders: limits held in each library's
+  cache, no Keystone), interleaved in one run.
+
+Without a Keystone (the variables unset) it writes a results file that
+says so, or keeps the one a ``just test-keystone`` run wrote. Run with the
+venv that has the wheel, openstacksdk and oslo.limit:
+
+    .venv-delimiter/bin/python benches/keystone.py
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import statistics
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / (os.environ.get("DELIMITER_BENCH_DIR") or "target/bench")
+TINY = os.environ.get("DELIMITER_BENCH_TINY", "") not in ("", "0")
+sys.path.insert(0, str(ROOT / "host-python" / "tests"))
+
+import _keystone as ks  # noqa: E402
+
+WIDTHS = [1, 3, 10]
+WARM_CALLS = 2 if TINY else 5
+BATCH_MS = 4.0
+ROUNDS = 1 if TINY else 30
+RESOURCES = [f"resource_{i:02d}" for i in range(10)]
+
+
+def write(rows, meta):
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    path = BENCH_DIR / "keystone.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"table": "keystone", "runner": "python", "meta": meta, "rows": rows}, indent=2) + "\n")
+    tmp.replace(path)
+    print(f"wrote {path} ({len(rows)} rows)")
+
+
+def libraries():
+    from oslo_limit import limit as real
+
+    import delimiter.openstack as ostk
+    from delimiter.compat import oslo_limit as compat
+
+    return {
+        "oslo.limit": lambda cb: real.Enforcer(cb),
+        "drop-in": lambda cb: compat.Enforcer(cb),
+        "drop-in, cache_ttl": lambda cb: compat.Enforcer(cb, cache_ttl=3600),
+        "delimiter.openstack": lambda cb: ostk.Enforcer(cb, cache_ttl=3600),
+        "delimiter.openstack, nested": lambda cb: ostk.Enforcer(cb, cache_ttl=3600, model="nested"),
+    }
+
+
+def usage(project_id, names):
+    return {n: 1 for n in names}
+
+
+def time_call(f):
+    """Median ns per call over batches of ~BATCH_MS (one call when tiny)."""
+    if TINY:
+        t = time.perf_counter_ns()
+        f()
+        return time.perf_counter_ns() - t
+    t = time.perf_counter_ns()
+    f()
+    per = max(time.perf_counter_ns() - t, 1)
+    n = max(1, int(BATCH_MS * 1e6 / per))
+    samples = []
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(ROUNDS):
+            t = time.perf_counter_ns()
+            for _ in range(n):
+                f()
+            samples.append((time.perf_counter_ns() - t) / n)
+    finally:
+        gc.enable()
+    return statistics.median(samples)
+
+
+def live_rows():
+    conn = ks.admin()
+    svc = ks.make_service(conn, {r: 1000 for r in RESOURCES})
+    ks.add_domain(conn, svc, "dom")
+    ks.add_project(conn, svc, "override", "dom")
+    ks.add_project(conn, svc, "no-override", "dom")
+    for r in RESOURCES:
+        ks.set_limit(conn, svc, "override", r, 500)
+    rows = []
+    for library, make in libraries().items():
+        ks.configure_oslo_limit(svc.endpoint_id)  # fresh connections, no shared copy
+        with ks.counting() as c:
+            make(usage)
+        rows.append({"kind": "requests", "library": library, "case": "construct-first", "requests": c.n})
+        with ks.counting() as c:
+            enforcer = make(usage)
+        rows.append({"kind": "requests", "library": library, "case": "construct-again", "requests": c.n})
+        for width in WIDTHS:
+            deltas = {r: 1 for r in RESOURCES[:width]}
+            for project in ("override", "no-override"):
+                pid = svc.projects[project]
+                fresh = make(usage)
+                with ks.counting() as c:
+                    fresh.enforce(pid, deltas)
+                base = {"library": library, "resources": width, "project": project}
+                rows.append({"kind": "requests", "case": "first-enforce", "requests": c.n, **base})
+                with ks.counting() as c:
+                    for _ in range(WARM_CALLS):
+                        enforcer.enforce(pid, deltas)
+                rows.append({"kind": "requests", "case": "warm-enforce", "requests": c.n / WARM_CALLS, **base})
+                enforcer.enforce(pid, deltas)
+                rows.append({"kind": "latency", "median_ns": round(time_call(lambda: enforcer.enforce(pid, deltas))), **base})
+        print(f"keystone: {library} done", flush=True)
+    return rows
+
+
+def decision_rows():
+    """The drop-in against oslo.limit on table 1's nine scenarios."""
+    scen_path = BENCH_DIR / "scenarios.json"
+    if not scen_path.exists():
+        import subprocess
+
+        subprocess.run([sys.executable, str(ROOT / "benches" / "scenarios.py")], check=True)
+    import decision  # benches/decision.py: its deciders and interleaved timing
+
+    scenarios = json.loads(scen_path.read_text())
+    rows = []
+    for case in scenarios["decision"]:
+        oslo = decision.OsloLimit(case)
+        try:
+            timed = decision.measure_interleaved(
+                {"wheel-oslo-compat": decision.compat_decider(case), "oslo.limit": oslo.decide}
+            )
+        finally:
+            oslo.close()
+        for impl, (median, samples) in timed.items():
+            rows.append(
+                {
+                    "kind": "decision",
+                    "scenario": case["scenario"],
+                    "resources": case["resources"],
+                    "impl": impl,
+                    "median_ns": round(median),
+                    "samples": samples,
+                }
+            )
+        print(
+            f"{case['scenario']}/{case['resources']}: drop-in {timed['wheel-oslo-compat'][0] / 1e3:.2f} us, "
+            f"oslo.limit {timed['oslo.limit'][0] / 1e3:.2f} us",
+            flush=True,
+        )
+    return rows
+
+
+def main():
+    meta = {
+        "tiny": TINY,
+        "python": sys.version.split()[0],
+        "oslo.limit": metadata.version("oslo.limit"),
+        "openstacksdk": metadata.version("openstacksdk"),
+        "keystone": "30.0.0 (tools/keystone/keystone.sh: gunicorn, 1 worker, SQLite, 127.0.0.1)",
+        "method": (
+            "requests: lines of Keystone's access log between two marker requests (every HTTP "
+            "request, keystoneauth's discovery and token included); warm-enforce is the mean over "
+            f"{WARM_CALLS} calls on an Enforcer that has served the same call before. latency: "
+            "median over batches of ~%g ms of one warm enforce, requests included where a library "
+            "makes them. decision: benches/decision.py's deciders (StaticLimits / LimitFixture, no "
+            "Keystone), the two interleaved batch by batch" % BATCH_MS
+        ),
+    }
+    if not ks.URL or not ks.ACCESS_LOG:
+        reason = "no Keystone: DELIMITER_TEST_KEYSTONE_URL / _ACCESS_LOG unset (just bench-keystone starts one)"
+        existing = BENCH_DIR / "keystone.json"
+        if existing.exists():
+            old = json.loads(existing.read_text())
+            if old.get("rows") and bool(old.get("meta", {}).get("tiny")) == TINY:
+                print(f"keystone bench: skipped ({reason}); keeping {existing} from an earlier run")
+                return
+        print(f"keystone bench: SKIPPED ({reason})")
+        write([], {**meta, "skipped": reason})
+        return
+    rows = live_rows() + decision_rows()
+    write(rows, meta)
+
+
+if __name__ == "__main__":
+    main()
