@@ -138,3 +138,36 @@ lint: component
     {{python}} tools/check_imports.py core core/component embed host-rust host-python benches
     {{python}} docs/check_links.py
     {{python}} host-python/tools/check_stubs.py
+
+# Every fuzz target (fuzz/fuzz_targets) for `seconds` each, starting from
+# the small corpus kept in fuzz/corpus (copied to target/fuzz-corpus, so a
+# run leaves the repository as it is). cargo-fuzz is installed if missing;
+# it runs on the stable toolchain without a sanitizer (RUSTC_BOOTSTRAP lets
+# it pass its -Z flags). One line per target; a finding fails the recipe
+# and leaves its input in fuzz/artifacts/<target>/.
+fuzz seconds="30": component
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v cargo-fuzz >/dev/null || cargo install --quiet --locked cargo-fuzz
+    export RUSTC_BOOTSTRAP=1
+    cd fuzz
+    status=0
+    for t in $(cargo fuzz list); do
+        features=""; [ "$t" = component ] && features="--features component"
+        mkdir -p ../target/fuzz-corpus/$t
+        [ -d corpus/$t ] && cp -r corpus/$t/. ../target/fuzz-corpus/$t/
+        log=../target/fuzz-corpus/$t.log
+        if cargo fuzz run --sanitizer none --release $features $t ../target/fuzz-corpus/$t \
+            -- -max_total_time={{seconds}} -print_final_stats=1 >"$log" 2>&1; then
+            runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+            echo "fuzz $t: $runs runs in {{seconds}} s, no finding"
+        else
+            echo "fuzz $t: FINDING (input in fuzz/artifacts/$t/)"; grep -E "panicked|SUMMARY" -A2 "$log" | head -8
+            status=1
+        fi
+    done
+    exit $status
+
+# The same for hours: `just fuzz-long 4` runs every target four hours.
+fuzz-long hours="1":
+    just fuzz $(( {{hours}} * 3600 ))

@@ -1,0 +1,171 @@
+//! The component through the Rust host on arbitrary inputs: never a guest
+//! fault (no trap, and the default fuel and memory suffice for inputs this
+//! small), and the same answer as the native core, message for message.
+#![no_main]
+
+use delimiter as h;
+use delimiter_core as c;
+use delimiter_fuzz::Scenario;
+use libfuzzer_sys::fuzz_target;
+use std::cell::RefCell;
+
+thread_local! {
+    // One enforcer for the run: compiling the component per input would
+    // make the target a benchmark of cranelift.
+    static ENFORCER: RefCell<h::Enforcer> = RefCell::new(h::Enforcer::new());
+}
+
+fn config(c: &c::Config) -> h::Config {
+    h::Config {
+        model: match c.model {
+            c::Model::Flat => h::Model::Flat,
+            c::Model::StrictTwoLevel => h::Model::StrictTwoLevel,
+            c::Model::Nested => h::Model::Nested,
+        },
+        max_depth: c.max_depth,
+        missing_limit: match c.missing_limit {
+            c::MissingLimit::Zero => h::MissingLimit::Zero,
+            c::MissingLimit::Unlimited => h::MissingLimit::Unlimited,
+        },
+    }
+}
+
+fn entry(e: &c::UsageEntry) -> h::UsageEntry {
+    h::UsageEntry {
+        project: e.project.clone(),
+        resource: e.resource.clone(),
+        usage: e.usage,
+    }
+}
+
+fn snapshot(s: &c::Snapshot) -> h::Snapshot {
+    h::Snapshot {
+        projects: s
+            .projects
+            .iter()
+            .map(|p| h::Project {
+                id: p.id.clone(),
+                parent: p.parent.clone(),
+            })
+            .collect(),
+        limits: h::Limits {
+            registered: s
+                .limits
+                .registered
+                .iter()
+                .map(|l| h::RegisteredLimit {
+                    resource: l.resource.clone(),
+                    limit: l.limit,
+                })
+                .collect(),
+            project: s
+                .limits
+                .project
+                .iter()
+                .map(|l| h::ProjectLimit {
+                    project: l.project.clone(),
+                    resource: l.resource.clone(),
+                    limit: l.limit,
+                })
+                .collect(),
+        },
+        usage: match &s.usage {
+            c::Usage::Local(entries) => h::Usage::Local(entries.iter().map(entry).collect()),
+            c::Usage::Path(p) => h::Usage::Path(h::PathUsage {
+                local: p
+                    .local
+                    .iter()
+                    .map(|u| h::ResourceUsage {
+                        resource: u.resource.clone(),
+                        usage: u.usage,
+                    })
+                    .collect(),
+                subtree: p.subtree.iter().map(entry).collect(),
+            }),
+        },
+        generations: s
+            .generations
+            .iter()
+            .map(|g| h::Generation {
+                project: g.project.clone(),
+                generation: g.generation,
+            })
+            .collect(),
+    }
+}
+
+fn request(r: &c::Request) -> h::Request {
+    h::Request {
+        project: r.project.clone(),
+        deltas: r
+            .deltas
+            .iter()
+            .map(|d| h::Delta {
+                resource: d.resource.clone(),
+                delta: d.delta,
+            })
+            .collect(),
+    }
+}
+
+/// The native answer in the host's terms: admitted with the claim's
+/// (project, generation) pairs, refused with the violations' fields, or
+/// the error's message.
+fn native(s: &Scenario) -> Result<(bool, Vec<String>), String> {
+    match c::evaluate(&s.config, &s.snapshot, &s.request) {
+        Ok(c::Decision::Admitted { claim }) => Ok((
+            true,
+            claim
+                .iter()
+                .map(|e| format!("{}@{}", e.project, e.generation))
+                .collect(),
+        )),
+        Ok(c::Decision::Refused { violations }) => Ok((
+            false,
+            violations
+                .iter()
+                .map(|v| {
+                    format!(
+                        "{}/{}:{}:{}:{}",
+                        v.project, v.resource, v.limit, v.usage, v.delta
+                    )
+                })
+                .collect(),
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fuzz_target!(|s: Scenario| {
+    let got = ENFORCER.with(|e| {
+        e.borrow_mut().evaluate(
+            &config(&s.config),
+            &snapshot(&s.snapshot),
+            &request(&s.request),
+        )
+    });
+    let got = match got {
+        Ok(h::Decision::Admitted(claim)) => Ok((
+            true,
+            claim
+                .iter()
+                .map(|e| format!("{}@{}", e.project, e.generation))
+                .collect(),
+        )),
+        Ok(h::Decision::Refused(violations)) => Ok((
+            false,
+            violations
+                .iter()
+                .map(|v| {
+                    format!(
+                        "{}/{}:{}:{}:{}",
+                        v.project, v.resource, v.limit, v.usage, v.delta
+                    )
+                })
+                .collect(),
+        )),
+        Err(h::Error::Invalid(i)) => Err(i.message),
+        Err(other) => panic!("the component failed: {other}"),
+    };
+    assert_eq!(got, native(&s));
+});
