@@ -19,6 +19,7 @@ setup:
     test -x {{venv}}/bin/python || {{python}} -m venv {{venv}} || ({{python}} -m pip install --quiet virtualenv && {{python}} -m virtualenv {{venv}})
     echo '*' > {{venv}}/.gitignore
     {{venv}}/bin/python -m pip install --quiet --disable-pip-version-check -r host-python/requirements-dev.txt
+    {{venv}}/bin/python -m pip install --quiet --disable-pip-version-check -r host-python/requirements-keystone.txt
 
 # Everything, all hosts: unit, property and doc tests, vector schema, conformance.
 test: setup component
@@ -26,6 +27,7 @@ test: setup component
     just test-python
     just check-vectors
     just conformance
+    just test-keystone
     just bench-smoke
 
 # Check every vector file against conformance/schema.json.
@@ -72,6 +74,64 @@ test-python: wheel
     {{venv}}/bin/python -m pytest -q -p no:cacheprovider host-python/tests
     {{venv}}/bin/python host-python/tests/concurrency_harness.py
 
+# The tests that need a live Keystone (host-python/tests/test_keystone_*.py,
+# skipped visibly without one): Keystone 30 from PyPI in its own venv
+# (target/keystone-venv), started on 127.0.0.1 with SQLite
+# (tools/keystone/keystone.sh), the tests run (the strict_two_level ones
+# restart it in that model), the Keystone bench once on a tiny size, then
+# Keystone stopped by its pid, also on failure.
+test-keystone: wheel
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tools/keystone/keystone.sh install
+    tools/keystone/keystone.sh stop
+    trap 'tools/keystone/keystone.sh stop' EXIT
+    tools/keystone/keystone.sh start flat
+    set -a; eval "$(tools/keystone/keystone.sh env)"; set +a
+    {{venv}}/bin/python -m pytest -q -p no:cacheprovider -rs host-python/tests/test_keystone_compat.py host-python/tests/test_keystone_enforcer.py host-python/tests/test_keystone_store.py host-python/tests/test_keystone_strict.py
+    DELIMITER_BENCH_TINY=1 DELIMITER_BENCH_DIR=target/bench-tiny {{venv}}/bin/python benches/keystone.py
+
+# The Keystone bench alone on a live Keystone (requests per Enforcer and per
+# warm enforce, ours against oslo.limit; warm enforce latency, also on the
+# nine decision scenarios), then its section of BENCHMARKS.md. A few minutes.
+bench-keystone: wheel
+    just _bench-keystone-run
+    {{python}} benches/report.py --section keystone
+
+# Keystone started, benches/keystone.py, Keystone stopped (also on failure).
+_bench-keystone-run:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tools/keystone/keystone.sh install
+    tools/keystone/keystone.sh stop
+    trap 'tools/keystone/keystone.sh stop' EXIT
+    tools/keystone/keystone.sh start flat
+    set -a; eval "$(tools/keystone/keystone.sh env)"; set +a
+    {{venv}}/bin/python benches/keystone.py
+
+# Start a Keystone for trying things (`tools/keystone/keystone.sh env` prints
+# the variables the tests and the example read); `just keystone-stop` stops it.
+keystone-start model="flat":
+    tools/keystone/keystone.sh install
+    tools/keystone/keystone.sh start {{model}}
+    @tools/keystone/keystone.sh env
+
+keystone-stop:
+    tools/keystone/keystone.sh stop
+
+# The Keystone example (examples/keystone_nova.py): a small Nova-like
+# service booting and deleting servers concurrently through consume, with
+# limits and tree from a live Keystone it starts and stops.
+demo-keystone: wheel
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tools/keystone/keystone.sh install
+    tools/keystone/keystone.sh stop
+    trap 'tools/keystone/keystone.sh stop' EXIT
+    tools/keystone/keystone.sh start flat
+    set -a; eval "$(tools/keystone/keystone.sh env)"; set +a
+    {{venv}}/bin/python examples/keystone_nova.py
+
 # The demonstration (README quickstart): concurrent workers consuming through
 # the Python API on SQLite, refusals explained, audited.
 demo: wheel
@@ -89,6 +149,7 @@ bench: wheel
     cargo bench --quiet -p delimiter-benches --bench decision --bench scale
     {{venv}}/bin/python benches/decision.py
     {{venv}}/bin/python benches/startup.py
+    just _bench-keystone-run
     DELIMITER_TEST_POSTGRES_URL="${DELIMITER_TEST_POSTGRES_URL:-{{pg_url}}}" \
     DELIMITER_TEST_MARIADB_URL="${DELIMITER_TEST_MARIADB_URL:-{{mariadb_url}}}" \
         cargo run --quiet --release -p delimiter-benches --bin contention
@@ -105,6 +166,7 @@ bench-smoke: wheel
     cargo test --quiet -p delimiter-benches --bench decision --bench scale
     {{venv}}/bin/python benches/decision.py
     {{venv}}/bin/python benches/startup.py
+    {{venv}}/bin/python benches/keystone.py
     test -f target/bench-tiny/contention.json || cargo test --quiet -p delimiter-benches --test contention_tiny
     {{python}} benches/report.py --require-all --out target/bench-tiny/BENCHMARKS.md
 

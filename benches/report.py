@@ -359,6 +359,90 @@ def contention_section(docs: list[dict[str, Any]], findings: list[str]) -> str:
     return table(header, body) + "\n\n" + meta_lines(docs)
 
 
+KEYSTONE_LIBRARIES = [
+    "oslo.limit",
+    "drop-in",
+    "drop-in, cache_ttl",
+    "delimiter.openstack",
+    "delimiter.openstack, nested",
+]
+
+
+def keystone_section(docs: list[dict[str, Any]], findings: list[str]) -> str:
+    """Keystone requests per construction and per enforce, warm latency, and
+    the drop-in against oslo.limit on the nine decision scenarios."""
+    rows = rows_of(docs)
+    skipped = [doc["meta"]["skipped"] for doc in docs if doc.get("meta", {}).get("skipped")]
+    if not rows:
+        reason = skipped[0] if skipped else "no rows"
+        findings.append(f"Keystone table not run: {reason}.")
+        return f"_Not run: {reason}._\n\n" + meta_lines(docs)
+    libs = [lib for lib in KEYSTONE_LIBRARIES if any(r.get("library") == lib for r in rows)]
+    req = {
+        (r["library"], r["case"], r.get("resources"), r.get("project")): r["requests"]
+        for r in rows
+        if r["kind"] == "requests"
+    }
+    lat = {(r["library"], r["resources"], r["project"]): r["median_ns"] for r in rows if r["kind"] == "latency"}
+
+    def n(v: Optional[float]) -> str:
+        return "n/a" if v is None else (f"{v:.0f}" if float(v).is_integer() else f"{v:.2f}")
+
+    cases = [("construct-first", None, None), ("construct-again", None, None)]
+    widths = sorted({r["resources"] for r in rows if r["kind"] == "latency"})
+    for case in ("first-enforce", "warm-enforce"):
+        for project in ("override", "no-override"):
+            cases += [(case, w, project) for w in widths]
+    body = []
+    for case, width, project in cases:
+        label = case if width is None else f"{case}, {width} resource(s), {project}"
+        body.append([label] + [n(req.get((lib, case, width, project))) for lib in libs])
+    out = "Keystone requests (every HTTP request Keystone served, from its access log):\n\n"
+    out += table(["case"] + libs, body)
+    body = []
+    for project in ("override", "no-override"):
+        for w in widths:
+            body.append([f"{w} resource(s), {project}"] + [fmt_ns(lat.get((lib, w, project))) for lib in libs])
+    out += "\n\nWarm enforce latency (median; requests a library makes on a warm call included):\n\n"
+    out += table(["case"] + libs, body)
+
+    for w in widths:
+        ours = req.get(("delimiter.openstack", "warm-enforce", w, "no-override"))
+        oslo = req.get(("oslo.limit", "warm-enforce", w, "no-override"))
+        if ours is not None and oslo is not None:
+            verdict = "" if ours == 0 and oslo > 0 else "BAD: "
+            findings.append(
+                f"{verdict}Keystone requests per warm enforce, {w} resource(s), project without overrides: "
+                f"delimiter.openstack {n(ours)}, oslo.limit {n(oslo)}."
+            )
+
+    dec = {(r["scenario"], int(r["resources"]), r["impl"]): float(r["median_ns"]) for r in rows if r["kind"] == "decision"}
+    keys = sorted({(k[0], k[1]) for k in dec}, key=lambda k: (_order(SCENARIOS, k[0]), k[1]))
+    if keys:
+        body, wins = [], []
+        for scen, res in keys:
+            ours, oslo = dec.get((scen, res, "wheel-oslo-compat")), dec.get((scen, res, "oslo.limit"))
+            body.append([scen, str(res), fmt_ns(ours), fmt_ns(oslo), fmt_ratio(oslo, ours)])
+            if ours is not None and oslo is not None:
+                wins.append(oslo / ours)
+                if ours > oslo:
+                    findings.append(
+                        f"BAD: the drop-in's warm enforce on {scen} with {res} resource(s) ({fmt_ns(ours)}) "
+                        f"is slower than oslo.limit's ({fmt_ns(oslo)})."
+                    )
+        if wins and min(wins) >= 1:
+            findings.append(
+                f"The drop-in's warm enforce is at least as fast as oslo.limit's on all {len(wins)} decision "
+                f"scenarios: {min(wins):.2f}x to {max(wins):.2f}x."
+            )
+        out += (
+            "\n\nThe drop-in against oslo.limit on table 1's scenarios (limits in each library's cache, "
+            "no Keystone; interleaved in this run):\n\n"
+        )
+        out += table(["scenario", "resources", "drop-in (median)", "oslo.limit (median)", "oslo.limit / drop-in"], body)
+    return out + "\n\n" + meta_lines(docs)
+
+
 def _order(known: list[str], value: str) -> int:
     return known.index(value) if value in known else len(known)
 
@@ -371,6 +455,7 @@ SECTIONS = [
     ("startup", "2. Start-up", startup_section),
     ("scale", "3. Scale", scale_section),
     ("contention", "4. Contention", contention_section),
+    ("keystone", "5. Keystone", keystone_section),
 ]
 
 
@@ -419,10 +504,47 @@ def render(tables: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(head) + "\n" + "\n".join(parts)
 
 
+def replace_section(page: Path, key: str, tables: dict[str, list[dict[str, Any]]]) -> int:
+    """Re-renders one section of an existing page from its results (the
+    section says it comes from its own run), leaving the rest untouched; the
+    section's findings replace the ones it added before."""
+    entry = next((s for s in SECTIONS if s[0] == key), None)
+    if entry is None:
+        raise SystemExit(f"report: no section {key!r}")
+    _, title, section = entry
+    docs = tables.get(key)
+    if not docs:
+        raise SystemExit(f"report: no results for {key!r} in {RESULTS}")
+    findings: list[str] = []
+    run = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    body = f"_From its own run (`just bench-keystone`, {run}), not the rest of the page's._\n\n" + section(docs, findings)
+    text = page.read_text() if page.exists() else ""
+    block = f"## {title}\n\n{body}\n"
+    start = text.find(f"## {title}\n")
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + block + (text[end + 1 :] if end >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    marker = f"<!-- {key} -->"
+    lines = [line for line in text.split("\n") if not line.endswith(marker)]
+    at = next((i for i, line in enumerate(lines) if line == "## Findings"), None)
+    if at is not None:
+        lines[at + 2 : at + 2] = [f"- {f} {marker}" for f in findings]
+    page.write_text("\n".join(lines))
+    print(f"wrote section {title!r} of {page}")
+    return 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--results", default=str(RESULTS), help="the runners' JSON files")
+    parser.add_argument(
+        "--section",
+        help="re-render only this table's section (e.g. keystone) inside the existing page, from its "
+        "results; the rest of the page is kept as it is",
+    )
     parser.add_argument(
         "--require-all",
         action="store_true",
@@ -430,6 +552,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     args = parser.parse_args(argv)
     tables = load_results(Path(args.results))
+    if args.section:
+        return replace_section(Path(args.out), args.section, tables)
     text = render(tables)
     Path(args.out).write_text(text)
     print(f"wrote {args.out}")

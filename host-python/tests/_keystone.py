@@ -186,8 +186,5 @@ def counting() -> Iterator[Requests]:
 
 
 def keystone_model() -> Optional[str]:
-    import json
-
-    # GET /v3/limits/model needs no token.
-    with urllib.request.urlopen(f"{URL}/limits/model", timeout=10) as r:
-        return json.load(r)["model"]["name"]
+    """Keystone's enforcement model now (``GET /v3/limits/model``)."""
+    return admin().get("/limits/model").json()["model"]["name"]

@@ -33,7 +33,7 @@ def svc():
     add_domain(conn, s, "dom")
     add_project(conn, s, "p", "dom")  # overrides for every resource
     add_project(conn, s, "q", "dom")  # no override
-    for resource, value in {"servers": 4, "cores": -1, "ram": 100, "gpus": 2, "disk": 5}.items():
+    for resource, value in {"servers": 4, "cores": -1, "ram": 100, "gpus": 2}.items():
         set_limit(conn, s, "p", resource, value)
     return s
 
@@ -129,7 +129,7 @@ def test_error_line_for_a_resource_without_registered_limit(svc, caplog):
     for name, mod in (("oslo.limit", real), ("compat", compat)):
         configure_oslo_limit(svc.endpoint_id)
         caplog.clear()
-        with caplog.at_level(logging.ERROR, logger="oslo_limit"):
+        with caplog.at_level(logging.ERROR, logger="oslo.limit"):
             e = mod.Enforcer(lambda project_id, names: {n: 0 for n in names})
             with pytest.raises(Exception):
                 e.enforce(q, {"disk": 1})

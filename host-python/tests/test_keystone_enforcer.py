@@ -111,11 +111,10 @@ def test_minus_one_and_zero_overrides_and_registered_zero(svc):
 
 
 def test_domain_default_unlimited(svc):
-    e = enforcer(svc, domain_default="unlimited")
-    # domain_default only matters for the shared KeystoneLimits; a given one
-    # keeps its own setting: build one that says unlimited.
+    # A domain without a domain limit for gpus: unlimited, not the registered 0.
     from delimiter.openstack import Enforcer, KeystoneLimits
 
+    configure_oslo_limit(svc.endpoint_id)
     limits = KeystoneLimits(ttl=60, domain_default="unlimited")
     e = Enforcer(usage_of(svc), limits=limits, model="nested")
     a = svc.projects["a"]

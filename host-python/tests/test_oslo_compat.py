@@ -44,7 +44,7 @@ class CompatLimitFixture(oslo_fixture.LimitFixture):
 
         self.mock_conn = mock.MagicMock()
         self.useFixture(
-            fixtures.MockPatch("delimiter.compat.oslo_limit._SDK_CONNECTION", new=self.mock_conn)
+            fixtures.MockPatch("delimiter.openstack.connection._SDK_CONNECTION", new=self.mock_conn)
         )
         self.mock_conn.get.return_value.json.return_value = {"model": {"name": "flat"}}
         self.mock_conn.get_endpoint.return_value = sdk_fakes.generate_fake_resource(

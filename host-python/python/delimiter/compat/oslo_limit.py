@@ -24,6 +24,25 @@ configured by the same ``[oslo_limit]`` options; install
 ``delimiter[keystone]``), or from a :class:`StaticLimits` (no Keystone at
 all). openstacksdk and oslo.config are imported only on the Keystone path.
 
+``cache_ttl`` (seconds), only when asked: limits then come from the
+process's shared :class:`delimiter.openstack.KeystoneLimits` (one bulk
+listing, cached with that time to live for hits and misses, shared by every
+Enforcer), so a warm ``enforce`` makes no Keystone request; answers may then
+be up to ``cache_ttl`` stale, which oslo.limit's never are for a miss.
+
+Logging: what oslo.limit logs, with its text and levels (the ERROR line for
+a resource with no registered limit), under the logger ``oslo.limit.limit``
+by default (oslo.limit's, as oslo_log names it), so an operator's logging configuration for oslo.limit applies
+unchanged; ``Enforcer(..., logger=...)`` names another.
+
+Speed: an ``enforce`` whose resources all fit (every value below 2**62 in
+size) and are all within their limits is admitted after oslo.limit's own
+comparison (``limit < 0 or current + delta <= limit``) in Python; anything
+else (a resource over its limit, missing usage, a value that is not a
+plain small integer) is decided by the component's ``oslo-check``, whose
+answer, exception and message are the ones returned. The tests check the
+two against each other and against oslo.limit.
+
 One difference, on purpose: limits, usage and deltas must fit in a signed
 64-bit integer (oslo.limit would compare larger Python integers); outside
 that range ``InvalidInput`` (a ``ValueError``) or ``OverflowError`` is
@@ -34,6 +53,9 @@ import logging
 from collections import defaultdict, namedtuple
 
 import delimiter as _d
+from delimiter.openstack import connection as _connection
+from delimiter.openstack.connection import SessionInitError, list_opts, register_opts
+from delimiter.openstack.errors import OverLimitInfo, ProjectOverLimit
 
 __all__ = [
     "Enforcer",
@@ -46,74 +68,17 @@ __all__ = [
     "register_opts",
 ]
 
-LOG = logging.getLogger(__name__)
+#: oslo.limit's logger name (oslo_log turns its ``oslo_limit.limit`` into
+#: ``oslo.limit.limit``): an operator's logging configuration for
+#: oslo.limit applies to the drop-in unchanged.
+LOGGER_NAME = "oslo.limit.limit"
+LOG = logging.getLogger(LOGGER_NAME)
 
 ProjectUsage = namedtuple("ProjectUsage", ["limit", "usage"])
 
-# oslo.limit's connection to Keystone, made once per process (and replaced
-# by tests, as oslo.limit's own fixture does with its).
-_SDK_CONNECTION = None
-
-_OPTION_GROUP = "oslo_limit"
-
-
-# ---- exceptions (oslo_limit.exception) --------------------------------------
-
-
-class ProjectOverLimit(_d.QuotaError):
-    """A project goes over one or more limits (oslo.limit's, same text)."""
-
-    def __init__(self, project_id, over_limit_info_list):
-        if not isinstance(over_limit_info_list, list):
-            raise ValueError(over_limit_info_list)
-
-        if len(over_limit_info_list) == 0:
-            raise ValueError(over_limit_info_list)
-
-        for info in over_limit_info_list:
-            if not isinstance(info, OverLimitInfo):
-                raise ValueError(over_limit_info_list)
-
-        self.project_id = project_id
-        self.over_limit_info_list = over_limit_info_list
-        msg = "Project %(project_id)s is over a limit for %(limits)s" % {
-            "project_id": project_id,
-            "limits": over_limit_info_list,
-        }
-        super().__init__(msg)
-
-
-class OverLimitInfo:
-    """One resource over its limit (oslo.limit's, same attributes and text)."""
-
-    def __init__(self, resource_name, limit, current_usage, delta):
-        self.resource_name = resource_name
-        self.limit = int(limit)
-        self.current_usage = int(current_usage)
-        self.delta = int(delta)
-
-    def __str__(self):
-        template = (
-            "Resource %s is over limit of %s due to "
-            "current usage %s and delta %s"
-        )
-        return template % (
-            self.resource_name,
-            self.limit,
-            self.current_usage,
-            self.delta,
-        )
-
-    def __repr__(self):
-        return self.__str__()
-
-
-class SessionInitError(_d.QuotaError):
-    """The Keystone session could not be set up (oslo.limit's, same text)."""
-
-    def __init__(self, reason):
-        msg = "Can't initialise OpenStackSDK session: %(reason)s." % {"reason": reason}
-        super().__init__(msg)
+# Values up to this size cannot overflow 64 bits when a usage and a delta
+# are added: the Python fast path takes only those.
+_SMALL = 2**62
 
 
 # ---- where limits come from -------------------------------------------------
@@ -155,8 +120,9 @@ class StaticLimits:
 
 class _KeystoneLimits:
     """Limits read from Keystone unified limits, as oslo.limit 2.12's
-    ``_EnforcerUtils`` reads them (same endpoint discovery, same queries,
-    same optional cache for the enforcer's lifetime)."""
+    ``_EnforcerUtils`` reads them (same endpoint discovery, same queries
+    in the same order, same optional cache for the enforcer's lifetime,
+    misses never cached). The caches hold the limits as integers."""
 
     def __init__(self, connection, cache=True):
         self.connection = connection
@@ -166,254 +132,83 @@ class _KeystoneLimits:
         # {resource_name: registered_limit}
         self.rlimit_cache = {}
 
-        self._endpoint = self._get_endpoint()
-        self._service_id = self._endpoint.service_id
-        self._region_id = self._endpoint.region_id
-
-    def _get_endpoint(self):
-        endpoint = self._get_endpoint_by_id()
-        if endpoint is not None:
-            return endpoint
-        return self._get_endpoint_by_service_lookup()
-
-    def _get_endpoint_by_id(self):
-        from openstack import exceptions as os_exceptions
-
-        endpoint_id = _conf().oslo_limit.endpoint_id
-        if endpoint_id is None:
-            return None
-        try:
-            return self.connection.get_endpoint(endpoint_id)
-        except os_exceptions.ResourceNotFound:
-            raise ValueError(f"Can't find endpoint for {endpoint_id}")
-
-    def _get_endpoint_by_service_lookup(self):
-        from openstack import exceptions as os_exceptions
-
-        conf = _conf().oslo_limit
-        service_type = conf.endpoint_service_type
-        service_name = conf.endpoint_service_name
-
-        if not service_type and not service_name:
-            raise ValueError("Either service_type or service_name should be set")
-
-        services = list(self.connection.services(type=service_type, name=service_name))
-        if len(services) > 1:
-            raise ValueError("Multiple services found")
-        if len(services) == 0:
-            raise ValueError("Service not found")
-        service_id = services[0].id
-
-        if conf.endpoint_region_name is not None:
-            try:
-                region = self.connection.get_region(conf.endpoint_region_name)
-            except os_exceptions.ResourceNotFound:
-                raise ValueError("Region not found")
-            region_id = region.id
-        else:
-            region_id = None
-
-        interface = conf.endpoint_interface
-        if interface.endswith("URL"):
-            LOG.info(
-                "'[oslo_limit] endpoint_interface' is configured with a "
-                "deprecated value: %s. Remove the URL suffix, which is not "
-                "relevant for Keystone v3 API.",
-                interface,
-            )
-            interface = interface[:-3]
-
-        endpoints = list(
-            self.connection.endpoints(
-                service_id=service_id, region_id=region_id, interface=interface
-            )
-        )
-        if len(endpoints) > 1:
-            raise ValueError("Multiple endpoints found")
-        if len(endpoints) == 0:
-            raise ValueError("Endpoint not found")
-        return endpoints[0]
+        self._endpoint = _connection.find_endpoint(connection)
+        self.service_id = self._endpoint.service_id
+        self.region_id = self._endpoint.region_id
 
     def registered_limit(self, resource_name):
-        reg_limit = self._get_registered_limit(resource_name)
-        return reg_limit.default_limit if reg_limit else None
+        if resource_name in self.rlimit_cache:
+            return self.rlimit_cache[resource_name]
+        limit = None
+        for rl in self.connection.registered_limits(
+            service_id=self.service_id, region_id=self.region_id
+        ):
+            if rl.resource_name == resource_name:
+                limit = rl.default_limit
+            if self.should_cache:
+                self.rlimit_cache[rl.resource_name] = rl.default_limit
+        return limit
 
     def project_limit(self, project_id, resource_name):
-        project_limit = self._get_project_limit(project_id, resource_name)
-        return project_limit.resource_limit if project_limit else None
+        cached = self.plimit_cache.get(project_id)
+        if cached is not None and resource_name in cached:
+            return cached[resource_name]
+        limit = None
+        for pl in self.connection.limits(
+            service_id=self.service_id, region_id=self.region_id, project_id=project_id
+        ):
+            # As oslo.limit: the first limit found for the resource.
+            if limit is None and pl.resource_name == resource_name:
+                limit = pl.resource_limit
+            if self.should_cache:
+                self.plimit_cache[project_id][pl.resource_name] = pl.resource_limit
+        return limit
 
     def all_registered_limits(self):
         registered_limits = []
-        reg_limits = self.connection.registered_limits(
-            service_id=self._service_id, region_id=self._region_id
-        )
-        for reg_limit in reg_limits:
+        for reg_limit in self.connection.registered_limits(
+            service_id=self.service_id, region_id=self.region_id
+        ):
             name, limit = reg_limit.resource_name, reg_limit.default_limit
             registered_limits.append((name, limit))
             if self.should_cache:
-                self.rlimit_cache[name] = reg_limit
+                self.rlimit_cache[name] = limit
         return registered_limits
 
     def all_project_limits(self, project_id):
         project_limits = []
-        proj_limits = self.connection.limits(
-            service_id=self._service_id,
-            region_id=self._region_id,
-            project_id=project_id,
-        )
-        for proj_limit in proj_limits:
+        for proj_limit in self.connection.limits(
+            service_id=self.service_id, region_id=self.region_id, project_id=project_id
+        ):
             name, limit = proj_limit.resource_name, proj_limit.resource_limit
             project_limits.append((name, limit))
             if self.should_cache:
-                self.plimit_cache[project_id][name] = proj_limit
+                self.plimit_cache[project_id][name] = limit
         return project_limits
 
-    def _get_project_limit(self, project_id, resource_name):
-        if project_id in self.plimit_cache and resource_name in self.plimit_cache[project_id]:
-            return self.plimit_cache[project_id][resource_name]
 
-        limits = self.connection.limits(
-            service_id=self._service_id,
-            region_id=self._region_id,
-            project_id=project_id,
-        )
-        limit = None
-        for pl in limits:
-            # As oslo.limit: the first limit found for the resource.
-            if limit is None and pl.resource_name == resource_name:
-                limit = pl
-            if self.should_cache:
-                self.plimit_cache[project_id][pl.resource_name] = pl
-        return limit
+class _SharedLimits:
+    """The limit-source interface over a
+    :class:`delimiter.openstack.KeystoneLimits` (``cache_ttl``): every
+    answer from its current copy, no request while the copy is fresh."""
 
-    def _get_registered_limit(self, resource_name):
-        if resource_name in self.rlimit_cache:
-            return self.rlimit_cache[resource_name]
+    def __init__(self, limits):
+        self.limits = limits
+        self.service_id = limits.service_id
+        self.region_id = limits.region_id
 
-        reg_limits = self.connection.registered_limits(
-            service_id=self._service_id, region_id=self._region_id
-        )
-        reg_limit = None
-        for rl in reg_limits:
-            if rl.resource_name == resource_name:
-                reg_limit = rl
-            if self.should_cache:
-                self.rlimit_cache[rl.resource_name] = rl
-        return reg_limit
+    def registered_limit(self, resource_name):
+        return self.limits.limits().registered.get(resource_name)
 
+    def project_limit(self, project_id, resource_name):
+        own = self.limits.limits().project.get(project_id)
+        return None if own is None else own.get(resource_name)
 
-# ---- Keystone: options and connection (imported only on this path) ---------
+    def all_registered_limits(self):
+        return list(self.limits.limits().registered.items())
 
-
-def _options():
-    from oslo_config import cfg
-
-    return [
-        cfg.StrOpt(
-            "endpoint_id",
-            help="The service's endpoint id which is registered in Keystone.",
-        ),
-        cfg.StrOpt("endpoint_service_name", help="Service name for endpoint discovery"),
-        cfg.StrOpt("endpoint_service_type", help="Service type for endpoint discovery"),
-        cfg.StrOpt("endpoint_region_name", help="Region to which the endpoint belongs"),
-        cfg.StrOpt(
-            "endpoint_interface",
-            default="public",
-            choices=[
-                "public",
-                "publicURL",
-                "internal",
-                "internalURL",
-                "admin",
-                "adminURL",
-            ],
-            help="The interface for endpoint discovery",
-        ),
-    ]
-
-
-def list_opts():
-    """The ``[oslo_limit]`` options, for oslo-config-generator (the same as
-    oslo.limit's ``oslo_limit.opts.list_opts``)."""
-    from keystoneauth1 import loading
-
-    return [
-        (
-            _OPTION_GROUP,
-            _options()
-            + loading.get_session_conf_options()
-            + loading.get_auth_plugin_conf_options("password")
-            + loading.get_auth_plugin_conf_options("v2password")
-            + loading.get_auth_plugin_conf_options("v3password")
-            + loading.get_adapter_conf_options(include_deprecated=False),
-        )
-    ]
-
-
-_registered = False
-
-
-def register_opts(conf=None):
-    """Registers the ``[oslo_limit]`` options on ``conf`` (default
-    ``oslo_config.cfg.CONF``), as oslo.limit does on import. Registering
-    them twice, or beside oslo.limit itself, is harmless."""
-    from keystoneauth1 import loading
-    from oslo_config import cfg
-
-    conf = cfg.CONF if conf is None else conf
-    loading.register_session_conf_options(conf, _OPTION_GROUP)
-    loading.register_adapter_conf_options(conf, _OPTION_GROUP, include_deprecated=False)
-    loading.register_auth_conf_options(conf, _OPTION_GROUP)
-    plugin_name = conf.oslo_limit.auth_type
-    if plugin_name:
-        plugin_loader = loading.get_plugin_loader(plugin_name)
-        plugin_opts = loading.get_auth_plugin_conf_options(plugin_loader)
-        conf.register_opts(plugin_opts, group=_OPTION_GROUP)
-    conf.register_opts(_options(), group=_OPTION_GROUP)
-
-
-def _conf():
-    global _registered
-    from oslo_config import cfg
-
-    if not _registered:
-        register_opts(cfg.CONF)
-        _registered = True
-    return cfg.CONF
-
-
-def _get_keystone_connection():
-    global _SDK_CONNECTION
-    if not _SDK_CONNECTION:
-        from keystoneauth1 import exceptions as ksa_exceptions
-        from keystoneauth1 import loading
-        from openstack import connection
-        from openstack import utils as os_utils
-
-        conf = _conf()
-        try:
-            auth = loading.load_auth_from_conf_options(conf, group=_OPTION_GROUP)
-            session = loading.load_session_from_conf_options(
-                conf, group=_OPTION_GROUP, auth=auth
-            )
-            ksa_opts = loading.get_adapter_conf_options(include_deprecated=False)
-            conn_kwargs = {}
-            for opt in ksa_opts:
-                if opt.dest != "valid_interfaces":
-                    conn_kwargs["identity_" + opt.dest] = getattr(conf.oslo_limit, opt.dest)
-            conn_kwargs["identity_interface"] = conf.oslo_limit.valid_interfaces
-            conn = connection.Connection(session=session, **conn_kwargs)
-            _SDK_CONNECTION = os_utils.ensure_service_version(conn.identity, "3")
-        except (
-            ksa_exceptions.NoMatchingPlugin,
-            ksa_exceptions.MissingRequiredOptions,
-            ksa_exceptions.MissingAuthPlugin,
-            ksa_exceptions.DiscoveryFailure,
-            ksa_exceptions.Unauthorized,
-        ) as e:
-            LOG.error("Unable to initialize OpenStackSDK session: %s", e)
-            raise SessionInitError(e)
-    return _SDK_CONNECTION
+    def all_project_limits(self, project_id):
+        return list(self.limits.limits().project.get(project_id, {}).items())
 
 
 # ---- the enforcer -----------------------------------------------------------
@@ -429,27 +224,59 @@ class Enforcer:
 
     :param usage_callback: ``usage_callback(project_id, resource_names)``
         returns ``{resource_name: current_usage}``.
-    :param cache: cache Keystone's limits for the enforcer's lifetime.
+    :param cache: cache Keystone's limits for the enforcer's lifetime
+        (oslo.limit's: hits only; a miss is asked again on every call).
     :param limits: a :class:`StaticLimits`, or None to read them from
         Keystone like oslo.limit does (``[oslo_limit]`` options).
+    :param cache_ttl: None (the default): oslo.limit's caching, exact. A
+        number of seconds: limits from the process's shared
+        :class:`delimiter.openstack.KeystoneLimits` with that time to live
+        (hits and misses; no Keystone request on a warm enforce; answers up
+        to that stale).
+    :param logger: the logger (or its name) for what oslo.limit logs;
+        default ``oslo.limit.limit``, oslo.limit's own.
+
+    Raises ``ValueError`` when Keystone's model is not ``flat`` (as
+    oslo.limit 2.12 does for Keystone's ``strict_two_level``: use
+    :class:`delimiter.openstack.Enforcer` for it), or the endpoint is not
+    found; :class:`SessionInitError` when the options give no session.
     """
 
-    def __init__(self, usage_callback, cache=True, limits=None):
+    def __init__(self, usage_callback, cache=True, limits=None, *, cache_ttl=None, logger=None):
         if not callable(usage_callback):
             msg = "usage_callback must be a callable function."
             raise ValueError(msg)
 
         self._usage_callback = usage_callback
+        self._log = (
+            logger
+            if isinstance(logger, logging.Logger)
+            else logging.getLogger(logger)
+            if logger
+            else LOG
+        )
         self.model = "flat"
         if limits is None:
-            self.connection = _get_keystone_connection()
-            model = self._get_enforcement_model()
+            self.connection = _connection.get_connection()
+            if cache_ttl is not None:
+                from delimiter.openstack import KeystoneLimits
+
+                shared = KeystoneLimits.shared(float(cache_ttl))
+                model = shared.limits().model
+            else:
+                shared = None
+                model = self._get_enforcement_model()
             if model not in ("flat", "strict-two-level"):
                 raise ValueError(f"enforcement model {model} is not supported")
             self.model = model
             # As oslo.limit: a strict-two-level enforcer has no limit source
             # (every method raises NotImplementedError).
-            limits = _KeystoneLimits(self.connection, cache=cache) if model == "flat" else None
+            if model != "flat":
+                limits = None
+            elif shared is not None:
+                limits = _SharedLimits(shared)
+            else:
+                limits = _KeystoneLimits(self.connection, cache=cache)
         self._limits = limits
 
     def _get_enforcement_model(self):
@@ -479,20 +306,59 @@ class Enforcer:
                 raise ValueError("resource limit is not an integer.")
 
         limits = self._flat()
-        resources_to_check = sorted(deltas.keys())
+        resources_to_check = sorted(deltas)
 
-        registered, project = [], []
+        # oslo.limit's lookups, in its order: the project's limit, else the
+        # registered one (the ERROR line when neither exists).
+        resolved = []
+        project_limit, registered_limit = limits.project_limit, limits.registered_limit
         for name in resources_to_check:
+            limit = None
             if project_id is not None:
-                limit = limits.project_limit(project_id, name)
+                limit = project_limit(project_id, name)
                 if limit is not None:
-                    project.append(_d.ResourceLimit(name, limit))
+                    resolved.append((name, limit, True))
                     continue
-            limit = limits.registered_limit(name)
-            if limit is not None:
-                registered.append(_d.ResourceLimit(name, limit))
+            limit = registered_limit(name)
+            if limit is None:
+                self._log_missing(name)
+            resolved.append((name, limit, False))
 
         current_usage = self._usage_callback(project_id, resources_to_check)
+
+        # The fast path: every value a small int and every resource within
+        # its limit is oslo.limit's admission (limit < 0: unlimited; no
+        # limit: 0).
+        small = _SMALL
+        try:
+            for name, limit, _ in resolved:
+                current = current_usage[name]
+                delta = deltas[name]
+                if type(current) is not int or not (-small < current < small and -small < delta < small):
+                    break
+                if limit is None:
+                    if current + delta > 0:
+                        break
+                elif type(limit) is not int or limit >= small:
+                    break
+                elif limit >= 0 and current + delta > limit:
+                    break
+            else:
+                return
+        except Exception:
+            pass  # missing usage, an odd mapping: the component's path decides
+
+        self._check(project_id, deltas, resolved, current_usage, resources_to_check)
+
+    def _check(self, project_id, deltas, resolved, current_usage, resources_to_check):
+        """The component's oslo-check, authoritative: raises
+        ``ProjectOverLimit``, ``ValueError`` (missing usage), or returns."""
+        registered, project = [], []
+        for name, limit, own in resolved:
+            if own:
+                project.append(_d.ResourceLimit(name, limit))
+            elif limit is not None:
+                registered.append(_d.ResourceLimit(name, limit))
 
         # In oslo.limit's order: the first resource without usage ends the
         # check (the component raises missing-usage for it), and each value
@@ -520,8 +386,20 @@ class Enforcer:
             over_limit_list = [
                 OverLimitInfo(o.resource_name, o.limit, o.current_usage, o.delta) for o in over
             ]
-            LOG.debug("hit limit for project: %s", over_limit_list)
+            self._log.debug("hit limit for project: %s", over_limit_list)
             raise ProjectOverLimit(project_id, over_limit_list)
+
+    def _log_missing(self, resource_name):
+        # oslo.limit's ERROR line, same text.
+        self._log.error(
+            "Unable to find registered limit for resource "
+            "%(resource)s for %(service)s in region %(region)s.",
+            {
+                "resource": resource_name,
+                "service": getattr(self._limits, "service_id", None),
+                "region": getattr(self._limits, "region_id", None),
+            },
+        )
 
     def calculate_usage(self, project_id, resources_to_check):
         """``{resource_name: ProjectUsage(limit, usage)}`` for reporting."""
@@ -576,10 +454,7 @@ class Enforcer:
             if limit is None:
                 limit = limits.registered_limit(resource_name)
             if limit is None:
-                LOG.error(
-                    "Unable to find registered limit for resource %(resource)s.",
-                    {"resource": resource_name},
-                )
+                self._log_missing(resource_name)
                 limit = 0
             project_limits.append((resource_name, limit))
         return project_limits

@@ -23,7 +23,7 @@ __all__ = [
     "register_opts",
 ]
 
-LOG = logging.getLogger("oslo_limit.limit")
+LOG = logging.getLogger("oslo.limit.limit")  # oslo.limit's, as oslo_log names it
 
 #: The options' group, as oslo.limit's.
 GROUP = "oslo_limit"

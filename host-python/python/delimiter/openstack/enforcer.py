@@ -19,7 +19,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import delimiter as _d
 from delimiter.openstack.errors import BindingOverLimitInfo, ProjectOverLimit
-from delimiter.openstack.keystone import DEFAULT_NODE, DomainDefault, KeystoneLimits
+from delimiter.openstack.keystone import DEFAULT_NODE, DomainDefault, KeystoneLimits, model_name
 
 __all__ = ["Enforcer", "ProjectUsage", "UsageCallback", "BatchUsageCallback", "PathUsageCallback"]
 
@@ -94,7 +94,7 @@ class Enforcer:
         self._path_usage = path_usage_callback
         self._model: Optional[str] = None
         if model is not None:
-            self._model = _d.Config(model=model).model.value  # checks the name
+            self._model = model_name(model if isinstance(model, str) else model.value)
         self.limits = limits if limits is not None else KeystoneLimits.shared(cache_ttl, domain_default)
         self.limits.limits()  # the first copy now: configuration errors surface here
 
@@ -104,7 +104,7 @@ class Enforcer:
         (``flat`` or ``strict-two-level``, Delimiter's spelling)."""
         if self._model is not None:
             return self._model
-        return _d.Config(model=self.limits.limits().model).model.value
+        return model_name(self.limits.limits().model)
 
     # ---- oslo.limit's methods ---------------------------------------------------
 
@@ -211,10 +211,11 @@ class Enforcer:
                 {r: int(local.get(r, 0)) for r in resources},
                 {p: {r: int(v) for r, v in subtree.get(p, {}).items()} for p in path},
             )
+        view = self.limits.view()
         root = path[-1]
-        members = self.limits.members(root)
+        members = view.members(root)
         if self._batch is not None:
-            got = self._batch(members, resources)
+            got = self._batch(list(members), resources)
             per = {m: {r: int(got.get(m, {}).get(r, 0)) for r in resources} for m in members}
         else:
             assert self._usage is not None
@@ -226,24 +227,14 @@ class Enforcer:
                 if self._usage is not None and project != root
                 else {r: 0 for r in resources}
             )
-        on_path = set(path)
-        parent = dict(zip(path, path[1:] + [None]))
-        tree_parent = self.limits._parents()
         sums: dict[str, dict[str, int]] = {p: {r: 0 for r in resources} for p in path}
         for m, usage in per.items():
-            node: Optional[str] = m
-            hops = 0
-            while node is not None and hops <= 1024:
-                if node in on_path:
-                    # From here up, the path is the chain of parents.
-                    while node is not None:
-                        acc = sums[node]
-                        for r in resources:
-                            acc[r] += usage[r]
-                        node = parent[node]
-                    break
-                node = tree_parent.get(node)
-                hops += 1
+            chain = view.chain(m) if m in view.parent else (m,)
+            for node in chain:
+                acc = sums.get(node)
+                if acc is not None:
+                    for r in resources:
+                        acc[r] += usage[r]
         return per[project], sums
 
 

@@ -149,6 +149,7 @@ class KeystoneLimits:
         self._prepared: dict[tuple[str, str], tuple[tuple[object, ...], "_d.Prepared"]] = {}
         # Bumped (a new object) whenever a project fetched alone joins the tree.
         self._grown: object = object()
+        self._view: Optional[tuple[object, object, TreeView]] = None
 
     @classmethod
     def shared(cls, ttl: float = 60.0, domain_default: DomainDefault = "registered") -> "KeystoneLimits":
@@ -257,19 +258,19 @@ class KeystoneLimits:
         the tree copy; None if Keystone has no such project. A project the
         copy lacks is fetched alone (1 request per unknown ancestor) and
         remembered, found or not, for ``ttl``."""
-        tree = self.tree()
+        view = self.view()
+        if project_id in view.parent:
+            return list(view.chain(project_id))
         path: list[str] = []
         node: Optional[str] = project_id
         while node is not None:
             if len(path) > _MAX_PARENT_FETCHES:
                 raise ValueError(f"project tree deeper than {_MAX_PARENT_FETCHES} at {project_id!r}")
-            if node in tree.parent:
-                path.append(node)
-                node = tree.parent[node]
-                continue
+            if node in view.parent:
+                return path + list(view.chain(node))
             found, parent = self._fetch_one(node)
             if not found:
-                return None if not path else path
+                return path or None
             path.append(node)
             node = parent
         return path
@@ -294,19 +295,20 @@ class KeystoneLimits:
 
     def members(self, root: str) -> list[str]:
         """Every project under ``root`` (a domain or project), root excluded,
-        from the tree copy and the projects fetched alone."""
+        sorted, from the tree copy and the projects fetched alone."""
+        return list(self.view().members(root))
+
+    def view(self) -> "TreeView":
+        """The tree as decisions walk it (the copy plus the projects fetched
+        alone), indexed once per change."""
         tree = self.tree()
-        kids: dict[str, list[str]] = {k: list(v) for k, v in tree.children.items()}
-        for pid, (parent, found, _) in list(self._extra.items()):
-            if found and parent is not None:
-                kids.setdefault(parent, []).append(pid)
-        out: list[str] = []
-        stack = list(kids.get(root, ()))
-        while stack:
-            node = stack.pop()
-            out.append(node)
-            stack.extend(kids.get(node, ()))
-        return sorted(out)
+        held = self._view
+        if held is not None and held[0] is tree and held[1] is self._grown:
+            return held[2]
+        with self._lock:
+            view = TreeView(self._parents())
+            self._view = (tree, self._grown, view)
+        return view
 
     def prepared(self, model: str) -> tuple["_d.Prepared", LimitsCopy]:
         """A :class:`delimiter.Prepared` over the current copies for
@@ -314,14 +316,14 @@ class KeystoneLimits:
         ``DEFAULT_NODE`` for the rest; otherwise Keystone's tree, domains as
         roots), rebuilt when a copy changes; and the limits copy it holds."""
         limits = self.limits()
-        flat = _d.Config(model=model).model == _d.Model.FLAT
+        flat = model_name(model) == "flat"
         key = ("flat" if flat else "tree", model)
         version: tuple[object, ...] = (limits,) if flat else (limits, self.tree(), self._grown)
         held = self._prepared.get(key)
         if held is not None and len(held[0]) == len(version) and all(a is b for a, b in zip(held[0], version)):
             return held[1], limits
         with self._lock:
-            prepared = self._build(model, limits, None if flat else self._parents())
+            prepared = self._build(model, limits, None if flat else dict(self.view().parent))
             self._prepared[key] = (version, prepared)
         return prepared, limits
 
@@ -383,6 +385,57 @@ class KeystoneLimits:
             f"KeystoneLimits(service_id={self.service_id!r}, region_id={self.region_id!r}, "
             f"ttl={self.ttl!r}, domain_default={self.domain_default!r})"
         )
+
+
+class TreeView:
+    """A project tree indexed for decisions: ``parent`` (a domain's is
+    None), each node's chain up to its root and each root's members,
+    computed on first use and kept."""
+
+    def __init__(self, parent: Mapping[str, Optional[str]]) -> None:
+        self.parent = parent
+        self.kids = _children(parent)
+        self._chains: dict[str, tuple[str, ...]] = {}
+        self._members: dict[str, tuple[str, ...]] = {}
+
+    def chain(self, node: str) -> tuple[str, ...]:
+        """``node``, its parent, ... up to its root (at most 1024 nodes)."""
+        held = self._chains.get(node)
+        if held is None:
+            out: list[str] = []
+            cur: Optional[str] = node
+            while cur is not None and len(out) <= 1024:
+                out.append(cur)
+                cur = self.parent.get(cur)
+            held = self._chains[node] = tuple(out)
+        return held
+
+    def members(self, root: str) -> tuple[str, ...]:
+        """Every node under ``root``, ``root`` excluded, sorted."""
+        held = self._members.get(root)
+        if held is None:
+            out: list[str] = []
+            stack = list(self.kids.get(root, ()))
+            while stack:
+                node = stack.pop()
+                out.append(node)
+                stack.extend(self.kids.get(node, ()))
+            held = self._members[root] = tuple(sorted(out))
+        return held
+
+
+_MODEL_NAMES: dict[str, str] = {}
+
+
+def model_name(model: str) -> str:
+    """Delimiter's name of a model given by any accepted spelling (``flat``,
+    ``strict-two-level``, Keystone's ``strict_two_level``, ``nested``),
+    checked by the component once per spelling; ``InvalidInput`` if
+    unknown."""
+    name = _MODEL_NAMES.get(model)
+    if name is None:
+        name = _MODEL_NAMES[model] = _d.Config(model=model).model.value
+    return name
 
 
 def _children(parent: Mapping[str, Optional[str]]) -> dict[str, tuple[str, ...]]:

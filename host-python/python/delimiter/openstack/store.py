@@ -115,21 +115,17 @@ class KeystoneStore:
         with self._sql._reading() as conn:  # one snapshot: generations, then usage
             gens = conn.execute(self._generations_query, {"path": path}).all()
             rows = conn.execute(self._usage_query, {"members": members, "resources": resources}).all()
-        parents = self._limits._parents()
-        parents.update(zip(path, path[1:] + [None]))
+        view = self._limits.view()
         on_path = set(path)
         subtree: dict[tuple[str, str], int] = {}
         local: dict[str, int] = {}
         for pid, resource, total in rows:
             if pid == project:
                 local[resource] = int(total)
-            node: Optional[str] = pid
-            hops = 0
-            while node is not None and hops <= 1024:
+            chain = view.chain(pid) if pid in view.parent else tuple(path[path.index(pid) :])
+            for node in chain:
                 if node in on_path:
                     subtree[(node, resource)] = subtree.get((node, resource), 0) + int(total)
-                node = parents.get(node)
-                hops += 1
         parent_of = dict(zip(path, path[1:] + [None]))
         return _d.Snapshot(
             projects=[_d.Project(p, parent_of[p]) for p in path],
