@@ -108,64 +108,36 @@ fn request(r: &c::Request) -> h::Request {
     }
 }
 
-/// The native answer in the host's terms: admitted with the claim's
-/// (project, generation) pairs, refused with the violations' fields, or
-/// the error's message.
-fn native(s: &Scenario) -> Result<(bool, Vec<String>), String> {
-    match c::evaluate(&s.config, &s.snapshot, &s.request) {
-        Ok(c::Decision::Admitted { claim }) => Ok((
-            true,
-            claim
-                .iter()
-                .map(|e| format!("{}@{}", e.project, e.generation))
+/// The host's answer in the core's terms (an error as its message).
+fn as_core(got: Result<h::Decision, h::Error>) -> Result<c::Decision, String> {
+    match got {
+        Ok(h::Decision::Admitted(claim)) => Ok(c::Decision::Admitted {
+            claim: claim
+                .into_iter()
+                .map(|e| c::ClaimEntry { project: e.project, generation: e.generation })
                 .collect(),
-        )),
-        Ok(c::Decision::Refused { violations }) => Ok((
-            false,
-            violations
-                .iter()
-                .map(|v| {
-                    format!(
-                        "{}/{}:{}:{}:{}",
-                        v.project, v.resource, v.limit, v.usage, v.delta
-                    )
+        }),
+        Ok(h::Decision::Refused(violations)) => Ok(c::Decision::Refused {
+            violations: violations
+                .into_iter()
+                .map(|v| c::Violation {
+                    project: v.project,
+                    resource: v.resource,
+                    limit: v.limit,
+                    usage: v.usage,
+                    delta: v.delta,
                 })
                 .collect(),
-        )),
-        Err(e) => Err(e.to_string()),
+        }),
+        Err(h::Error::Invalid(i)) => Err(i.message),
+        Err(other) => panic!("the component failed: {other}"),
     }
 }
 
 fuzz_target!(|s: Scenario| {
     let got = ENFORCER.with(|e| {
-        e.borrow_mut().evaluate(
-            &config(&s.config),
-            &snapshot(&s.snapshot),
-            &request(&s.request),
-        )
+        e.borrow_mut().evaluate(&config(&s.config), &snapshot(&s.snapshot), &request(&s.request))
     });
-    let got = match got {
-        Ok(h::Decision::Admitted(claim)) => Ok((
-            true,
-            claim
-                .iter()
-                .map(|e| format!("{}@{}", e.project, e.generation))
-                .collect(),
-        )),
-        Ok(h::Decision::Refused(violations)) => Ok((
-            false,
-            violations
-                .iter()
-                .map(|v| {
-                    format!(
-                        "{}/{}:{}:{}:{}",
-                        v.project, v.resource, v.limit, v.usage, v.delta
-                    )
-                })
-                .collect(),
-        )),
-        Err(h::Error::Invalid(i)) => Err(i.message),
-        Err(other) => panic!("the component failed: {other}"),
-    };
-    assert_eq!(got, native(&s));
+    let native = c::evaluate(&s.config, &s.snapshot, &s.request).map_err(|e| e.to_string());
+    assert_eq!(as_core(got), native);
 });
