@@ -79,28 +79,30 @@ def usage(project_id, names):
     return {n: 1 for n in names}
 
 
-def time_call(f):
-    """Median ns per call over batches of ~BATCH_MS (one call when tiny)."""
-    if TINY:
+def interleaved(functions):
+    """{name: median ns per call}: batches of ~BATCH_MS (one call when a
+    call is longer), the functions timed in turn batch by batch so that
+    load from elsewhere falls on all alike; one call each when tiny."""
+    sizes = {}
+    for name, f in functions.items():
         t = time.perf_counter_ns()
         f()
-        return time.perf_counter_ns() - t
-    t = time.perf_counter_ns()
-    f()
-    per = max(time.perf_counter_ns() - t, 1)
-    n = max(1, int(BATCH_MS * 1e6 / per))
-    samples = []
+        per = max(time.perf_counter_ns() - t, 1)
+        sizes[name] = 1 if TINY else max(1, int(BATCH_MS * 1e6 / per))
+    samples = {name: [] for name in functions}
     gc.collect()
     gc.disable()
     try:
         for _ in range(ROUNDS):
-            t = time.perf_counter_ns()
-            for _ in range(n):
-                f()
-            samples.append((time.perf_counter_ns() - t) / n)
+            for name, f in functions.items():
+                n = sizes[name]
+                t = time.perf_counter_ns()
+                for _ in range(n):
+                    f()
+                samples[name].append((time.perf_counter_ns() - t) / n)
     finally:
         gc.enable()
-    return statistics.median(samples)
+    return {name: statistics.median(s) for name, s in samples.items()}
 
 
 def live_rows():
@@ -112,13 +114,14 @@ def live_rows():
     for r in RESOURCES:
         ks.set_limit(conn, svc, "override", r, 500)
     rows = []
+    warm = {}
     for library, make in libraries().items():
         ks.configure_oslo_limit(svc.endpoint_id)  # fresh connections, no shared copy
         with ks.counting() as c:
             make(usage)
         rows.append({"kind": "requests", "library": library, "case": "construct-first", "requests": c.n})
         with ks.counting() as c:
-            enforcer = make(usage)
+            enforcer = warm[library] = make(usage)
         rows.append({"kind": "requests", "library": library, "case": "construct-again", "requests": c.n})
         for width in WIDTHS:
             deltas = {r: 1 for r in RESOURCES[:width]}
@@ -134,8 +137,18 @@ def live_rows():
                     for _ in range(WARM_CALLS):
                         enforcer.enforce(pid, deltas)
                 rows.append({"kind": "requests", "case": "warm-enforce", "requests": c.n / WARM_CALLS, **base})
-                rows.append({"kind": "latency", "median_ns": round(time_call(lambda: enforcer.enforce(pid, deltas))), **base})
-        print(f"keystone: {library} done", flush=True)
+        print(f"keystone: {library}: requests counted", flush=True)
+    for width in WIDTHS:
+        deltas = {r: 1 for r in RESOURCES[:width]}
+        for project in ("override", "no-override"):
+            pid = svc.projects[project]
+            timed = interleaved({lib: (lambda e=e: e.enforce(pid, deltas)) for lib, e in warm.items()})
+            for library, median in timed.items():
+                rows.append(
+                    {"kind": "latency", "library": library, "resources": width, "project": project, "median_ns": round(median)}
+                )
+            print(f"keystone: latency {width} resource(s), {project}: " + ", ".join(
+                f"{lib} {ns / 1e3:.2f} us" for lib, ns in timed.items()), flush=True)
     return rows
 
 
@@ -188,8 +201,8 @@ def main():
             "requests: lines of Keystone's access log between two marker requests (every HTTP "
             "request, keystoneauth's discovery and token included); warm-enforce is the mean over "
             f"{WARM_CALLS} calls on an Enforcer that has served the same call before. latency: "
-            "median over batches of ~%g ms of one warm enforce, requests included where a library "
-            "makes them. decision: benches/decision.py's deciders (StaticLimits / LimitFixture, no "
+            "median over batches of ~%g ms of one warm enforce (one call per batch when longer), the "
+            "libraries interleaved batch by batch, requests included where a library makes them. decision: benches/decision.py's deciders (StaticLimits / LimitFixture, no "
             "Keystone), the two interleaved batch by batch" % BATCH_MS
         ),
     }

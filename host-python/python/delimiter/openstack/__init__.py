@@ -12,9 +12,9 @@ cannot enforce.
 - :class:`KeystoneStore`: ``delimiter.consume`` with the limits and tree
   from Keystone and usage and generations in the service's database.
 
-Needs openstacksdk, keystoneauth1 and oslo.config
-(``host-python/requirements-keystone.txt``); :class:`KeystoneStore` needs
-SQLAlchemy too. They are imported when first used.
+Needs openstacksdk, keystoneauth1 and oslo.config (the ``keystone``
+extra: ``delimiter[keystone]``); :class:`KeystoneStore` needs SQLAlchemy
+too (``delimiter[sqlalchemy]``). They are imported when first used.
 """
 
 from delimiter.openstack.enforcer import (

@@ -4,8 +4,7 @@ The same options, connection and endpoint lookup as oslo.limit 2.12
 (``oslo_limit.opts`` and ``oslo_limit.limit._get_keystone_connection`` /
 ``_EnforcerUtils._get_endpoint``): a service configured for oslo.limit is
 configured for Delimiter. openstacksdk, keystoneauth1 and oslo.config are
-imported only when these functions run (install ``delimiter[keystone]``
-or ``host-python/requirements-keystone.txt``).
+imported only when these functions run (install ``delimiter[keystone]``).
 """
 
 from __future__ import annotations

@@ -122,7 +122,10 @@ class Enforcer:
         model = self.model
         flat = model == "flat"
         path = None if flat or project_id is None else self.limits.path(project_id)
-        prepared, copy = self.limits.prepared("flat" if path is None else model)
+        if path is None:
+            prepared, copy = self.limits.prepared("flat")
+        else:
+            prepared, copy = self.limits.prepared(model, path[-1])
         if path is None:
             node = project_id if project_id is not None and project_id in copy.overridden else DEFAULT_NODE
             path = [node]

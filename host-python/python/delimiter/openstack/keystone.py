@@ -146,7 +146,7 @@ class KeystoneLimits:
         self._tree: Optional[TreeCopy] = None
         # Projects fetched one by one: id -> (parent or None if not found, when).
         self._extra: dict[str, tuple[Optional[str], bool, float]] = {}
-        self._prepared: dict[tuple[str, str], tuple[tuple[object, ...], "_d.Prepared"]] = {}
+        self._prepared: dict[tuple[str, str, Optional[str]], tuple[tuple[object, ...], "_d.Prepared"]] = {}
         # Bumped (a new object) whenever a project fetched alone joins the tree.
         self._grown: object = object()
         self._view: Optional[tuple[object, object, TreeView]] = None
@@ -310,20 +310,32 @@ class KeystoneLimits:
             self._view = (tree, self._grown, view)
         return view
 
-    def prepared(self, model: str) -> tuple["_d.Prepared", LimitsCopy]:
+    def prepared(self, model: str, root: Optional[str] = None) -> tuple["_d.Prepared", LimitsCopy]:
         """A :class:`delimiter.Prepared` over the current copies for
-        ``model`` (``flat``: every project with an override as a root, plus
-        ``DEFAULT_NODE`` for the rest; otherwise Keystone's tree, domains as
-        roots), rebuilt when a copy changes; and the limits copy it holds."""
+        ``model``, rebuilt when a copy changes, and the limits copy it
+        holds. ``flat``: every project with an override as a root, plus
+        ``DEFAULT_NODE`` for the rest. Otherwise the tree under ``root`` (a
+        domain, with its projects): one per domain, so that one malformed
+        tree (say, too deep for strict_two_level) fails only its own
+        decisions."""
         limits = self.limits()
         flat = model_name(model) == "flat"
-        key = ("flat" if flat else "tree", model)
+        if not flat and root is None:
+            raise ValueError("a hierarchical model needs the root (domain) to prepare")
+        key = ("flat", model, None) if flat else ("tree", model, root)
         version: tuple[object, ...] = (limits,) if flat else (limits, self.tree(), self._grown)
         held = self._prepared.get(key)
         if held is not None and len(held[0]) == len(version) and all(a is b for a, b in zip(held[0], version)):
             return held[1], limits
         with self._lock:
-            prepared = self._build(model, limits, None if flat else dict(self.view().parent))
+            if flat:
+                parent = None
+            else:
+                view = self.view()
+                assert root is not None
+                parent = {node: view.parent.get(node) for node in (root, *view.members(root))}
+                parent[root] = None
+            prepared = self._build(model, limits, parent)
             self._prepared[key] = (version, prepared)
         return prepared, limits
 
