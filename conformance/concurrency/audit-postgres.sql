@@ -1,6 +1,8 @@
 -- The concurrency harness's audit trigger, PostgreSQL (after audit.sql).
 -- After every usage write, inside the writing transaction: U(a, r) of every
 -- ancestor a of the written row.
+CREATE TABLE harness_audit (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, anchor VARCHAR(255) NOT NULL,
+    resource VARCHAR(255) NOT NULL, total BIGINT NOT NULL);
 CREATE FUNCTION harness_audit() RETURNS trigger AS $$
 BEGIN
     INSERT INTO harness_audit (anchor, resource, total) SELECT anchor, resource, total

@@ -2,8 +2,12 @@
 -- beside this file. Run after the Delimiter tables exist, before the
 -- database's own audit-<database>.sql; the harness then fills
 -- harness_closure with one (anchor, project_id) row per ancestor-or-self pair.
-CREATE TABLE harness_closure (anchor VARCHAR(255) NOT NULL, project_id VARCHAR(255) NOT NULL);
-CREATE TABLE harness_audit (anchor VARCHAR(255) NOT NULL, resource VARCHAR(255) NOT NULL, total BIGINT NOT NULL);
+-- Every table has a primary key: Galera clusters run with
+-- wsrep_mode=REQUIRED_PRIMARY_KEY (error 4165 otherwise). harness_audit,
+-- whose key is a generated id each database spells its own way, is in
+-- audit-<database>.sql.
+CREATE TABLE harness_closure (anchor VARCHAR(255) NOT NULL, project_id VARCHAR(255) NOT NULL,
+    PRIMARY KEY (anchor, project_id));
 -- U(a, r) of every ancestor a of a written project p: one row per (p, a, r).
 -- (`u.usage` is qualified, so MariaDB, where usage is a reserved word, takes
 -- it unquoted too.)
