@@ -24,6 +24,14 @@
 //! PostgreSQL and MariaDB run when DELIMITER_TEST_POSTGRES_URL and
 //! DELIMITER_TEST_MARIADB_URL are set (CI sets both), and say they are
 //! skipped otherwise.
+//!
+//! `galera` runs on a multi-writer MariaDB Galera cluster when
+//! DELIMITER_TEST_GALERA_URLS lists its nodes (comma-separated; CI starts
+//! one with tools/galera/galera.sh): worker i writes to node i mod n, the
+//! audit reads node 1 with `wsrep_sync_wait=1` (a read waits until the node
+//! has applied everything committed before it), and every node must hold
+//! the same usage and generations. MariaDB runs also print the conflicts by
+//! cause, and on Galera what the nodes themselves counted.
 
 use delimiter::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,6 +44,7 @@ const OPS: usize = 30;
 const RESOURCES: [&str; 2] = ["servers", "cores"];
 const PG_VAR: &str = "DELIMITER_TEST_POSTGRES_URL";
 const MY_VAR: &str = "DELIMITER_TEST_MARIADB_URL";
+const GALERA_VAR: &str = "DELIMITER_TEST_GALERA_URLS";
 
 /// org > eng > {web, batch}; org > ops > {db, cache}. Every node has a
 /// finite limit on both resources, and children over-commit their parents.
@@ -114,8 +123,32 @@ macro_rules! seed {
 #[derive(Clone)]
 enum Db {
     Sqlite(String),
-    Postgres { url: String, schema: String },
-    Mariadb { url: String, database: String },
+    Postgres {
+        url: String,
+        schema: String,
+    },
+    /// One server (`urls` has one entry) or the nodes of a Galera cluster.
+    Mariadb {
+        urls: Vec<String>,
+        database: String,
+        galera: bool,
+    },
+}
+
+/// A store the harness can ask for its conflicts by cause (only the
+/// MariaDB store counts them).
+trait HarnessStore: Store + Send {
+    fn causes(&self) -> Option<sql::ConflictCauses> {
+        None
+    }
+}
+
+impl HarnessStore for SqliteStore {}
+impl HarnessStore for PostgresStore {}
+impl HarnessStore for MariadbStore {
+    fn causes(&self) -> Option<sql::ConflictCauses> {
+        Some(self.conflict_causes())
+    }
 }
 
 impl Db {
@@ -123,7 +156,8 @@ impl Db {
         match self {
             Db::Sqlite(_) => "sqlite",
             Db::Postgres { .. } => "postgres",
-            Db::Mariadb { .. } => "mariadb",
+            Db::Mariadb { galera: false, .. } => "mariadb",
+            Db::Mariadb { galera: true, .. } => "galera",
         }
     }
 
@@ -131,6 +165,20 @@ impl Db {
         let opts = mysql::Opts::from_url(url).unwrap();
         let opts = mysql::OptsBuilder::from_opts(opts).db_name(database);
         mysql::Conn::new(opts).unwrap()
+    }
+
+    /// A connection for setup and audit, on the first node; on Galera it
+    /// reads only after applying every write committed before the read.
+    fn audit_conn(&self, database: Option<&str>) -> mysql::Conn {
+        use mysql::prelude::Queryable;
+        let Db::Mariadb { urls, galera, .. } = self else {
+            unreachable!("MariaDB only")
+        };
+        let mut conn = Db::my_conn(&urls[0], database);
+        if *galera {
+            conn.query_drop("SET SESSION wsrep_sync_wait = 1").unwrap();
+        }
+        conn
     }
 
     /// The usage column, as this database spells it.
@@ -149,15 +197,17 @@ impl Db {
         client
     }
 
-    fn open(&self) -> Box<dyn Store + Send> {
+    /// Worker `index`'s store; on Galera, on node `index` mod n.
+    fn open(&self, index: usize) -> Box<dyn HarnessStore> {
         match self {
             Db::Sqlite(path) => Box::new(SqliteStore::open(path).unwrap()),
             Db::Postgres { url, schema } => {
                 Box::new(PostgresStore::from_client(Db::pg_client(url, schema)).unwrap())
             }
-            Db::Mariadb { url, database } => {
-                Box::new(MariadbStore::from_conn(Db::my_conn(url, Some(database))).unwrap())
-            }
+            Db::Mariadb { urls, database, .. } => Box::new(
+                MariadbStore::from_conn(Db::my_conn(&urls[index % urls.len()], Some(database)))
+                    .unwrap(),
+            ),
         }
     }
 
@@ -198,9 +248,9 @@ impl Db {
                     .batch_execute(&statements.join("\n"))
                     .unwrap();
             }
-            Db::Mariadb { url, database } => {
+            Db::Mariadb { database, .. } => {
                 use mysql::prelude::Queryable;
-                let mut admin = Db::my_conn(url, None);
+                let mut admin = self.audit_conn(None);
                 admin
                     .query_drop(format!("DROP DATABASE IF EXISTS {database}"))
                     .unwrap();
@@ -209,7 +259,8 @@ impl Db {
                         "CREATE DATABASE {database} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
                     ))
                     .unwrap();
-                let mut store = MariadbStore::from_conn(Db::my_conn(url, Some(database))).unwrap();
+                let mut store = MariadbStore::from_conn(self.audit_conn(Some(database))).unwrap();
+                store.create_schema().unwrap();
                 seed!(store);
                 // One statement per call, split on a semicolon that ends a
                 // line (the audit files' convention: none ends a line inside
@@ -244,11 +295,65 @@ impl Db {
                 .iter()
                 .map(|r| (r.get(0), r.get(1), r.get(2)))
                 .collect(),
-            Db::Mariadb { url, database } => {
+            Db::Mariadb { database, .. } => {
                 use mysql::prelude::Queryable;
-                Db::my_conn(url, Some(database)).query(sql).unwrap()
+                self.audit_conn(Some(database)).query(sql).unwrap()
             }
         }
+    }
+
+    /// Galera: the nodes whose usage or generations differ from the first
+    /// node's (each read after applying everything committed before).
+    fn diverged_nodes(&self) -> usize {
+        use mysql::prelude::Queryable;
+        let Db::Mariadb {
+            urls,
+            database,
+            galera: true,
+        } = self
+        else {
+            return 0;
+        };
+        let state = |url: &String| {
+            let mut conn = Db::my_conn(url, Some(database));
+            conn.query_drop("SET SESSION wsrep_sync_wait = 1").unwrap();
+            let usage: Vec<(String, String, i64)> = conn
+                .query("SELECT project_id, resource, `usage` FROM delimiter_usage ORDER BY 1, 2")
+                .unwrap();
+            let generations: Vec<(String, i64)> = conn
+                .query("SELECT project_id, generation FROM delimiter_generations ORDER BY 1")
+                .unwrap();
+            (usage, generations)
+        };
+        let first = state(&urls[0]);
+        urls[1..].iter().filter(|url| state(url) != first).count()
+    }
+
+    /// Galera: brute-force aborts and certification failures the nodes
+    /// counted (status counters, summed over the nodes), to set beside the
+    /// store's own counts.
+    fn node_counters(&self) -> Option<(u64, u64)> {
+        use mysql::prelude::Queryable;
+        let Db::Mariadb {
+            urls, galera: true, ..
+        } = self
+        else {
+            return None;
+        };
+        let mut total = (0, 0);
+        for url in urls {
+            let rows: Vec<(String, u64)> = Db::my_conn(url, None)
+                .query("SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_bf_aborts', 'wsrep_local_cert_failures')")
+                .unwrap();
+            for (name, value) in rows {
+                if name.ends_with("bf_aborts") {
+                    total.0 += value;
+                } else {
+                    total.1 += value;
+                }
+            }
+        }
+        Some(total)
     }
 
     fn drop_all(&self) {
@@ -264,9 +369,9 @@ impl Db {
                     .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
                     .unwrap();
             }
-            Db::Mariadb { url, database } => {
+            Db::Mariadb { database, .. } => {
                 use mysql::prelude::Queryable;
-                Db::my_conn(url, None)
+                self.audit_conn(None)
                     .query_drop(format!("DROP DATABASE {database}"))
                     .unwrap();
             }
@@ -279,7 +384,7 @@ impl Db {
 /// the race window real) and, under the test-only switch, the claim cut
 /// down to the project alone.
 struct WorkerStore {
-    inner: Box<dyn Store + Send>,
+    inner: Box<dyn HarnessStore>,
     project_only: bool,
     conflicts: u32,
     /// Every (project, generation) this worker's commits claimed.
@@ -324,7 +429,7 @@ impl Store for WorkerStore {
 /// claimed generation (`claimed <project> <generation>`) and a summary.
 fn worker(db: Db, index: u64, project_only: bool) {
     let mut store = WorkerStore {
-        inner: db.open(),
+        inner: db.open(index as usize),
         project_only,
         conflicts: 0,
         claimed: Vec::new(),
@@ -385,6 +490,12 @@ fn worker(db: Db, index: u64, project_only: bool) {
     for (p, g) in &store.claimed {
         out += &format!("claimed {p} {g}\n");
     }
+    if let Some(c) = store.inner.causes() {
+        out += &format!(
+            "causes {} {} {} {}\n",
+            c.generation_miss, c.brute_force_abort, c.certification_failure, c.read_retries
+        );
+    }
     out += &format!(
         "summary conflicts={} refused={refused} exhausted={exhausted}\n",
         store.conflicts
@@ -399,11 +510,20 @@ struct Audit {
     commits: usize,
     conflicts: usize,
     retries_exhausted: usize,
+    /// Conflicts by cause (MariaDB): generation miss, brute-force abort,
+    /// certification failure, and reads run again.
+    causes: Option<[u64; 4]>,
+    /// Galera: nodes whose data differ from the first node's.
+    diverged: usize,
+    /// Galera: (brute-force aborts, certification failures) the nodes
+    /// counted during the run.
+    node_counted: Option<(u64, u64)>,
 }
 
 /// Starts the workers as processes of this same binary, waits, audits.
 fn run(db: &Db, project_only: bool) -> Audit {
     db.prepare();
+    let counters_before = db.node_counters();
     let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..WORKERS)
         .map(|i| {
@@ -415,9 +535,14 @@ fn run(db: &Db, project_only: bool) -> Audit {
                 Db::Postgres { url, schema } => cmd
                     .env("HARNESS_PG_URL", url)
                     .env("HARNESS_PG_SCHEMA", schema),
-                Db::Mariadb { url, database } => cmd
-                    .env("HARNESS_MY_URL", url)
-                    .env("HARNESS_MY_DATABASE", database),
+                Db::Mariadb {
+                    urls,
+                    database,
+                    galera,
+                } => cmd
+                    .env("HARNESS_MY_URLS", urls.join(","))
+                    .env("HARNESS_MY_DATABASE", database)
+                    .env("HARNESS_MY_GALERA", galera.to_string()),
             };
             if project_only {
                 cmd.env("DELIMITER_HARNESS_CLAIM", "project-only");
@@ -451,6 +576,12 @@ fn run(db: &Db, project_only: bool) -> Audit {
                 ["claimed", project, generation] => {
                     if !claimed.insert((project.to_string(), generation.parse().unwrap())) {
                         audit.lost_updates += 1;
+                    }
+                }
+                ["causes", counts @ ..] => {
+                    let sum = audit.causes.get_or_insert([0; 4]);
+                    for (total, n) in sum.iter_mut().zip(counts) {
+                        *total += n.parse::<u64>().unwrap();
                     }
                 }
                 ["summary", conflicts, _refused, exhausted] => {
@@ -517,6 +648,10 @@ fn run(db: &Db, project_only: bool) -> Audit {
         .into_iter()
         .filter(|k| stored.get(*k) != committed.get(*k))
         .count();
+    audit.diverged = db.diverged_nodes();
+    if let (Some(before), Some(after)) = (counters_before, db.node_counters()) {
+        audit.node_counted = Some((after.0 - before.0, after.1 - before.1));
+    }
     db.drop_all();
     audit
 }
@@ -531,6 +666,30 @@ fn report(db: &Db, audit: &Audit) {
         audit.conflicts,
         audit.retries_exhausted
     );
+    if let Some([miss, abort, certification, reads]) = audit.causes {
+        print!(
+            "{}: conflicts by cause: generation_miss={miss} brute_force_abort={abort} \
+             certification_failure={certification} (reads run again: {reads})",
+            db.name()
+        );
+        match audit.node_counted {
+            Some((bf, cert)) => println!(
+                "; the nodes counted wsrep_local_bf_aborts={bf} wsrep_local_cert_failures={cert}"
+            ),
+            None => println!(),
+        }
+    }
+    if let Db::Mariadb {
+        urls, galera: true, ..
+    } = db
+    {
+        println!(
+            "{}: usage and generations identical on all {} nodes: {}",
+            db.name(),
+            urls.len(),
+            audit.diverged == 0
+        );
+    }
 }
 
 fn main() {
@@ -543,10 +702,11 @@ fn main() {
                 url,
                 schema: var("HARNESS_PG_SCHEMA").unwrap(),
             }
-        } else if let Some(url) = var("HARNESS_MY_URL") {
+        } else if let Some(urls) = var("HARNESS_MY_URLS") {
             Db::Mariadb {
-                url,
+                urls: urls.split(',').map(str::to_string).collect(),
                 database: var("HARNESS_MY_DATABASE").unwrap(),
+                galera: var("HARNESS_MY_GALERA").as_deref() == Some("true"),
             }
         } else {
             panic!("worker without a database")
@@ -571,16 +731,28 @@ fn main() {
     }
     match std::env::var(MY_VAR) {
         Ok(url) => dbs.push(Db::Mariadb {
-            url,
+            urls: vec![url],
             database: format!("delimiter_harness_{}", std::process::id()),
+            galera: false,
         }),
         Err(_) => println!("mariadb: skipped ({MY_VAR} not set)"),
+    }
+    match std::env::var(GALERA_VAR) {
+        Ok(urls) => dbs.push(Db::Mariadb {
+            urls: urls.split(',').map(|u| u.trim().to_string()).collect(),
+            database: format!("delimiter_harness_{}", std::process::id()),
+            galera: true,
+        }),
+        Err(_) => println!("galera: skipped ({GALERA_VAR} not set)"),
     }
     let mut failed = false;
     for db in &dbs {
         let audit = run(db, false);
         report(db, &audit);
-        failed |= audit.oversubscribed > 0 || audit.lost_updates > 0 || audit.commits == 0;
+        failed |= audit.oversubscribed > 0
+            || audit.lost_updates > 0
+            || audit.commits == 0
+            || audit.diverged > 0;
 
         // The same run with the claim cut down to the project must be caught
         // oversubscribing; a few tries, since a race may by chance not happen.

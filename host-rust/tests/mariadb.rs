@@ -78,7 +78,9 @@ impl Db {
         admin
             .query_drop(format!("CREATE DATABASE {}", self.database))
             .unwrap();
-        self.store().seed();
+        let mut store = self.store();
+        store.create_schema().unwrap();
+        store.seed();
     }
 }
 

@@ -9,11 +9,23 @@
 //! failure (reported as a deadlock) also means "somebody else won": the
 //! transaction is gone and the driver retries from a fresh read.
 //!
+//! On Galera a one-statement read can itself be aborted (error 1213) by a
+//! replicated DDL that needs its table; a read writes nothing, so `read`
+//! retries it a few times before giving up with a `StorageError`. A node
+//! that leaves the cluster answers 1047: not a conflict, a `StorageError`
+//! (the transaction in flight rolled back; fail over to another node).
+//!
+//! Each conflict is counted by its cause ([`ConflictCauses`]), which only
+//! the store can tell: the driver retries them all alike.
+//!
 //! The tables are those of the SQLite and PostgreSQL stores, spelled for
 //! MariaDB: `VARCHAR(255)` keys with a binary collation (ids are
 //! case-sensitive, as everywhere else) and `usage` quoted (a reserved word).
+//! Connecting creates nothing: [`MariadbStore::create_schema`] is a separate
+//! call (on Galera every DDL is a cluster-wide operation, and a service
+//! account should not need the CREATE privilege).
 
-use super::sql::{SUBTREE_CTE, snapshot_from_rows};
+use super::sql::{ConflictCauses, SUBTREE_CTE, snapshot_from_rows};
 use crate::{
     ClaimEntry, CommitOutcome, Limits, Project, ProjectLimit, RegisteredLimit, Request, Snapshot,
     StorageError, Store,
@@ -88,10 +100,33 @@ static READ_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
 const ER_LOCK_DEADLOCK: u16 = 1213;
 
+/// How many times `read` runs its statement when a conflict (on Galera, a
+/// replicated DDL) aborts it. The DDL holds its table until it is done, so
+/// the next try waits for it rather than being aborted again.
+const READ_ATTEMPTS: u32 = 4;
+
 /// A [`Store`] over a MariaDB or MySQL database (the `mysql` crate).
 /// Open one per thread or worker; any number may share one database.
 pub struct MariadbStore {
     conn: Conn,
+    causes: ConflictCauses,
+}
+
+/// Why a commit failed, for counting conflicts by cause.
+struct Failed {
+    error: mysql::Error,
+    /// Raised by COMMIT itself (on Galera: certification), not by a
+    /// statement before it.
+    at_commit: bool,
+}
+
+impl Failed {
+    fn before(error: mysql::Error) -> Self {
+        Failed {
+            error,
+            at_commit: false,
+        }
+    }
 }
 
 impl std::fmt::Debug for MariadbStore {
@@ -113,20 +148,37 @@ fn is_conflict(e: &mysql::Error) -> bool {
 }
 
 impl MariadbStore {
-    /// Connects to `url` (for example `mysql://root@127.0.0.1:3306/test`)
-    /// and creates the tables if they are missing.
+    /// Connects to `url` (for example `mysql://root@127.0.0.1:3306/test`).
+    /// Creates nothing: see [`MariadbStore::create_schema`].
     pub fn connect(url: &str) -> Result<Self, StorageError> {
         let opts =
             Opts::from_url(url).map_err(|e| StorageError::new(format!("mariadb: bad url: {e}")))?;
         Self::from_conn(Conn::new(opts).map_err(storage)?)
     }
 
-    /// Uses `conn`, creating the tables if they are missing.
-    pub fn from_conn(mut conn: Conn) -> Result<Self, StorageError> {
+    /// Uses `conn`. Creates nothing: see [`MariadbStore::create_schema`].
+    pub fn from_conn(conn: Conn) -> Result<Self, StorageError> {
+        Ok(MariadbStore {
+            conn,
+            causes: ConflictCauses::default(),
+        })
+    }
+
+    /// Creates the Delimiter tables that are missing (`CREATE TABLE IF NOT
+    /// EXISTS`, so existing tables are left as they are). Run it once, at
+    /// deployment or from a migration, with an account that may create
+    /// tables: on Galera each statement is a cluster-wide DDL.
+    pub fn create_schema(&mut self) -> Result<(), StorageError> {
         for statement in schema_statements() {
-            conn.query_drop(statement).map_err(storage)?;
+            self.conn.query_drop(statement).map_err(storage)?;
         }
-        Ok(MariadbStore { conn })
+        Ok(())
+    }
+
+    /// The conflicts this store's commits reported so far, by cause, and
+    /// the reads it ran again.
+    pub fn conflict_causes(&self) -> ConflictCauses {
+        self.causes
     }
 
     /// The underlying connection, for a service's own tables and queries.
@@ -213,10 +265,18 @@ impl MariadbStore {
         // isolation level: generations are read no later than the usage
         // they go with, in one round trip (the connection keeps the
         // statement prepared).
-        let rows: Vec<ReadRow> = self
-            .conn
-            .exec(READ_SQL.as_str(), (project, project))
-            .map_err(storage)?;
+        let mut attempt = 1;
+        let rows: Vec<ReadRow> = loop {
+            match self.conn.exec(READ_SQL.as_str(), (project, project)) {
+                Ok(rows) => break rows,
+                // A read writes nothing: run it again.
+                Err(e) if is_conflict(&e) && attempt < READ_ATTEMPTS => {
+                    attempt += 1;
+                    self.causes.read_retries += 1;
+                }
+                Err(e) => return Err(storage(e)),
+            }
+        };
         snapshot_from_rows(
             rows.into_iter()
                 .map(|(kind, _depth, a, b, n)| (kind, a, b, n)),
@@ -228,9 +288,9 @@ impl MariadbStore {
         &mut self,
         claim: &[ClaimEntry],
         request: &Request,
-    ) -> Result<CommitOutcome, mysql::Error> {
+    ) -> Result<CommitOutcome, Failed> {
         let opts = TxOpts::default().set_isolation_level(Some(IsolationLevel::ReadCommitted));
-        let mut tx = self.conn.start_transaction(opts)?;
+        let mut tx = self.conn.start_transaction(opts).map_err(Failed::before)?;
         // Root first: every claim in every transaction takes its rows in
         // one order (so no deadlock), and the row every consume of a
         // subtree claims, its root, is tried before any other is locked: a
@@ -244,7 +304,7 @@ impl MariadbStore {
                 "UPDATE delimiter_generations SET generation = generation + 1
                   WHERE project_id = ? AND generation = ?",
                 (&entry.project, generation),
-            )?;
+            ).map_err(Failed::before)?;
             if tx.affected_rows() == 0 {
                 // Dropping `tx` rolls back every statement so far.
                 return Ok(CommitOutcome::Conflict);
@@ -257,7 +317,8 @@ impl MariadbStore {
             tx.exec_drop(
                 "UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = ?",
                 (&request.project,),
-            )?;
+            )
+            .map_err(Failed::before)?;
         }
         for d in writes {
             // CHECK (usage >= 0) fails a release below zero, rolling back.
@@ -266,15 +327,20 @@ impl MariadbStore {
             tx.exec_drop(
                 "UPDATE delimiter_usage SET `usage` = `usage` + ? WHERE project_id = ? AND resource = ?",
                 (d.delta, &request.project, &d.resource),
-            )?;
+            )
+            .map_err(Failed::before)?;
             if tx.affected_rows() == 0 {
                 tx.exec_drop(
                     "INSERT INTO delimiter_usage (project_id, resource, `usage`) VALUES (?, ?, ?)",
                     (&request.project, &d.resource, d.delta),
-                )?;
+                )
+                .map_err(Failed::before)?;
             }
         }
-        tx.commit()?;
+        tx.commit().map_err(|error| Failed {
+            error,
+            at_commit: true,
+        })?;
         Ok(CommitOutcome::Committed)
     }
 }
@@ -290,9 +356,25 @@ impl Store for MariadbStore {
         request: &Request,
     ) -> Result<CommitOutcome, StorageError> {
         match self.try_commit(claim, request) {
+            Ok(CommitOutcome::Conflict) => {
+                self.causes.generation_miss += 1;
+                Ok(CommitOutcome::Conflict)
+            }
             Ok(outcome) => Ok(outcome),
-            Err(e) if is_conflict(&e) => Ok(CommitOutcome::Conflict),
-            Err(e) => Err(storage(e)),
+            Err(Failed { error, at_commit }) if is_conflict(&error) => {
+                // Galera certifies a transaction at COMMIT, and a replicated
+                // write or DDL that needs its rows aborts it at the
+                // statement running or next (one server: a deadlock or lock
+                // wait timeout). A transaction aborted in the moment between
+                // its last write and COMMIT is counted as certification.
+                if at_commit {
+                    self.causes.certification_failure += 1;
+                } else {
+                    self.causes.brute_force_abort += 1;
+                }
+                Ok(CommitOutcome::Conflict)
+            }
+            Err(Failed { error, .. }) => Err(storage(error)),
         }
     }
 }

@@ -11,6 +11,25 @@ use crate::*;
 pub use super::mariadb::{PATH_CTE as MARIADB_PATH_CTE, read_sql as mariadb_read_sql};
 pub use super::postgres::read_sql as postgres_read_sql;
 
+/// Conflicts a store's commits reported, by cause (every one is retried
+/// alike by the driver; the causes tell an operator what contends), and the
+/// reads it ran again because a conflict aborted them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConflictCauses {
+    /// A claimed generation had moved: another commit won the race.
+    pub generation_miss: u64,
+    /// Aborted by another transaction before COMMIT: on Galera a brute-force
+    /// abort by a replicated write or DDL; on one server a deadlock or a
+    /// lock wait timeout.
+    pub brute_force_abort: u64,
+    /// Failed at COMMIT: on Galera, certification (a rival node's
+    /// transaction on the same rows was ordered first).
+    pub certification_failure: u64,
+    /// Reads run again after a conflict aborted them (on Galera, a
+    /// replicated DDL); not conflicts of a commit.
+    pub read_retries: u64,
+}
+
 /// The tables (created if missing), from `conformance/storage/schema.sql`,
 /// the schema every host's reference stores share. `delimiter_generations` is the
 /// generations table keyed by project; `delimiter_usage` holds the usage

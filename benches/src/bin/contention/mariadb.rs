@@ -69,6 +69,7 @@ impl My {
             .map_err(|e| err("reset", e))?;
         let mut store =
             MariadbStore::from_conn(self.conn(Some(&self.database))?).map_err(|e| e.to_string())?;
+        store.create_schema().map_err(|e| e.to_string())?;
         for p in size.projects() {
             store.add_project(&p).map_err(|e| e.to_string())?;
         }
