@@ -123,6 +123,24 @@ impl PathDecision {
     pub fn is_admitted(&self) -> bool {
         matches!(self, PathDecision::Admitted { .. })
     }
+
+    /// The [`Decision`](crate::Decision) `evaluate` gives: the claim's path
+    /// positions named by `path` (as [`NumberedRequest::path`] gives it)
+    /// and the `generations` the caller passed for them.
+    pub fn named(self, path: &[impl AsRef<str>], generations: &[u64]) -> crate::Decision {
+        match self {
+            PathDecision::Admitted { claim } => crate::Decision::Admitted {
+                claim: claim
+                    .into_iter()
+                    .map(|k| crate::ClaimEntry {
+                        project: path[k as usize].as_ref().to_string(),
+                        generation: generations[k as usize],
+                    })
+                    .collect(),
+            },
+            PathDecision::Refused { violations } => crate::Decision::Refused { violations },
+        }
+    }
 }
 
 /// Where a project is: its node number for
@@ -150,6 +168,19 @@ pub struct NumberedRequest {
     /// resource no limit mentions and stands only until the next
     /// `number_request`, so a caller keeps only numbers below it.
     pub kept: u32,
+}
+
+impl NumberedRequest {
+    /// `deltas` (the request's, in the order its names were numbered) as
+    /// the (resource number, delta) pairs
+    /// [`evaluate_numbers`](Prepared::evaluate_numbers) takes.
+    pub fn numbered_deltas(&self, deltas: &[Delta]) -> Vec<(u32, i64)> {
+        self.resources
+            .iter()
+            .zip(deltas)
+            .map(|(&r, d)| (r, d.delta))
+            .collect()
+    }
 }
 
 /// The resources of one decision, each with its name (for order and

@@ -253,26 +253,12 @@ fn run_prepared(case: &Value) -> Result<Outcome, String> {
         let mut prepared = Prepared::new(c, &snap.projects, &snap.limits)?;
         let names: Vec<&str> = req.deltas.iter().map(|d| d.resource.as_str()).collect();
         let numbered = prepared.number_request(&req.project, &names)?;
-        let deltas: Vec<(u32, i64)> = numbered
-            .resources
-            .iter()
-            .zip(&req.deltas)
-            .map(|(&r, d)| (r, d.delta))
-            .collect();
+        let deltas = numbered.numbered_deltas(&req.deltas);
         let decision =
             prepared.evaluate_numbers(numbered.node, &deltas, &local, &subtree, &generations)?;
-        let mut out = match decision {
-            PathDecision::Admitted { claim } => {
-                let claim: Vec<ClaimEntry> = claim
-                    .iter()
-                    .map(|&k| ClaimEntry {
-                        project: numbered.path[k as usize].clone(),
-                        generation: generations[k as usize],
-                    })
-                    .collect();
-                json!({"admitted": true, "claim": claim_json(&claim)})
-            }
-            PathDecision::Refused { violations } => {
+        let mut out = match decision.named(&numbered.path, &generations) {
+            Decision::Admitted { claim } => json!({"admitted": true, "claim": claim_json(&claim)}),
+            Decision::Refused { violations } => {
                 json!({"admitted": false, "violations": violations_json(&violations)})
             }
         };

@@ -550,21 +550,6 @@ fn path_usage_error(s: &Snapshot, project: &str) -> Option<Error> {
 
 /// A prepared decision with its claim named by project id and generation,
 /// as `evaluate` names it.
-fn by_id(decision: PathDecision, path: &[&str], generations: &[u64]) -> Decision {
-    match decision {
-        PathDecision::Admitted { claim } => Decision::Admitted {
-            claim: claim
-                .into_iter()
-                .map(|k| ClaimEntry {
-                    project: path[k as usize].to_string(),
-                    generation: generations[k as usize],
-                })
-                .collect(),
-        },
-        PathDecision::Refused { violations } => Decision::Refused { violations },
-    }
-}
-
 fn generation_of(s: &Snapshot, project: &str) -> u64 {
     s.generations
         .iter()
@@ -638,7 +623,7 @@ proptest! {
         let generations: Vec<u64> = path.iter().map(|a| generation_of(s, a)).collect();
         let got = prepared
             .evaluate(project, &sc.request.deltas, &local, &subtree, &generations)
-            .map(|d| by_id(d, &path, &generations));
+            .map(|d| d.named(&path, &generations));
         prop_assert_eq!(got, evaluate(&sc.config, s, &sc.request));
     }
 
@@ -656,7 +641,7 @@ proptest! {
         let generations: Vec<u64> = path.iter().map(|a| generation_of(&sc.snapshot, a)).collect();
         let got = prepared
             .evaluate(project, deltas, &local, &subtree, &generations)
-            .map(|d| by_id(d, &path, &generations));
+            .map(|d| d.named(&path, &generations));
 
         let mut snapshot = sc.snapshot.clone();
         snapshot.usage = Usage::Path(PathUsage {
@@ -777,15 +762,10 @@ proptest! {
                     .flat_map(|a| names.iter().map(move |r| subtree(s, a, r)))
                     .collect();
                 let generations: Vec<u64> = path.iter().map(|a| generation_of(s, a)).collect();
-                let deltas: Vec<(u32, i64)> = numbered
-                    .resources
-                    .iter()
-                    .zip(&request.deltas)
-                    .map(|(&r, d)| (r, d.delta))
-                    .collect();
+                let deltas = numbered.numbered_deltas(&request.deltas);
                 let got = prepared
                     .evaluate_numbers(numbered.node, &deltas, &local, &subtree, &generations)
-                    .map(|d| by_id(d, &path, &generations));
+                    .map(|d| d.named(&path, &generations));
                 prop_assert_eq!(got, want);
             }
         }

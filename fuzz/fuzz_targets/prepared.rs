@@ -121,30 +121,14 @@ fuzz_target!(|input: Input| {
             return;
         }
     };
-    let deltas: Vec<(u32, i64)> = numbered
-        .resources
-        .iter()
-        .zip(&req.deltas)
-        .map(|(&n, d)| (n, d.delta))
-        .collect();
+    let deltas = numbered.numbered_deltas(&req.deltas);
     let by_numbers =
         prepared.evaluate_numbers(numbered.node, &deltas, &local, &subtree, &generations);
     assert_eq!(by_numbers, by_names);
     let path: Vec<&str> = numbered.path.iter().map(String::as_str).collect();
     if let Some(snapshot) = as_path(&path) {
         let want = evaluate(c, &snapshot, req);
-        let got = by_names.map(|d| match d {
-            PathDecision::Admitted { claim } => Decision::Admitted {
-                claim: claim
-                    .iter()
-                    .map(|&k| ClaimEntry {
-                        project: path[k as usize].to_string(),
-                        generation: generations[k as usize],
-                    })
-                    .collect(),
-            },
-            PathDecision::Refused { violations } => Decision::Refused { violations },
-        });
+        let got = by_names.map(|d| d.named(&path, &generations));
         assert_eq!(got, want);
     }
     // A number it never gave is a typed error, never a panic.
