@@ -15,6 +15,13 @@ caught: true``. PostgreSQL and MariaDB run when DELIMITER_TEST_POSTGRES_URL
 and DELIMITER_TEST_MARIADB_URL are set, and say they are skipped otherwise.
 Exits 1 on any failure.
 
+``galera`` runs on a multi-writer MariaDB Galera cluster when
+DELIMITER_TEST_GALERA_URLS lists its nodes (comma-separated; CI starts one
+with ``tools/galera/galera.sh``): worker i writes to node i mod n, the audit
+reads node 1 with ``wsrep_sync_wait=1``, and every node must hold the same
+usage and generations. MariaDB runs also print the conflicts by cause (and,
+on Galera, what the nodes themselves counted).
+
 ``DELIMITER_HARNESS_CLAIM=project-only`` (test-only) cuts every claim of the
 main runs down to the project alone: the audit must then fail.
 
@@ -32,7 +39,7 @@ import sys
 import time
 import traceback
 from collections import Counter
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
@@ -43,6 +50,8 @@ OPS = 30
 RESOURCES = ("servers", "cores")
 CUT_TRIES = 5
 CLAIM_VAR = "DELIMITER_HARNESS_CLAIM"
+GALERA_VAR = "DELIMITER_TEST_GALERA_URLS"
+CAUSES = ("generation_miss", "brute_force_abort", "certification_failure", "read_retries")
 AUDIT_DIR = pathlib.Path(__file__).resolve().parents[2] / "conformance" / "concurrency"
 
 #: org > eng > {web, batch}; org > ops > {db, cache}. Every node has a finite
@@ -90,6 +99,89 @@ def statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";\n") if s.strip()]
 
 
+# ---- a Galera cluster ----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Galera(Database):
+    """A namespace on a Galera cluster: setup and audit on the first node
+    (``server_url``), worker i on node i mod n."""
+
+    nodes: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, tag: str) -> Galera:
+        from sqlalchemy.engine import make_url
+
+        urls = [
+            make_url(u.strip()).set(drivername="mysql+pymysql").render_as_string(hide_password=False)
+            for u in os.environ[GALERA_VAR].split(",")
+            if u.strip()
+        ]
+        return cls("mariadb", urls[0], tag, tuple(urls))
+
+    def node(self, index: int) -> Database:
+        return Database("mariadb", self.nodes[index % len(self.nodes)], self.namespace)
+
+    def synced_engine(self, index: int) -> Any:
+        """An engine on node ``index`` whose reads wait until the node has
+        applied every write committed before them."""
+        return self.node(index).engine(connect_args={"init_command": "SET SESSION wsrep_sync_wait = 1"})
+
+    def diverged_nodes(self) -> int:
+        """Nodes whose usage or generations differ from the first node's."""
+        states = []
+        for i in range(len(self.nodes)):
+            engine = self.synced_engine(i)
+            try:
+                with engine.connect() as conn:
+                    states.append(
+                        (
+                            conn.exec_driver_sql(
+                                "SELECT project_id, resource, `usage` FROM delimiter_usage ORDER BY 1, 2"
+                            ).all(),
+                            conn.exec_driver_sql(
+                                "SELECT project_id, generation FROM delimiter_generations ORDER BY 1"
+                            ).all(),
+                        )
+                    )
+            finally:
+                engine.dispose()
+        return sum(1 for state in states[1:] if state != states[0])
+
+    def node_counters(self) -> tuple[int, int]:
+        """(brute-force aborts, certification failures) the nodes counted."""
+        bf = cert = 0
+        for i in range(len(self.nodes)):
+            engine = self.node(i).engine()
+            try:
+                with engine.connect() as conn:
+                    for name, value in conn.exec_driver_sql(
+                        "SHOW GLOBAL STATUS WHERE Variable_name IN "
+                        "('wsrep_local_bf_aborts', 'wsrep_local_cert_failures')"
+                    ):
+                        if name.endswith("bf_aborts"):
+                            bf += int(value)
+                        else:
+                            cert += int(value)
+            finally:
+                engine.dispose()
+        return bf, cert
+
+    def wait_all_nodes(self) -> None:
+        """Returns once every node has applied the setup (the database
+        and its tables), so that no worker connects before they arrive."""
+        for i in range(len(self.nodes)):
+            engine = Database("mariadb", self.nodes[i], "").engine(
+                connect_args={"init_command": "SET SESSION wsrep_sync_wait = 1"}
+            )
+            try:
+                with engine.connect() as conn:
+                    conn.exec_driver_sql(f"SELECT COUNT(*) FROM {self.namespace}.delimiter_projects").all()
+            finally:
+                engine.dispose()
+
+
 # ---- one database run ---------------------------------------------------------------
 
 
@@ -123,6 +215,8 @@ def prepare(db: Database) -> None:
             )
     finally:
         engine.dispose()
+    if isinstance(db, Galera):
+        db.wait_all_nodes()
 
 
 class WorkerStore:
@@ -160,6 +254,8 @@ def work(db: Database, index: int, project_only: bool, start: Any) -> dict[str, 
 
     from delimiter.stores.sqlalchemy import SqlAlchemyStore
 
+    if isinstance(db, Galera):
+        db = db.node(index)
     engine = db.engine(pool_size=1, max_overflow=0)
     store = WorkerStore(SqlAlchemyStore(engine), project_only)
     config = d.Config("nested")
@@ -205,6 +301,7 @@ def work(db: Database, index: int, project_only: bool, start: Any) -> dict[str, 
         "commits": commits,
         "claimed": store.claimed,
         "conflicts": store.conflicts,
+        "causes": store.inner.conflict_causes(),
         "refused": refused,
         "exhausted": exhausted,
     }
@@ -230,6 +327,11 @@ class Audit:
     commits: int = 0
     conflicts: int = 0
     retries_exhausted: int = 0
+    causes: Counter[str] = dataclasses.field(default_factory=Counter)
+    #: Galera: nodes whose data differ from the first node's.
+    diverged: int = 0
+    #: Galera: (brute-force aborts, certification failures) the nodes counted.
+    node_counted: Optional[tuple[int, int]] = None
 
     def line(self, kind: str) -> str:
         return (
@@ -237,6 +339,18 @@ class Audit:
             f"commits={self.commits} conflicts={self.conflicts} "
             f"retries_exhausted={self.retries_exhausted}"
         )
+
+    def causes_line(self, kind: str) -> str:
+        c = self.causes
+        line = (
+            f"{kind}: conflicts by cause: generation_miss={c['generation_miss']} "
+            f"brute_force_abort={c['brute_force_abort']} certification_failure={c['certification_failure']} "
+            f"(reads run again: {c['read_retries']})"
+        )
+        if self.node_counted is not None:
+            bf, cert = self.node_counted
+            line += f"; the nodes counted wsrep_local_bf_aborts={bf} wsrep_local_cert_failures={cert}"
+        return line
 
 
 class Pool:
@@ -282,6 +396,7 @@ def run(pool: Pool, db: Database, project_only: bool) -> Audit:
 
     prepare(db)
     try:
+        counters_before = db.node_counters() if isinstance(db, Galera) else None
         reports = pool.run(db, project_only)
         audit = Audit()
         committed: Counter[tuple[str, str]] = Counter()
@@ -290,6 +405,7 @@ def run(pool: Pool, db: Database, project_only: bool) -> Audit:
             audit.commits += len(report["commits"])
             audit.conflicts += report["conflicts"]
             audit.retries_exhausted += report["exhausted"]
+            audit.causes.update(report["causes"])
             for project, servers, cores in report["commits"]:
                 committed[(project, "servers")] += servers
                 committed[(project, "cores")] += cores
@@ -299,7 +415,7 @@ def run(pool: Pool, db: Database, project_only: bool) -> Audit:
                     audit.lost_updates += 1
                 claimed.add(tuple(pair))
 
-        engine = db.engine()
+        engine = db.synced_engine(0) if isinstance(db, Galera) else db.engine()
         try:
             with engine.connect() as conn:
                 recorded = conn.execute(text("SELECT anchor, resource, total FROM harness_audit")).all()
@@ -322,6 +438,11 @@ def run(pool: Pool, db: Database, project_only: bool) -> Audit:
         # Usage equals the sum of successful consumes minus releases.
         keys = {k for k, v in stored.items() if v} | {k for k, v in committed.items() if v}
         audit.lost_updates += sum(1 for k in keys if stored.get(k, 0) != committed.get(k, 0))
+        if isinstance(db, Galera):
+            audit.diverged = db.diverged_nodes()
+            after = db.node_counters()
+            assert counters_before is not None
+            audit.node_counted = (after[0] - counters_before[0], after[1] - counters_before[1])
         return audit
     finally:
         db.drop()
@@ -332,29 +453,37 @@ def main() -> int:
     if mode not in ("full", "project-only"):
         print(f"{CLAIM_VAR}={mode!r}: expected 'project-only' or unset", file=sys.stderr)
         return 2
-    dbs = []
+    tag = f"delimiter_pyharness_{os.getpid()}"
+    dbs: list[tuple[str, Callable[[], Database]]] = []
     for kind in KINDS:
         reason = skip_reason(kind)
         if reason is not None:
             print(f"{kind}: skipped ({reason})", flush=True)
         else:
-            dbs.append(kind)
+            dbs.append((kind, lambda kind=kind: Database.new(kind, tag)))  # type: ignore[misc]
+    if os.environ.get(GALERA_VAR):
+        dbs.append(("galera", lambda: Galera.from_env(tag)))
+    else:
+        print(f"galera: skipped ({GALERA_VAR} not set)", flush=True)
     began = time.monotonic()
     pool = Pool()
     failed = False
     try:
-        for kind in dbs:
-            tag = f"delimiter_pyharness_{os.getpid()}"
-            audit = run(pool, Database.new(kind, tag), mode == "project-only")
+        for kind, new in dbs:
+            audit = run(pool, new(), mode == "project-only")
             print(audit.line(kind), flush=True)
+            if kind in ("mariadb", "galera"):
+                print(audit.causes_line(kind), flush=True)
+            if kind == "galera":
+                identical = audit.diverged == 0
+                print(f"{kind}: usage and generations identical on all nodes: {str(identical).lower()}", flush=True)
+                failed |= not identical
             failed |= audit.oversubscribed > 0 or audit.lost_updates > 0 or audit.commits == 0
 
             # The same run with the claim cut down to the project must be
             # caught oversubscribing; a few tries, since a race may by chance
             # not happen.
-            caught = any(
-                run(pool, Database.new(kind, tag), True).oversubscribed > 0 for _ in range(CUT_TRIES)
-            )
+            caught = any(run(pool, new(), True).oversubscribed > 0 for _ in range(CUT_TRIES))
             print(
                 f"{kind}: with the claim cut down to the project alone, "
                 f"oversubscription caught: {str(caught).lower()}",

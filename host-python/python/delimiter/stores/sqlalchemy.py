@@ -29,13 +29,25 @@ IMMEDIATE`` on SQLite)::
 
 and rolls everything back as a conflict on the first that matches no row.
 No SERIALIZABLE, no ``SELECT ... FOR UPDATE``.
+
+On a MariaDB Galera cluster a replicated DDL (an ``ALTER TABLE`` on any node)
+aborts a snapshot that already read its table (error 1213), where a single
+server would make the DDL wait. A read writes nothing, so ``read`` runs
+again, up to four times, when a conflict aborts it. A node that has left the
+cluster answers 1047: a :class:`delimiter.StorageError` (fail over).
+
+Every conflict is counted by cause (:meth:`SqlAlchemyStore.conflict_causes`):
+a generation miss, a brute-force abort (a replicated write or DDL aborted the
+transaction before COMMIT; on one server a deadlock or lock wait timeout), or
+a certification failure (COMMIT refused by Galera).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+import threading
 from contextlib import contextmanager
-from typing import Any, Callable, Literal, Optional, Union
+from typing import Any, Callable, Literal, Optional, TypeVar, Union
 
 from sqlalchemy import (
     BigInteger,
@@ -327,6 +339,29 @@ class _Conflict(Exception):
     """A claimed generation had moved: roll back, report a conflict."""
 
 
+#: How many times ``read`` runs when a conflict (on Galera, a replicated
+#: DDL) aborts its snapshot. The DDL holds its table until it is done, so the
+#: next try waits for it instead of being aborted again.
+_READ_ATTEMPTS = 4
+
+#: The causes :meth:`SqlAlchemyStore.conflict_causes` counts.
+_CAUSES = ("generation_miss", "brute_force_abort", "certification_failure", "read_retries")
+
+_T = TypeVar("_T")
+
+
+def _from_miss(e: BaseException) -> bool:
+    """Whether ``e`` was raised while rolling back a generation miss (the
+    ROLLBACK itself can fail on Galera, with 1213, and would otherwise
+    replace the miss)."""
+    seen: Optional[BaseException] = e
+    while seen is not None:
+        if isinstance(seen, _Conflict):
+            return True
+        seen = seen.__context__
+    return False
+
+
 # ---- the store -------------------------------------------------------------------------
 
 
@@ -400,6 +435,21 @@ class SqlAlchemyStore:
         self._write_rows = write_rows
         self._counted = counted_usage is not None
         self._queries = queries
+        # Shared by the copies with_rows makes: one store, one count.
+        self._causes = dict.fromkeys(_CAUSES, 0)
+        self._causes_lock = threading.Lock()
+
+    def conflict_causes(self) -> dict[str, int]:
+        """The conflicts this store's commits reported so far, by cause
+        (``generation_miss``, ``brute_force_abort``,
+        ``certification_failure``), and ``read_retries``, the reads run
+        again after a conflict aborted them."""
+        with self._causes_lock:
+            return dict(self._causes)
+
+    def _count(self, cause: str) -> None:
+        with self._causes_lock:
+            self._causes[cause] += 1
 
     @property
     def engine(self) -> Engine:
@@ -466,15 +516,14 @@ class SqlAlchemyStore:
     def usage(self, project: str, resource: str) -> int:
         """What ``project`` itself uses of ``resource`` (0 if nothing),
         from the counter table or the counted rows."""
-        with self._reading() as conn:
-            value = conn.execute(self._queries.usage_of, {"project": project, "resource": resource})
-            return int(value.scalar_one())
+        query = self._queries.usage_of
+        params = {"project": project, "resource": resource}
+        return self._read(lambda conn: int(conn.execute(query, params).scalar_one()))
 
     def generation(self, project: str) -> Optional[int]:
         """The current generation of ``project``, None if it has none."""
         query = select(generations.c.generation).where(generations.c.project_id == project)
-        with self._reading() as conn:
-            g = conn.execute(query).scalar_one_or_none()
+        g = self._read(lambda conn: conn.execute(query).scalar_one_or_none())
         return None if g is None else int(g)
 
     # ---- the store protocol ------------------------------------------------------------
@@ -485,13 +534,15 @@ class SqlAlchemyStore:
         its local usage and every path node's subtree usage."""
         q = self._queries
         params = {"project": project, "resources": list(resources)}
-        with self._reading() as conn:
+
+        def rows(conn: Connection) -> tuple[Any, ...]:
             # Generations first, in the same snapshot as the usage.
-            path = conn.execute(q.path, params).all()
-            local = conn.execute(q.local, params).all()
-            subtree = conn.execute(q.subtree, params).all()
-            registered = conn.execute(q.registered, params).all()
-            limits = conn.execute(q.project_limits, params).all()
+            return tuple(
+                conn.execute(query, params).all()
+                for query in (q.path, q.local, q.subtree, q.registered, q.project_limits)
+            )
+
+        path, local, subtree, registered, limits = self._read(rows)
         gens = []
         for pid, _parent, g in path:
             if g is None:
@@ -524,13 +575,24 @@ class SqlAlchemyStore:
         (which ``consume``'s ``StorageError`` carries on as its own
         ``original``); any other exception from ``write_rows`` rolls back
         and propagates."""
+        applied = False  # after _apply, leaving the block runs COMMIT
         try:
             with self._writing() as conn:
                 self._apply(conn, claim, request)
+                applied = True
         except _Conflict:
+            self._count("generation_miss")
             return d.CommitOutcome.CONFLICT
         except self._db_errors as e:
+            if _from_miss(e):
+                # The ROLLBACK after a miss failed (Galera: aborted by a
+                # replicated write meanwhile); nothing was written either way.
+                self._count("generation_miss")
+                return d.CommitOutcome.CONFLICT
             if self._is_conflict(e):
+                # Galera certifies at COMMIT; a replicated write or DDL
+                # aborts a transaction at the statement running or next.
+                self._count("certification_failure" if applied else "brute_force_abort")
                 return d.CommitOutcome.CONFLICT
             raise self._storage_error(e) from e
         return d.CommitOutcome.COMMITTED
@@ -564,24 +626,49 @@ class SqlAlchemyStore:
         if self._write_rows is not None:
             self._write_rows(conn, request)
 
+    def _read(self, body: Callable[[Connection], _T]) -> _T:
+        """``body`` in a read-only transaction with one snapshot for every
+        statement, run again (a read writes nothing) when a conflict aborts
+        it: on Galera, a replicated DDL on a table the snapshot read."""
+        attempt = 1
+        while True:
+            try:
+                with self._snapshot() as conn:
+                    return body(conn)
+            except self._db_errors as e:
+                if attempt < _READ_ATTEMPTS and self._is_conflict(e):
+                    attempt += 1
+                    self._count("read_retries")
+                    continue
+                raise self._storage_error(e) from e
+
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
-        """A read-only transaction with one snapshot for every statement."""
+        """:meth:`_snapshot` with database errors as
+        :class:`delimiter.StorageError`, run once (what ``_read`` does but
+        retry; kept for callers that read inside it)."""
         try:
-            with self._engine.connect() as conn:
-                if self._kind == "sqlite":
-                    conn.execution_options(**{_SQLITE_BEGIN: "BEGIN"})
-                elif self._kind == "postgres":
-                    conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-                else:
-                    conn.execution_options(isolation_level="REPEATABLE READ")
-                with conn.begin():
-                    if self._kind == "mariadb":
-                        # The snapshot is taken now, not at the first read.
-                        conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-                    yield conn
+            with self._snapshot() as conn:
+                yield conn
         except self._db_errors as e:
             raise self._storage_error(e) from e
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """A read-only transaction with one snapshot for every statement.
+        Database errors propagate as SQLAlchemy's; :meth:`_read` maps them."""
+        with self._engine.connect() as conn:
+            if self._kind == "sqlite":
+                conn.execution_options(**{_SQLITE_BEGIN: "BEGIN"})
+            elif self._kind == "postgres":
+                conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            else:
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                if self._kind == "mariadb":
+                    # The snapshot is taken now, not at the first read.
+                    conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+                yield conn
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
