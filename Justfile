@@ -71,8 +71,19 @@ wheel: setup component
 # store, every vector), then the Python concurrency harness (16 processes, on
 # SQLite and every database set in the environment).
 test-python: wheel
-    {{venv}}/bin/python -m pytest -q -p no:cacheprovider host-python/tests
+    {{venv}}/bin/python -m pytest -q -p no:cacheprovider -rs host-python/tests
     {{venv}}/bin/python host-python/tests/concurrency_harness.py
+
+# A three-node MariaDB Galera cluster on 127.0.0.1, ports 4306-4308
+# (tools/galera/galera.sh; about 30 s): prints DELIMITER_TEST_GALERA_URLS,
+# which the Galera tests and both concurrency harnesses read (they skip,
+# visibly, without it). `just galera-down` stops it by its pids.
+galera-up:
+    tools/galera/galera.sh up
+    @tools/galera/galera.sh env
+
+galera-down:
+    tools/galera/galera.sh down
 
 # The tests that need a live Keystone (host-python/tests/test_keystone_*.py,
 # skipped visibly without one): Keystone 30 from PyPI in its own venv
