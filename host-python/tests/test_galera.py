@@ -52,9 +52,12 @@ def synced(node: int, sql: str, **params: Any) -> list[Any]:
 
 
 def run(node: int, sql: str) -> None:
+    """``sql`` on ``node``, after the node applied every write committed
+    before it (reads and UPDATEs wait: ``wsrep_sync_wait=3``)."""
     e = engine(node, isolation_level="AUTOCOMMIT")
     try:
         with e.connect() as conn:
+            conn.exec_driver_sql("SET SESSION wsrep_sync_wait = 3")
             conn.exec_driver_sql(sql)
     finally:
         e.dispose()
