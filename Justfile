@@ -74,23 +74,23 @@ test-python: wheel
     {{venv}}/bin/python -m pytest -q -p no:cacheprovider -rs host-python/tests
     {{venv}}/bin/python host-python/tests/concurrency_harness.py
 
-# A three-node MariaDB Galera cluster on 127.0.0.1, ports 4306-4308
-# (tools/galera/galera.sh; about 30 s): prints DELIMITER_TEST_GALERA_URLS,
-# which the Galera tests and both concurrency harnesses read (they skip,
-# visibly, without it). `just galera-down` stops it by its pids.
+# tools/galera/galera.sh, about 30 s. The Galera tests and both concurrency
+# harnesses read the variable it prints (they skip, visibly, without it).
+# Start a 3-node Galera cluster on 127.0.0.1:4306-4308; print DELIMITER_TEST_GALERA_URLS.
 galera-up:
     tools/galera/galera.sh up
     @tools/galera/galera.sh env
 
+# Stop the Galera cluster by its pids and remove its data.
 galera-down:
     tools/galera/galera.sh down
 
-# The tests that need a live Keystone (host-python/tests/test_keystone_*.py,
-# skipped visibly without one): Keystone 30 from PyPI in its own venv
-# (target/keystone-venv), started on 127.0.0.1 with SQLite
-# (tools/keystone/keystone.sh), the tests run (the strict_two_level ones
-# restart it in that model), the Keystone bench once on a tiny size, then
-# Keystone stopped by its pid, also on failure.
+# Keystone 30 from PyPI in its own venv (target/keystone-venv), started on
+# 127.0.0.1 with SQLite (tools/keystone/keystone.sh); the strict_two_level
+# tests restart it in that model; the Keystone bench runs once on a tiny
+# size; Keystone is stopped by its pid, also on failure. Without a Keystone
+# those tests skip, visibly.
+# The tests against a live Keystone (host-python/tests/test_keystone_*.py).
 test-keystone: wheel
     #!/usr/bin/env bash
     set -euo pipefail
@@ -102,9 +102,9 @@ test-keystone: wheel
     {{venv}}/bin/python -m pytest -q -p no:cacheprovider -rs host-python/tests/test_keystone_compat.py host-python/tests/test_keystone_enforcer.py host-python/tests/test_keystone_store.py host-python/tests/test_keystone_strict.py
     DELIMITER_BENCH_TINY=1 DELIMITER_BENCH_DIR=target/bench-tiny {{venv}}/bin/python benches/keystone.py
 
-# The Keystone bench alone on a live Keystone (requests per Enforcer and per
-# warm enforce, ours against oslo.limit; warm enforce latency, also on the
-# nine decision scenarios), then its section of BENCHMARKS.md. A few minutes.
+# Requests per Enforcer and per warm enforce, ours against oslo.limit; warm
+# enforce latency, also on the nine decision scenarios. A few minutes.
+# The Keystone bench alone on a live Keystone, then its section of BENCHMARKS.md.
 bench-keystone: wheel
     just _bench-keystone-run
     {{python}} benches/report.py --section keystone
@@ -120,19 +120,21 @@ _bench-keystone-run:
     set -a; eval "$(tools/keystone/keystone.sh env)"; set +a
     {{venv}}/bin/python benches/keystone.py
 
-# Start a Keystone for trying things (`tools/keystone/keystone.sh env` prints
-# the variables the tests and the example read); `just keystone-stop` stops it.
+# `tools/keystone/keystone.sh env` prints the variables the tests and the
+# example read; `just keystone-stop` stops it.
+# Start a Keystone on 127.0.0.1:5055 (model flat or strict_two_level).
 keystone-start model="flat":
     tools/keystone/keystone.sh install
     tools/keystone/keystone.sh start {{model}}
     @tools/keystone/keystone.sh env
 
+# Stop the Keystone by its pid.
 keystone-stop:
     tools/keystone/keystone.sh stop
 
-# The Keystone example (examples/keystone_nova.py): a small Nova-like
-# service booting and deleting servers concurrently through consume, with
-# limits and tree from a live Keystone it starts and stops.
+# A small Nova-like service booting and deleting servers concurrently
+# through consume, with limits and tree from a live Keystone it starts and stops.
+# The Keystone example (examples/keystone_nova.py).
 demo-keystone: wheel
     #!/usr/bin/env bash
     set -euo pipefail
