@@ -304,7 +304,8 @@ impl MariadbStore {
                 "UPDATE delimiter_generations SET generation = generation + 1
                   WHERE project_id = ? AND generation = ?",
                 (&entry.project, generation),
-            ).map_err(Failed::before)?;
+            )
+            .map_err(Failed::before)?;
             if tx.affected_rows() == 0 {
                 // Dropping `tx` rolls back every statement so far.
                 return Ok(CommitOutcome::Conflict);
