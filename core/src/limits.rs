@@ -125,7 +125,8 @@ impl<'a> LimitTable<'a> {
                 problems.push(Error::EmptyId {
                     what: IdKind::Project,
                 });
-            } else if let Some(problem) = check_limit(Some(p.project.clone()), &p.resource, p.limit) {
+            } else if let Some(problem) = check_limit(Some(p.project.clone()), &p.resource, p.limit)
+            {
                 problems.push(problem);
             } else {
                 match tree.lookup(&p.project) {
@@ -206,7 +207,10 @@ fn insert_project_limit<'a>(
     node: usize,
     p: &'a ProjectLimit,
 ) {
-    if project.insert((node, p.resource.as_str()), p.limit).is_some() {
+    if project
+        .insert((node, p.resource.as_str()), p.limit)
+        .is_some()
+    {
         push_once(
             problems,
             Error::DuplicateLimit {

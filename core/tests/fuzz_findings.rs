@@ -57,7 +57,10 @@ fn flat_ignores_a_subtree_sum_that_would_overflow() {
     // The same question under flat through headroom and max_count.
     let room = headroom(&flat, &snapshot, "a", &["r".to_string()]).unwrap();
     assert_eq!(room[0].room, Room::Limited(9));
-    assert_eq!(max_count(&flat, &snapshot, "a", &request.deltas).unwrap(), Count::Units(9));
+    assert_eq!(
+        max_count(&flat, &snapshot, "a", &request.deltas).unwrap(),
+        Count::Units(9)
+    );
     // Nested does read root's sum: there it is overflow.
     let nested = Config::new(Model::Nested);
     assert!(matches!(
@@ -112,7 +115,9 @@ fn a_deep_chain_sums_every_node_once() {
     let depth = 30_000;
     let mut projects = vec![Project::root("n0")];
     projects.extend((1..depth).map(|i| Project::child(format!("n{i}"), format!("n{}", i - 1))));
-    let usage = (0..depth).map(|i| entry(&format!("n{i}"), "r", 1)).collect();
+    let usage = (0..depth)
+        .map(|i| entry(&format!("n{i}"), "r", 1))
+        .collect();
     let snapshot = Snapshot {
         projects,
         limits: Limits {
@@ -133,7 +138,10 @@ fn a_deep_chain_sums_every_node_once() {
     let Decision::Refused { violations } = evaluate(&config, &snapshot, &at_root).unwrap() else {
         panic!("the root is full")
     };
-    assert_eq!((violations[0].usage, violations[0].limit), (depth as i64, depth as i64));
+    assert_eq!(
+        (violations[0].usage, violations[0].limit),
+        (depth as i64, depth as i64)
+    );
     // Half way down: U(n15000) counts the 15,000 nodes from there down.
     let room = headroom(&config, &snapshot, "n15000", &["r".to_string()]).unwrap();
     assert_eq!(room[0].room, Room::Limited(0), "the root is full");

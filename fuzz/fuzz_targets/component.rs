@@ -114,7 +114,10 @@ fn as_core(got: Result<h::Decision, h::Error>) -> Result<c::Decision, String> {
         Ok(h::Decision::Admitted(claim)) => Ok(c::Decision::Admitted {
             claim: claim
                 .into_iter()
-                .map(|e| c::ClaimEntry { project: e.project, generation: e.generation })
+                .map(|e| c::ClaimEntry {
+                    project: e.project,
+                    generation: e.generation,
+                })
                 .collect(),
         }),
         Ok(h::Decision::Refused(violations)) => Ok(c::Decision::Refused {
@@ -136,7 +139,11 @@ fn as_core(got: Result<h::Decision, h::Error>) -> Result<c::Decision, String> {
 
 fuzz_target!(|s: Scenario| {
     let got = ENFORCER.with(|e| {
-        e.borrow_mut().evaluate(&config(&s.config), &snapshot(&s.snapshot), &request(&s.request))
+        e.borrow_mut().evaluate(
+            &config(&s.config),
+            &snapshot(&s.snapshot),
+            &request(&s.request),
+        )
     });
     let native = c::evaluate(&s.config, &s.snapshot, &s.request).map_err(|e| e.to_string());
     assert_eq!(as_core(got), native);
