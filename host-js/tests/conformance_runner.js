@@ -229,15 +229,23 @@ function canonical(value) {
 
 const show = (value) => JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? Number(v) : v));
 
+/**
+ * The case's operation through the public API: its result in the vectors'
+ * shapes, or what it threw; a consume's store calls are counted in `calls`.
+ */
+export function operate(c, calls = {}) {
+  if (c.operation === 'consume') return runConsume(c, calls);
+  if (Object.hasOwn(OPERATIONS, c.operation)) return OPERATIONS[c.operation](c);
+  throw new Error(`unsupported operation ${JSON.stringify(c.operation)}`);
+}
+
 /** null when the case passes, else why it failed. */
 export function runCase(c) {
   const op = c.operation;
   const calls = {};
   let outcome;
   try {
-    if (op === 'consume') outcome = ['result', runConsume(c, calls)];
-    else if (op in OPERATIONS) outcome = ['result', OPERATIONS[op](c)];
-    else return `unsupported operation ${JSON.stringify(op)}`;
+    outcome = ['result', operate(c, calls)];
   } catch (e) {
     if (e instanceof d.GuestFault) outcome = ['error', `guest-fault: ${e.message}`];
     else if (e instanceof d.QuotaError) outcome = ['error', e.kind];
