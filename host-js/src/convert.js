@@ -31,6 +31,17 @@ const MISSING_LIMITS = new Set(['zero', 'unlimited']);
 const COMMIT_OUTCOMES = new Set(['committed', 'conflict']);
 
 // ---- scalars -------------------------------------------------------------
+//
+// `what` names the value checked; a container adds where it sits (the
+// index, the field) only when a check fails, so that a valid input costs
+// no string building.
+
+/** A TypeError or RangeError from inside `what`, its location prefixed. */
+function within(where, e) {
+  if (!(e instanceof TypeError || e instanceof RangeError)) return e;
+  // `[i]...` and `: ...` (the entry itself) follow directly, a field after a dot.
+  return new e.constructor(`${where}${/^[[:]/.test(e.message) ? '' : '.'}${e.message}`);
+}
 
 export function string(value, what) {
   if (typeof value !== 'string') throw new TypeError(`${what}: expected a string, got ${describe(value)}`);
@@ -50,8 +61,10 @@ function integer(value, what, min, max) {
   return big;
 }
 
-export const s64 = (value, what) => integer(value, what, S64_MIN, S64_MAX);
-export const u64 = (value, what) => integer(value, what, 0n, U64_MAX);
+export const s64 = (value, what) =>
+  typeof value === 'bigint' && value >= S64_MIN && value <= S64_MAX ? value : integer(value, what, S64_MIN, S64_MAX);
+export const u64 = (value, what) =>
+  typeof value === 'bigint' && value >= 0n && value <= U64_MAX ? value : integer(value, what, 0n, U64_MAX);
 
 export function u32(value, what) {
   if (typeof value === 'bigint' && value >= 0n && value <= BigInt(U32_MAX)) return Number(value);
@@ -59,9 +72,18 @@ export function u32(value, what) {
   throw new TypeError(`${what}: expected an integer in [0, ${U32_MAX}], got ${describe(value)}`);
 }
 
+/** `item(entry)` for every entry of the array `value`. */
 function list(value, what, item) {
   if (!Array.isArray(value)) throw new TypeError(`${what}: expected an array, got ${describe(value)}`);
-  return value.map((x, i) => item(object(x, `${what}[${i}]`), `${what}[${i}]`));
+  const out = new Array(value.length);
+  for (let i = 0; i < value.length; i++) {
+    try {
+      out[i] = item(object(value[i], ''));
+    } catch (e) {
+      throw within(`${what}[${i}]`, e);
+    }
+  }
+  return out;
 }
 
 function optionalList(value, what, item) {
@@ -75,6 +97,15 @@ function object(value, what) {
   return value;
 }
 
+/** `fn()`, a failure located at `where`. */
+function at(where, fn) {
+  try {
+    return fn();
+  } catch (e) {
+    throw within(where, e);
+  }
+}
+
 function describe(value) {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'bigint') return `${value}n`;
@@ -84,38 +115,32 @@ function describe(value) {
 
 // ---- inputs ----------------------------------------------------------------
 
-export const project = (p, what) => ({
-  id: string(p.id, `${what}.id`),
-  parent: optionalString(p.parent, `${what}.parent`),
-});
+export const project = (p) => ({ id: string(p.id, 'id'), parent: optionalString(p.parent, 'parent') });
 
 export const projects = (value, what = 'projects') => list(value, what, project);
+
+const registeredLimit = (x) => ({ resource: string(x.resource, 'resource'), limit: s64(x.limit, 'limit') });
+const projectLimit = (x) => ({
+  project: string(x.project, 'project'),
+  resource: string(x.resource, 'resource'),
+  limit: s64(x.limit, 'limit'),
+});
 
 export function limits(value, what = 'limits') {
   const l = value === undefined ? {} : object(value, what);
   return {
-    registered: optionalList(l.registered, `${what}.registered`, (x, w) => ({
-      resource: string(x.resource, `${w}.resource`),
-      limit: s64(x.limit, `${w}.limit`),
-    })),
-    project: optionalList(l.project, `${what}.project`, (x, w) => ({
-      project: string(x.project, `${w}.project`),
-      resource: string(x.resource, `${w}.resource`),
-      limit: s64(x.limit, `${w}.limit`),
-    })),
+    registered: optionalList(l.registered, `${what}.registered`, registeredLimit),
+    project: optionalList(l.project, `${what}.project`, projectLimit),
   };
 }
 
-const usageEntry = (x, w) => ({
-  project: string(x.project, `${w}.project`),
-  resource: string(x.resource, `${w}.resource`),
-  usage: s64(x.usage, `${w}.usage`),
+const usageEntry = (x) => ({
+  project: string(x.project, 'project'),
+  resource: string(x.resource, 'resource'),
+  usage: s64(x.usage, 'usage'),
 });
 
-const resourceUsage = (x, w) => ({
-  resource: string(x.resource, `${w}.resource`),
-  usage: s64(x.usage, `${w}.usage`),
-});
+const resourceUsage = (x) => ({ resource: string(x.resource, 'resource'), usage: s64(x.usage, 'usage') });
 
 /** Usage as an array of entries (local), or `{ local, subtree }` (path). */
 export function usage(value, what = 'usage') {
@@ -132,31 +157,28 @@ export function usage(value, what = 'usage') {
   };
 }
 
+const generation = (x) => ({ project: string(x.project, 'project'), generation: u64(x.generation, 'generation') });
+
 export function snapshot(value, what = 'snapshot') {
   const s = object(value, what);
   return {
     projects: optionalList(s.projects, `${what}.projects`, project),
     limits: limits(s.limits, `${what}.limits`),
     usage: usage(s.usage, `${what}.usage`),
-    generations: optionalList(s.generations, `${what}.generations`, (x, w) => ({
-      project: string(x.project, `${w}.project`),
-      generation: u64(x.generation, `${w}.generation`),
-    })),
+    generations: optionalList(s.generations, `${what}.generations`, generation),
   };
 }
 
+const delta = (x) => ({ resource: string(x.resource, 'resource'), delta: s64(x.delta, 'delta') });
+
 /** Deltas as an array of `{ resource, delta }` (a name may repeat), or an object of name: delta. */
 export function deltas(value, what = 'deltas') {
-  if (Array.isArray(value)) {
-    return list(value, what, (x, w) => ({
-      resource: string(x.resource, `${w}.resource`),
-      delta: s64(x.delta, `${w}.delta`),
-    }));
+  if (Array.isArray(value)) return list(value, what, delta);
+  const out = [];
+  for (const [resource, d] of Object.entries(object(value, what))) {
+    out.push({ resource, delta: at(what, () => s64(d, resource)) });
   }
-  return Object.entries(object(value, what)).map(([resource, delta]) => ({
-    resource,
-    delta: s64(delta, `${what}.${resource}`),
-  }));
+  return out;
 }
 
 export function request(value, what = 'request') {
@@ -165,10 +187,10 @@ export function request(value, what = 'request') {
 }
 
 /**
- * A config in the WIT's shape, the defaults filled in; `null` when a name
- * is not one of the WIT's cases (say Keystone's `strict_two_level`), for
- * the caller to have the component parse it (parse-config), so that a bad
- * name gets the core's error and message.
+ * A config in the WIT's shape, the defaults filled in; `parsed` false when
+ * a name is not one of the WIT's cases (say Keystone's `strict_two_level`),
+ * for the caller to have the component parse it (parse-config), so that a
+ * bad name gets the core's error and message.
  */
 export function config(value, what = 'config') {
   const c = value === undefined || value === null ? {} : object(value, what);
@@ -190,15 +212,13 @@ export function policy(value, what = 'policy') {
   };
 }
 
-const resourceLimit = (x, w) => ({ resource: string(x.resource, `${w}.resource`), limit: s64(x.limit, `${w}.limit`) });
-
 export function osloRequest(value, what = 'check') {
   const o = object(value, what);
   return {
     projectId: optionalString(o.projectId, `${what}.projectId`),
     deltas: deltas(o.deltas ?? [], `${what}.deltas`),
-    registered: optionalList(o.registered, `${what}.registered`, resourceLimit),
-    project: optionalList(o.project, `${what}.project`, resourceLimit),
+    registered: optionalList(o.registered, `${what}.registered`, registeredLimit),
+    project: optionalList(o.project, `${what}.project`, registeredLimit),
     usage: optionalList(o.usage, `${what}.usage`, resourceUsage),
   };
 }
@@ -210,13 +230,19 @@ export function commitOutcome(value) {
   return value;
 }
 
-/** A list of 64-bit integers as the typed array jco copies in one go. */
+/**
+ * A list of 64-bit integers as the typed array jco copies in one go (and
+ * the one kind of list it lowers correctly: jco 1.12 reads a plain Array's
+ * `buffer`, which it has not).
+ */
 export function int64s(value, what, unsigned = false) {
   const Typed = unsigned ? BigUint64Array : BigInt64Array;
   if (value instanceof Typed) return value;
   if (!Array.isArray(value)) throw new TypeError(`${what}: expected an array or a ${Typed.name}, got ${describe(value)}`);
   const check = unsigned ? u64 : s64;
-  return Typed.from(value, (x, i) => check(x, `${what}[${i}]`));
+  const out = new Typed(value.length);
+  for (let i = 0; i < value.length; i++) out[i] = check(value[i], `${what}[${i}]`);
+  return out;
 }
 
 // ---- results ---------------------------------------------------------------
