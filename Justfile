@@ -23,6 +23,7 @@ setup:
 
 # The Node.js host's tools as host-js/package-lock.json pins them (`npm ci` when it changed).
 setup-js:
+    @node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || { echo "host-js needs Node.js 20 or later (node --version: $(node --version 2>&1))" >&2; exit 1; }
     cd host-js && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error; }
 
 # Everything, all hosts: unit, property and doc tests, vector schema, conformance.
