@@ -78,6 +78,7 @@ export class Instance {
   /** The largest size of linear memory granted, in bytes. */
   highWater = 0;
   #denied = false;
+  #inCall = false;
   #fuel = null;
   #memory = null;
 
@@ -108,11 +109,10 @@ export class Instance {
       this.quota = instantiate((name) => runtime.module(name), { 'delimiter:quota/store': store }, (module, imports) => {
         const metered = WebAssembly.Module.imports(module).some((i) => i.module === METER);
         const instance = new WebAssembly.Instance(module, metered ? { ...imports, [METER]: meter } : imports);
-        if (metered) {
-          this.#fuel = instance.exports[`${METER}/fuel`];
-          this.#memory = instance.exports.memory;
-        }
-        return instance;
+        if (!metered) return instance;
+        this.#fuel = instance.exports[`${METER}/fuel`];
+        this.#memory = instance.exports.memory;
+        return { exports: this.#guardDestructors(instance.exports) };
       }).quota;
     } catch (e) {
       if (e instanceof GuestFault) throw e;
@@ -126,6 +126,33 @@ export class Instance {
       throw new GuestFault('memory-limit', `the instance starts with ${initial} bytes, above the limit of ${memoryLimit}`);
     }
     this.highWater = initial;
+  }
+
+  /**
+   * jco drops a resource whose JavaScript object was garbage-collected by
+   * calling the guest's destructor from a FinalizationRegistry callback,
+   * outside any call of ours: there it must not enter a faulted instance,
+   * must not run on what fuel a call left, and must not throw (it would be
+   * an uncaught exception). A destructor called during a call runs as the
+   * call does.
+   */
+  #guardDestructors(exports) {
+    const guarded = { ...exports };
+    for (const [name, dtor] of Object.entries(exports)) {
+      if (!name.includes('[dtor]')) continue;
+      guarded[name] = (rep) => {
+        if (this.#inCall) return dtor(rep);
+        if (!this.live) return undefined; // the instance's memory goes with it
+        this.#fuel.value = DEFAULT_FUEL;
+        try {
+          return dtor(rep);
+        } catch {
+          this.live = false;
+          return undefined;
+        }
+      };
+    }
+    return guarded;
   }
 
   #bridged(method, ...args) {
@@ -143,6 +170,7 @@ export class Instance {
     this.#denied = false;
     this.lastFuelUsed = null;
     this.#fuel.value = fuel;
+    this.#inCall = true;
     try {
       const value = fn(this.quota);
       this.lastFuelUsed = fuel - this.#fuel.value;
@@ -154,6 +182,8 @@ export class Instance {
       }
       this.live = false;
       throw this.#fault(e);
+    } finally {
+      this.#inCall = false;
     }
   }
 

@@ -7,6 +7,7 @@
 // its core module (a trap where a guest panic would be one, corrupted bytes).
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import binaryen from 'binaryen';
@@ -134,4 +135,22 @@ test('a component that does not load is a load fault, on every call', () => {
   assertFault(() => enforcer.evaluate(tree(1, 1), oneServer('c0-l0')), 'load');
   assertFault(() => enforcer.parseModel('flat'), 'load');
   assertFault(() => new d.Prepared([{ id: 'a' }], {}, undefined, { runtime }), 'load');
+});
+
+test('a prepared resource collected after a fault does not enter the faulted instance', () => {
+  // jco drops a garbage-collected resource by calling the guest's
+  // destructor from a FinalizationRegistry callback; into an instance out
+  // of fuel, that was an uncaught exception that ended the process.
+  const runtime = new URL('../src/runtime.js', import.meta.url).href;
+  const code = `
+    import { runtime } from ${JSON.stringify(runtime)};
+    const instance = runtime().instance(${d.DEFAULT_MEMORY_LIMIT});
+    const config = { model: 'nested', maxDepth: 64, missingLimit: 'zero' };
+    instance.call(${d.DEFAULT_FUEL}n, (q) => q.prepare(config, [{ id: 'a' }], { registered: [], project: [] }));
+    try { instance.call(5n, (q) => q.parseModel('flat')); } catch (e) { if (e.kind !== 'out-of-fuel') throw e; }
+    for (let i = 0; i < 5; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 20)); }
+    console.log(instance.live ? 'live' : 'dropped');
+  `;
+  const out = execFileSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', code], { encoding: 'utf8' });
+  assert.equal(out.trim(), 'dropped');
 });
