@@ -35,15 +35,35 @@ export class Enforcer {
   #idle = [];
   #last = null;
   #runtime;
+  #fuel;
+  #memoryLimit;
 
   /**
    * `fuel` (BigInt) and `memoryLimit` (bytes) bound every call
    * (defaults DEFAULT_FUEL, DEFAULT_MEMORY_LIMIT).
    */
   constructor(options = {}) {
-    ({ fuel: this.fuel, memoryLimit: this.memoryLimit } = checkLimits(options));
-    // Tests of load faults pass a runtime of altered modules.
+    ({ fuel: this.#fuel, memoryLimit: this.#memoryLimit } = checkLimits(options));
+    // Tests of traps and load faults pass a runtime of altered modules.
     this.#runtime = options.runtime ?? runtime();
+  }
+
+  /** Fuel for each call, from the next call on. */
+  get fuel() {
+    return this.#fuel;
+  }
+
+  set fuel(fuel) {
+    this.#fuel = checkLimits({ fuel }).fuel;
+  }
+
+  /** The linear memory an instance may grow to, in bytes, from the next call on. */
+  get memoryLimit() {
+    return this.#memoryLimit;
+  }
+
+  set memoryLimit(memoryLimit) {
+    this.#memoryLimit = checkLimits({ memoryLimit }).memoryLimit;
   }
 
   /** Fuel the last call used (null before a call, or after a fault). */
@@ -157,14 +177,15 @@ export class Enforcer {
 
   /** Runs `fn(quota)` in an idle instance (a fresh one if none), with the store of a consume. */
   #run(fn, bridge = null) {
-    const instance = this.#idle.pop() ?? this.#runtime.instance(this.memoryLimit);
-    instance.memoryLimit = this.memoryLimit;
+    const instance = this.#idle.pop() ?? this.#runtime.instance(this.#memoryLimit);
+    instance.memoryLimit = this.#memoryLimit;
     instance.bridge = bridge;
-    this.#last = instance;
     try {
-      return instance.call(this.fuel, fn);
+      return instance.call(this.#fuel, fn);
     } finally {
       instance.bridge = null;
+      // After the call: a call made from its store callbacks ended first.
+      this.#last = instance;
       if (instance.live) this.#idle.push(instance);
     }
   }

@@ -185,4 +185,14 @@ test('an Enforcer of its own reports the fuel and memory its last call used', ()
   assert.ok(enforcer.memoryHighWater >= 65536);
   assert.equal(enforcer.fuel, d.DEFAULT_FUEL);
   assert.equal(enforcer.memoryLimit, d.DEFAULT_MEMORY_LIMIT);
+  // Limits change from the next call on, checked as the constructor's.
+  enforcer.fuel = 10;
+  assert.equal(enforcer.fuel, 10n);
+  assert.throws(() => d.evaluate(SNAPSHOT, ONE) && enforcer.evaluate(SNAPSHOT, ONE), { kind: 'out-of-fuel' });
+  assert.throws(() => {
+    enforcer.fuel = -1n;
+  }, RangeError);
+  assert.throws(() => {
+    enforcer.memoryLimit = '1 GiB';
+  }, TypeError);
 });
