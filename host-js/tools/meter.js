@@ -28,7 +28,9 @@ export function meter(bytes) {
 
     // The fuel counter replaces the logging import.
     m.removeFunction('log_execution');
-    m.addGlobal('fuel', binaryen.i64, true, m.i64.const(0n));
+    // Instantiation (a start function, should the guest ever have one) runs
+    // on this budget, the hosts' default; every call sets its own.
+    m.addGlobal('fuel', binaryen.i64, true, m.i64.const(4_000_000_000n));
     m.addGlobalExport('fuel', `${METER}/fuel`);
     m.addFunctionImport('out_of_fuel', METER, 'out-of-fuel', binaryen.none, binaryen.none);
     const fuel = () => m.global.get('fuel', binaryen.i64);
