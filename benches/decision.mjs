@@ -27,6 +27,7 @@
 // would in a service (the allocations are part of the cost).
 // DELIMITER_BENCH_TINY=1: one call per case, not a measurement.
 
+import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus, release, machine, type } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -47,49 +48,48 @@ const WARMUP_MS = 500;
 /** The scenario's integers as BigInt, where the API takes 64-bit values. */
 const big = (n) => BigInt(n);
 
+/** What a service keeps between decisions: the tree, the limits, the request. */
+function kept(c) {
+  const snap = c.snapshot;
+  return {
+    projects: snap.projects.map((p) => ({ id: p.id, parent: p.parent })),
+    limits: {
+      registered: snap.registered_limits.map((l) => ({ resource: l.resource, limit: big(l.limit) })),
+      project: snap.project_limits.map((l) => ({ project: l.project, resource: l.resource, limit: big(l.limit) })),
+    },
+    config: { model: c.config.model },
+    project: c.request.project,
+    deltas: Object.fromEntries(c.request.deltas.map((x) => [x.resource, big(x.delta)])),
+  };
+}
+
 function oneshotDecider(c) {
   const snap = c.snapshot;
-  const projects = snap.projects.map((p) => ({ id: p.id, parent: p.parent }));
-  const limits = {
-    registered: snap.registered_limits.map((l) => ({ resource: l.resource, limit: big(l.limit) })),
-    project: snap.project_limits.map((l) => ({ project: l.project, resource: l.resource, limit: big(l.limit) })),
-  };
+  const { projects, limits, config, project, deltas } = kept(c);
   // The rows a driver returns (not what is measured).
   const usageRows = snap.usage.local.map((u) => [u.project, u.resource, big(u.usage)]);
   const generationRows = snap.generations.map((g) => [g.project, big(g.generation)]);
   const readUsage = (_project, _resources) => usageRows;
   const readGenerations = (_project) => generationRows;
-  const config = { model: c.config.model };
-  const project = c.request.project;
-  const deltas = Object.fromEntries(c.request.deltas.map((x) => [x.resource, big(x.delta)]));
   const { evaluate } = d;
 
-  const decide = () => {
+  // Per decision: the rows read, the snapshot and request built, one evaluate.
+  const decideOnce = () => {
     const usage = readUsage(project, deltas).map(([p, resource, u]) => ({ project: p, resource, usage: u }));
     const generations = readGenerations(project).map(([p, g]) => ({ project: p, generation: g }));
-    return evaluate({ projects, limits, usage, generations }, { project, deltas }, config).admitted;
+    return evaluate({ projects, limits, usage, generations }, { project, deltas }, config);
   };
+  const decide = () => decideOnce().admitted;
 
-  const decision = d.evaluate(
-    { projects, limits, usage: usageRows.map(([p, resource, usage]) => ({ project: p, resource, usage })), generations: generationRows.map(([p, generation]) => ({ project: p, generation })) },
-    { project, deltas },
-    config,
-  );
-  if (!decision.admitted) throw new Error(`${c.description}: refused`);
+  const decision = decideOnce();
+  assert.ok(decision.admitted, `${c.description}: refused`);
   return { decide, decision };
 }
 
 function preparedDecider(c, want) {
   const snap = c.snapshot;
-  const projects = snap.projects.map((p) => ({ id: p.id, parent: p.parent }));
-  const limits = {
-    registered: snap.registered_limits.map((l) => ({ resource: l.resource, limit: big(l.limit) })),
-    project: snap.project_limits.map((l) => ({ project: l.project, resource: l.resource, limit: big(l.limit) })),
-  };
-  const config = { model: c.config.model };
+  const { projects, limits, config, project, deltas } = kept(c);
   const prepared = new d.Prepared(projects, limits, config);
-  const project = c.request.project;
-  const deltas = Object.fromEntries(c.request.deltas.map((x) => [x.resource, big(x.delta)]));
   const request = { project, deltas };
 
   // What the store holds: local usage, subtree sums and generations (setup, not timed).
@@ -116,10 +116,7 @@ function preparedDecider(c, want) {
 
   const decide = () => prepared.evaluate(request, readPath(project, deltas)).admitted;
 
-  const decision = prepared.evaluate(request, numbers);
-  if (JSON.stringify(decision, (_k, v) => (typeof v === 'bigint' ? `${v}` : v)) !== JSON.stringify(want, (_k, v) => (typeof v === 'bigint' ? `${v}` : v))) {
-    throw new Error(`${c.description}: prepared and evaluate disagree`);
-  }
+  assert.deepEqual(prepared.evaluate(request, numbers), want, `${c.description}: prepared and evaluate disagree`);
   return decide;
 }
 
@@ -213,7 +210,7 @@ function main() {
   for (const c of scenarios.decision) {
     const { decide: oneshot, decision } = oneshotDecider(c);
     const depth = c.config.model === 'flat' ? 1 : pathLength(c.snapshot, c.request.project);
-    if (decision.claim.length !== depth) throw new Error(`${c.description}: a claim of ${decision.claim.length}`);
+    assert.equal(decision.claim.length, depth, `${c.description}: the claim is not the path`);
     const timed = measureInterleaved({ 'js-oneshot': oneshot, 'js-prepared': preparedDecider(c, decision) });
     for (const [impl, [ns, samples]] of Object.entries(timed)) {
       rows.push({ scenario: c.scenario, resources: c.resources, impl, median_ns: Math.round(ns), samples });

@@ -23,6 +23,16 @@ export function answer(fn) {
   }
 }
 
+/**
+ * A config in the WIT's shape: as given when its names are the WIT's, else
+ * parsed by the component (through `run`, which runs a function of the
+ * component's exports), so that a bad name gets the core's error.
+ */
+export function witConfig(config, run) {
+  const { config: c, parsed } = convert.config(config);
+  return parsed ? c : answer(() => run((q) => q.parseConfig(c.model, c.maxDepth, c.missingLimit)));
+}
+
 export function checkLimits({ fuel = DEFAULT_FUEL, memoryLimit = DEFAULT_MEMORY_LIMIT } = {}) {
   const f = convert.u64(fuel, 'fuel');
   if (!Number.isSafeInteger(memoryLimit) || memoryLimit < 0) {
@@ -163,11 +173,8 @@ export class Enforcer {
     }
   }
 
-  /** A WIT config: as given when its names are the WIT's, else parsed by the component. */
   #config(config) {
-    const { config: c, parsed } = convert.config(config);
-    if (parsed) return c;
-    return answer(() => this.#run((q) => q.parseConfig(c.model, c.maxDepth, c.missingLimit)));
+    return witConfig(config, (fn) => this.#run(fn));
   }
 
   #call(config, fn) {

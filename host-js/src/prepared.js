@@ -6,7 +6,7 @@
 // prepares again on a fresh one and asks for every number again.
 
 import * as convert from './convert.js';
-import { answer, checkLimits } from './enforcer.js';
+import { answer, checkLimits, witConfig } from './enforcer.js';
 import { GuestFault } from './errors.js';
 import { runtime } from './runtime.js';
 
@@ -17,8 +17,8 @@ export class Prepared {
   #config;
   #projects;
   #limits;
-  /** The live instance and the resource in it; null after a fault. */
-  #instance = null;
+  /** The instance (replaced after a fault) and the resource in it (null until prepared again). */
+  #instance;
   #resource = null;
   /** What the live resource answered: project -> { node, path }, resource name -> number. */
   #located = new Map();
@@ -34,18 +34,19 @@ export class Prepared {
     this.#runtime = options.runtime ?? runtime();
     this.#projects = convert.projects(projects);
     this.#limits = convert.limits(limits);
-    this.#config = convert.config(config);
+    this.#instance = this.#runtime.instance(this.#memoryLimit);
+    this.#config = witConfig(config, (fn) => this.#instance.call(this.#fuel, fn));
     this.#prepared();
   }
 
   /** Whether the instance is live (no fault ended it since the last call). */
   get live() {
-    return this.#instance?.live === true;
+    return this.#instance.live;
   }
 
   /** Fuel the last call used (null after a fault). */
   get lastFuelUsed() {
-    return this.#instance?.lastFuelUsed ?? null;
+    return this.#instance.lastFuelUsed;
   }
 
   /**
@@ -71,7 +72,7 @@ export class Prepared {
     const s = convert.int64s(subtree ?? [], 'subtree');
     const g = convert.int64s(generations ?? [], 'generations', true);
     const { located, numbers } = this.#locate(r.project, r.deltas);
-    const decided = this.#call((resource) => resource.evaluate(located.node, numbers, l, s, g));
+    const decided = this.#call(() => this.#resource.evaluate(located.node, numbers, l, s, g));
     if (decided.tag === 'refused') return { admitted: false, violations: decided.val };
     const claim = Array.from(decided.val, (k) => {
       if (k >= located.path.length || k >= g.length) {
@@ -96,7 +97,7 @@ export class Prepared {
       if (numbers.length === deltas.length) return { located, numbers };
     }
     const names = deltas.map((d) => d.resource);
-    const numbered = this.#call((resource) => resource.numberRequest(project, names));
+    const numbered = this.#call(() => this.#resource.numberRequest(project, names));
     const fresh = { node: numbered.node, path: numbered.path };
     this.#located.set(project, fresh);
     names.forEach((name, i) => this.#numbers.set(name, numbered.resources[i]));
@@ -109,17 +110,12 @@ export class Prepared {
     this.#resource = null;
     this.#located.clear();
     this.#numbers.clear();
-    if (this.#instance === null || !this.#instance.live) {
-      this.#instance = this.#runtime.instance(this.#memoryLimit);
-    }
-    const { config, parsed } = this.#config;
-    const c = parsed
-      ? config
-      : this.#call((_, q) => q.parseConfig(config.model, config.maxDepth, config.missingLimit));
-    this.#resource = this.#call((_, q) => q.prepare(c, this.#projects, this.#limits));
+    if (!this.#instance.live) this.#instance = this.#runtime.instance(this.#memoryLimit);
+    this.#resource = this.#call((quota) => quota.prepare(this.#config, this.#projects, this.#limits));
   }
 
+  /** `fn(quota)` in the instance, with the prepared's fuel. */
   #call(fn) {
-    return answer(() => this.#instance.call(this.#fuel, (quota) => fn(this.#resource, quota)));
+    return answer(() => this.#instance.call(this.#fuel, fn));
   }
 }
