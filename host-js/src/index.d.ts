@@ -246,7 +246,10 @@ export const DEFAULT_POLICY: Readonly<{ maxAttempts: 5; baseDelayUs: bigint; max
 /** Every call of the component, with fuel and a memory cap of its own. */
 export class Enforcer {
   constructor(options?: EnforcerOptions);
-  fuel: bigint;
+  /** Fuel for each call, from the next call on. */
+  get fuel(): bigint;
+  set fuel(fuel: bigint | number);
+  /** The linear memory an instance may grow to, in bytes, from the next call on. */
   memoryLimit: number;
   /** Fuel the last call used (null before a call, or after a fault). */
   readonly lastFuelUsed: bigint | null;

@@ -70,7 +70,9 @@ try {
   } else if (e instanceof d.StorageError) {
     const cause: unknown = e.cause;
   } else if (e instanceof d.GuestFault && e.kind === 'out-of-fuel') {
-    const fuel: bigint = new d.Enforcer({ fuel: d.DEFAULT_FUEL * 2n }).fuel;
+    const enforcer = new d.Enforcer({ fuel: d.DEFAULT_FUEL * 2n });
+    enforcer.fuel = 1_000_000;
+    const fuel: bigint = enforcer.fuel;
   }
 }
 
