@@ -48,6 +48,13 @@ export function string(value, what) {
   return value;
 }
 
+/** An array of strings (read, not copied). */
+export function strings(value, what) {
+  if (!Array.isArray(value)) throw new TypeError(`${what}: expected an array, got ${describe(value)}`);
+  for (let i = 0; i < value.length; i++) string(value[i], `${what}[${i}]`);
+  return value;
+}
+
 function optionalString(value, what) {
   return value === undefined || value === null ? undefined : string(value, what);
 }

@@ -97,7 +97,7 @@ export class Enforcer {
   headroom(snapshot, project, resources, config) {
     const s = convert.snapshot(snapshot);
     const p = convert.string(project, 'project');
-    const names = (resources ?? []).map((name, i) => convert.string(name, `resources[${i}]`));
+    const names = convert.strings(resources ?? [], 'resources');
     return convert.headroom(this.#call(config, (q, c) => q.headroom(c, s, p, names)));
   }
 

@@ -122,6 +122,8 @@ test('wrong types are TypeErrors and out-of-range integers RangeErrors, not quot
     );
   }
   assert.throws(() => d.evaluate(SNAPSHOT, ONE, { maxDepth: -1 }), TypeError);
+  assert.throws(() => d.headroom(SNAPSHOT, 'web', 'servers'), TypeError);
+  assert.throws(() => d.headroom(SNAPSHOT, 'web', ['servers', 2]), /resources\[1\]: expected a string/);
 });
 
 test('headroom is per resource, sorted, unlimited as unlimited: true and room null', () => {
