@@ -12,7 +12,7 @@ mariadb_url := "mysql://root@127.0.0.1:3306/test"
 default:
     @just --list
 
-# Install what a fresh machine lacks (idempotent): wasm target, Python tools.
+# Install what a fresh machine lacks (idempotent): wasm target, Python tools, npm packages.
 setup:
     rustup target add wasm32-unknown-unknown >/dev/null
     {{python}} -m pip install --quiet --disable-pip-version-check -r conformance/requirements.txt
@@ -20,11 +20,18 @@ setup:
     echo '*' > {{venv}}/.gitignore
     {{venv}}/bin/python -m pip install --quiet --disable-pip-version-check -r host-python/requirements-dev.txt
     {{venv}}/bin/python -m pip install --quiet --disable-pip-version-check -r host-python/requirements-keystone.txt
+    just setup-js
+
+# The Node.js host's tools as host-js/package-lock.json pins them (`npm ci` when it changed).
+setup-js:
+    @node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || { echo "host-js needs Node.js 20 or later (node --version: $(node --version 2>&1))" >&2; exit 1; }
+    cd host-js && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error; }
 
 # Everything, all hosts: unit, property and doc tests, vector schema, conformance.
 test: setup component
     cargo test --workspace --quiet
     just test-python
+    just test-js
     just check-vectors
     just conformance
     just test-keystone
@@ -44,7 +51,7 @@ component:
 # Run the shared vectors on every host: one line per host,
 # `conformance <host>: N passed, M failed`, with the ids of failing cases
 # under it. Fails if any host failed a case.
-conformance: component
+conformance: component js
     #!/usr/bin/env bash
     set -uo pipefail
     just wheel >/dev/null 2>&1 || just wheel || exit 1
@@ -60,6 +67,7 @@ conformance: component
     report cargo test --quiet -p delimiter-core --test conformance
     report cargo test --quiet -p delimiter --test conformance
     report {{venv}}/bin/python host-python/tests/conformance_runner.py
+    report node host-js/tests/conformance_runner.js
     exit $status
 
 # Build the Python wheel (release, abi3) into target/wheels and install it into .venv-delimiter.
@@ -144,6 +152,16 @@ demo-keystone: wheel
     tools/keystone/keystone.sh start flat
     set -a; eval "$(tools/keystone/keystone.sh env)"; set +a
     {{venv}}/bin/python examples/keystone_nova.py
+# (Made from target/delimiter.wasm by `jco transpile` and the fuel and memory
+# meter, into host-js/generated; skipped when up to date.)
+# The Node.js host's bindings.
+js: setup-js component
+    cd host-js && npm run --silent build
+
+# (API, errors, guest faults, consume, Prepared, the README examples, every vector.)
+# The Node.js host's tests (`node --test`).
+test-js: js
+    cd host-js && npm test --silent
 
 # The demonstration (README quickstart): concurrent workers consuming through
 # the Python API on SQLite, refusals explained, audited.
@@ -157,10 +175,11 @@ demo-rust: setup component
 # Every benchmark on this machine in one go, then BENCHMARKS.md from the
 # results (target/bench/*.json). Takes about a quarter of an hour. The
 # contention table needs PostgreSQL and MariaDB (the local ones by default).
-bench: wheel
+bench: wheel js
     {{python}} benches/scenarios.py
     cargo bench --quiet -p delimiter-benches --bench decision --bench scale
     {{venv}}/bin/python benches/decision.py
+    node benches/decision.mjs
     {{venv}}/bin/python benches/startup.py
     just _bench-keystone-run
     DELIMITER_TEST_POSTGRES_URL="${DELIMITER_TEST_POSTGRES_URL:-{{pg_url}}}" \
@@ -171,13 +190,14 @@ bench: wheel
 # Every benchmark once, on a tiny size, so that none can rot (`just test` runs
 # it; timing is not checked). Results and report go to target/bench-tiny. The
 # contention runner's tiny run is a cargo test (benches/tests).
-bench-smoke: wheel
+bench-smoke: wheel js
     #!/usr/bin/env bash
     set -euo pipefail
     export DELIMITER_BENCH_TINY=1 DELIMITER_BENCH_DIR=target/bench-tiny
     {{python}} benches/scenarios.py
     cargo test --quiet -p delimiter-benches --bench decision --bench scale
     {{venv}}/bin/python benches/decision.py
+    node benches/decision.mjs
     {{venv}}/bin/python benches/startup.py
     {{venv}}/bin/python benches/keystone.py
     test -f target/bench-tiny/contention.json || cargo test --quiet -p delimiter-benches --test contention_tiny
@@ -207,12 +227,13 @@ package: setup component
 fmt:
     cargo fmt --all
 
-lint: component
+lint: component js
     cargo clippy --workspace --all-targets -- -D warnings
     cargo clippy -p delimiter-component --target wasm32-unknown-unknown -- -D warnings
     {{python}} tools/check_imports.py core core/component embed host-rust host-python benches
     {{python}} docs/check_links.py
     {{python}} host-python/tools/check_stubs.py
+    cd host-js && npm run --silent lint
 
 # Every fuzz target (fuzz/fuzz_targets) for `seconds` each, starting from
 # the small corpus kept in fuzz/corpus (copied to target/fuzz-corpus, so a

@@ -34,6 +34,8 @@ DECISION_IMPLS = [
     "rust-host-prepared",
     "wheel",
     "wheel-prepared",
+    "js-oneshot",
+    "js-prepared",
     "wheel-oslo-compat",
     "oslo.limit",
 ]

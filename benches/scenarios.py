@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Writes target/bench/scenarios.json: the benchmark scenarios as data.
 
-Every runner (the Rust criterion benches, benches/decision.py) reads this
-one file, so every implementation decides exactly the same inputs. Each
-scenario is a conformance-vector-shaped case (`config`, `snapshot`,
-`request`; see conformance/README.md), plus the fields a runner needs to
-label its results.
+Every runner (the Rust criterion benches, benches/decision.py,
+benches/decision.mjs) reads this one file, so every implementation decides
+exactly the same inputs. Each scenario is a conformance-vector-shaped case
+(`config`, `snapshot`, `request`; see conformance/README.md), plus the
+fields a runner needs to label its results.
 
 - ``decision``: the same question at three tree shapes and three request
   widths. ``flat``: the flat model, several independent projects.

@@ -50,8 +50,8 @@ pub fn to_pyerr(py: Python<'_>, error: Error) -> PyErr {
 pub fn invalid_input<'py>(py: Python<'py>, invalid: &Invalid) -> PyResult<Bound<'py, PyAny>> {
     let fields = PyDict::new(py);
     match &invalid.input {
-        // The one payload that is not a record: which kind of id was empty.
-        InvalidInput::EmptyId(what) => fields.set_item("what", what.as_str())?,
+        // serde would write the id kind as its Rust case name (`Project`).
+        InvalidInput::EmptyId(info) => fields.set_item("what", info.what.as_str())?,
         // `{"Case": {field: value, ...}}`.
         other => {
             let case = serde_json::to_value(other).map_err(|e| {

@@ -61,7 +61,7 @@ def test_config_takes_models_by_enum_or_by_name():
     assert d.Config(missing_limit="unlimited").missing_limit == d.MissingLimit.UNLIMITED
     with pytest.raises(d.InvalidInput) as e:
         d.Config(model="cgroup")
-    assert (e.value.kind, e.value.name) == ("unknown-model", "cgroup")
+    assert (e.value.kind, e.value.model) == ("unknown-model", "cgroup")
     with pytest.raises(d.InvalidInput) as e:
         d.Config(missing_limit="sometimes")
     assert (e.value.kind, e.value.field) == ("invalid-config", "missing-limit")

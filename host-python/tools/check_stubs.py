@@ -9,7 +9,7 @@ of the data.
 - Every class that stands for a WIT enum (``ENUMS``) has one class
   attribute per case (``strict-two-level`` is ``STRICT_TWO_LEVEL``).
 - ``delimiter._errors.InvalidInput.FIELDS`` is the union of the fields of
-  the ``invalid-input`` payloads (an enum payload is ``what``).
+  the ``invalid-input`` payload records.
 - Every WIT record is either a class here or listed in ``NOT_CLASSES``.
 
 Standard library only. Prints each mismatch and exits 1, or prints one
@@ -67,16 +67,12 @@ NOT_CLASSES = {
     # Payloads of invalid-input: InvalidInput's fields (checked below).
     "project-ref", "resource-ref", "usage-ref", "unknown-parent-info", "too-deep-info",
     "invalid-limit-info", "limit-ref", "negative-usage-info", "release-info",
-    "shape-mismatch-info", "model-name", "config-field",
+    "shape-mismatch-info", "model-name", "config-field", "empty-id-info",
     # The exceptions of delimiter._errors: InvalidInput (kind, message,
     # fields), OverLimit (violations, attempts), StorageError (message,
     # attempts).
     "invalid", "over-limit", "storage-failure",
 }
-
-#: The Python name of the invalid-input payload that is not a record.
-ENUM_PAYLOAD_FIELD = "what"
-
 
 def snake(name):
     return name.lstrip("%").replace("-", "_")
@@ -183,10 +179,8 @@ def check(wit_text, pyi_text, errors_text):
         for case, payload in variants["invalid-input"]:
             if payload in records:
                 want |= {snake(f) for f in records[payload]}
-            elif payload in enums:
-                want.add(ENUM_PAYLOAD_FIELD)
             else:
-                problems.append(f"invalid-input case {case!r}: payload {payload!r} is no record or enum")
+                problems.append(f"invalid-input case {case!r}: payload {payload!r} is no record")
         fields = invalid_input_fields(errors_text)
         if fields is None:
             problems.append("_errors.py: no InvalidInput.FIELDS")

@@ -163,7 +163,7 @@ pub fn over_limit_json(over: &[OverLimitInfo]) -> Value {
 }
 
 /// The fields of an input error's payload, by WIT field name (`%resource`
-/// is `resource`); the payload of `empty-id` is its id kind, as `what`.
+/// is `resource`), enum values by their WIT case names.
 pub fn invalid_fields(input: &InvalidInput) -> Map<String, Value> {
     let value = serde_json::to_value(input).expect("input errors serialize");
     // An externally tagged variant: {"Case": payload}.
@@ -172,13 +172,12 @@ pub fn invalid_fields(input: &InvalidInput) -> Map<String, Value> {
         _ => None,
     };
     match payload {
-        Some(Value::Object(fields)) => fields,
-        Some(Value::String(_)) => {
-            let mut m = Map::new();
-            if let InvalidInput::EmptyId(what) = input {
-                m.insert("what".into(), json!(what.as_str()));
+        Some(Value::Object(mut fields)) => {
+            // serde writes an enum value as its Rust case name (`Project`).
+            if let InvalidInput::EmptyId(info) = input {
+                fields.insert("what".into(), json!(info.what.as_str()));
             }
-            m
+            fields
         }
         _ => Map::new(),
     }

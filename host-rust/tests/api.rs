@@ -142,7 +142,7 @@ fn model_names_are_read_by_the_component() {
         parse_model("hierarchical"),
         Err(invalid(
             InvalidInput::UnknownModel(ModelName {
-                name: "hierarchical".into()
+                model: "hierarchical".into()
             }),
             r#"unknown enforcement model "hierarchical" (expected flat, strict-two-level or nested)"#
         ))
@@ -260,7 +260,9 @@ fn every_invalid_input() -> Vec<(Error, InvalidInput, &'static str)> {
     vec![
         (
             eval(&snapshot(), &one("")),
-            EmptyId(IdKind::Project),
+            EmptyId(EmptyIdInfo {
+                what: IdKind::Project
+            }),
             "empty project id",
         ),
         (
@@ -268,12 +270,16 @@ fn every_invalid_input() -> Vec<(Error, InvalidInput, &'static str)> {
                 &with(|s| s.projects.push(Project::child("x", ""))),
                 &one("a"),
             ),
-            EmptyId(IdKind::Parent),
+            EmptyId(EmptyIdInfo {
+                what: IdKind::Parent
+            }),
             "empty parent id",
         ),
         (
             eval(&snapshot(), &Request::new("a", vec![Delta::new("", 1)])),
-            EmptyId(IdKind::Resource),
+            EmptyId(EmptyIdInfo {
+                what: IdKind::Resource
+            }),
             "empty resource id",
         ),
         (
@@ -473,7 +479,7 @@ fn every_invalid_input() -> Vec<(Error, InvalidInput, &'static str)> {
         ),
         (
             fails(parse_model("m")),
-            UnknownModel(ModelName { name: "m".into() }),
+            UnknownModel(ModelName { model: "m".into() }),
             r#"unknown enforcement model "m" (expected flat, strict-two-level or nested)"#,
         ),
         (

@@ -476,10 +476,12 @@ fn input_out(e: core::Error) -> wit::InvalidInput {
     let project_ref = |project| wit::ProjectRef { project };
     let usage_ref = |project, resource| wit::UsageRef { project, resource };
     match e {
-        E::EmptyId { what } => W::EmptyId(match what {
-            core::IdKind::Project => wit::IdKind::Project,
-            core::IdKind::Parent => wit::IdKind::Parent,
-            core::IdKind::Resource => wit::IdKind::Resource,
+        E::EmptyId { what } => W::EmptyId(wit::EmptyIdInfo {
+            what: match what {
+                core::IdKind::Project => wit::IdKind::Project,
+                core::IdKind::Parent => wit::IdKind::Parent,
+                core::IdKind::Resource => wit::IdKind::Resource,
+            },
         }),
         E::DuplicateProject { project } => W::DuplicateProject(project_ref(project)),
         E::UnknownParent { project, parent } => {
@@ -537,7 +539,7 @@ fn input_out(e: core::Error) -> wit::InvalidInput {
         }),
         E::NegativeDelta { resource, delta } => W::NegativeDelta(wit::Delta { resource, delta }),
         E::Overflow { project, resource } => W::Overflow(usage_ref(project, resource)),
-        E::UnknownModel { name } => W::UnknownModel(wit::ModelName { name }),
+        E::UnknownModel { name } => W::UnknownModel(wit::ModelName { model: name }),
         E::InvalidConfig { field } => W::InvalidConfig(wit::ConfigField {
             field: field.to_string(),
         }),

@@ -37,9 +37,9 @@ class InvalidInput(QuotaError, ValueError):
 
     ``kind`` is one of the WIT ``invalid-input`` cases (``empty-id``,
     ``unknown-project``, ``release-below-zero``, ...). ``fields`` holds the
-    fields of the case's payload record (WIT names in snake_case; the
-    ``empty-id`` payload is ``what``); each is also an attribute. The
-    message is the component's own description, the same on every host.
+    fields of the case's payload record (WIT names in snake_case); each is
+    also an attribute. The message is the component's own description, the
+    same on every host.
     """
 
     #: Every field any kind can have (the union of the WIT ``invalid-input``
@@ -47,7 +47,7 @@ class InvalidInput(QuotaError, ValueError):
     #: sets the ones it has.
     FIELDS = (
         "what", "project", "parent", "resource", "depth", "max_depth",
-        "limit", "usage", "delta", "name", "field", "expected", "actual",
+        "limit", "usage", "delta", "model", "field", "expected", "actual",
     )
 
     what = None
@@ -59,7 +59,7 @@ class InvalidInput(QuotaError, ValueError):
     limit = None
     usage = None
     delta = None
-    name = None
+    model = None
     field = None
     #: ``shape-mismatch``: the length a list needed and the one it had
     #: (``field`` names the list).
