@@ -48,6 +48,12 @@ WIDTHS = [1, 3, 10]
 WARM_CALLS = 2 if TINY else 5
 BATCH_MS = 4.0
 ROUNDS = 1 if TINY else 30
+SLOW_ROUNDS = 10
+# The decision comparison is run this many times (interleaved each time);
+# each figure is the median of the passes' medians, so that one pass hit by
+# load from elsewhere on a shared machine does not decide a row alone.
+DECISION_PASSES = 1 if TINY else 3
+ROUNDS_DECISION = 1 if TINY else 40  # batches per pass, as benches/decision.py
 RESOURCES = [f"resource_{i:02d}" for i in range(10)]
 
 
@@ -79,21 +85,32 @@ def usage(project_id, names):
     return {n: 1 for n in names}
 
 
-def interleaved(functions):
-    """{name: median ns per call}: batches of ~BATCH_MS (one call when a
+def interleaved(functions, rounds_wanted=None):
+    """{name: (median, best) ns per call over batches}: batches of ~BATCH_MS (one call when a
     call is longer), the functions timed in turn batch by batch so that
     load from elsewhere falls on all alike; one call each when tiny."""
-    sizes = {}
+    sizes, per_call = {}, {}
     for name, f in functions.items():
-        t = time.perf_counter_ns()
-        f()
-        per = max(time.perf_counter_ns() - t, 1)
+        # Warm-up and calibration: calls for ~20 ms (at least one).
+        t0 = time.perf_counter_ns()
+        n = 0
+        while True:
+            f()
+            n += 1
+            if TINY or time.perf_counter_ns() - t0 >= 20e6:
+                break
+        per = per_call[name] = max((time.perf_counter_ns() - t0) / n, 1)
         sizes[name] = 1 if TINY else max(1, int(BATCH_MS * 1e6 / per))
     samples = {name: [] for name in functions}
+    # A cell where some library makes Keystone requests on every call (a
+    # call of 50 ms or more) gets fewer rounds: its figure is the requests'.
+    rounds = rounds_wanted or ROUNDS
+    if max(per_call.values()) >= 50e6:
+        rounds = min(rounds, SLOW_ROUNDS)
     gc.collect()
     gc.disable()
     try:
-        for _ in range(ROUNDS):
+        for _ in range(rounds):
             for name, f in functions.items():
                 n = sizes[name]
                 t = time.perf_counter_ns()
@@ -102,7 +119,7 @@ def interleaved(functions):
                 samples[name].append((time.perf_counter_ns() - t) / n)
     finally:
         gc.enable()
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return {name: (statistics.median(s), min(s)) for name, s in samples.items()}
 
 
 def live_rows():
@@ -143,12 +160,12 @@ def live_rows():
         for project in ("override", "no-override"):
             pid = svc.projects[project]
             timed = interleaved({lib: (lambda e=e: e.enforce(pid, deltas)) for lib, e in warm.items()})
-            for library, median in timed.items():
+            for library, (median, _best) in timed.items():
                 rows.append(
                     {"kind": "latency", "library": library, "resources": width, "project": project, "median_ns": round(median)}
                 )
             print(f"keystone: latency {width} resource(s), {project}: " + ", ".join(
-                f"{lib} {ns / 1e3:.2f} us" for lib, ns in timed.items()), flush=True)
+                f"{lib} {ns[0] / 1e3:.2f} us" for lib, ns in timed.items()), flush=True)
     return rows
 
 
@@ -166,25 +183,31 @@ def decision_rows():
     for case in scenarios["decision"]:
         oslo = decision.OsloLimit(case)
         try:
-            timed = decision.measure_interleaved(
-                {"wheel-oslo-compat": decision.compat_decider(case), "oslo.limit": oslo.decide}
-            )
+            passes = [
+                interleaved({"wheel-oslo-compat": decision.compat_decider(case), "oslo.limit": oslo.decide}, ROUNDS_DECISION)
+                for _ in range(DECISION_PASSES)
+            ]
         finally:
             oslo.close()
-        for impl, (median, samples) in timed.items():
+        for impl in ("wheel-oslo-compat", "oslo.limit"):
             rows.append(
                 {
                     "kind": "decision",
                     "scenario": case["scenario"],
                     "resources": case["resources"],
                     "impl": impl,
-                    "median_ns": round(median),
-                    "samples": samples,
+                    "median_ns": round(statistics.median(p[impl][0] for p in passes)),
+                    "best_ns": round(min(p[impl][1] for p in passes)),
+                    "pass_medians_ns": [round(p[impl][0]) for p in passes],
                 }
             )
         print(
-            f"{case['scenario']}/{case['resources']}: drop-in {timed['wheel-oslo-compat'][0] / 1e3:.2f} us, "
-            f"oslo.limit {timed['oslo.limit'][0] / 1e3:.2f} us",
+            f"{case['scenario']}/{case['resources']}: "
+            + ", ".join(
+                f"{impl} median {' / '.join(f'{p[impl][0] / 1e3:.2f}' for p in passes)} us, "
+                f"best {min(p[impl][1] for p in passes) / 1e3:.2f} us"
+                for impl in ("wheel-oslo-compat", "oslo.limit")
+            ),
             flush=True,
         )
     return rows
@@ -201,9 +224,15 @@ def main():
             "requests: lines of Keystone's access log between two marker requests (every HTTP "
             "request, keystoneauth's discovery and token included); warm-enforce is the mean over "
             f"{WARM_CALLS} calls on an Enforcer that has served the same call before. latency: "
-            "median over batches of ~%g ms of one warm enforce (one call per batch when longer), the "
-            "libraries interleaved batch by batch, requests included where a library makes them. decision: benches/decision.py's deciders (StaticLimits / LimitFixture, no "
-            "Keystone), the two interleaved batch by batch" % BATCH_MS
+            "median over batches of ~%g ms of one warm enforce (one call per batch when longer; "
+            "~20 ms of warm-up calls first), the "
+            "libraries interleaved batch by batch, requests included where a library makes them "
+            "(%d rounds, %d where some call takes 50 ms or more). decision: benches/decision.py's "
+            "deciders (StaticLimits / LimitFixture, no Keystone), the two interleaved batch by batch "
+            "(batches of ~%g ms, 40 per pass, after ~20 ms of warm-up calls), %d passes; median: the median "
+            "of the passes' medians; best: the fastest batch of all passes (the figure least "
+            "disturbed by other load on a shared machine)"
+            % (BATCH_MS, ROUNDS, SLOW_ROUNDS, BATCH_MS, DECISION_PASSES)
         ),
     }
     if not ks.URL or not ks.ACCESS_LOG:
