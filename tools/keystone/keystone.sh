@@ -26,7 +26,9 @@ PIDFILE=$DIR/gunicorn.pid
 
 install() {
     if [ -x "$VENV/bin/keystone-manage" ] && [ -x "$VENV/bin/gunicorn" ]; then return; fi
-    test -x "$VENV/bin/python" || "$PYTHON" -m venv "$VENV"
+    # As `just setup`: venv, else virtualenv where ensurepip is missing.
+    test -x "$VENV/bin/python" || "$PYTHON" -m venv "$VENV" \
+        || { "$PYTHON" -m pip install --quiet virtualenv && "$PYTHON" -m virtualenv "$VENV"; }
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
         -r "$ROOT/tools/keystone/requirements.txt"
 }
