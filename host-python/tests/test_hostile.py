@@ -7,7 +7,7 @@ OverflowError, ValueError, or a delimiter.QuotaError); never a panic
 (pyo3's PanicException), never a crash, and memory stays bounded."""
 
 import gc
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -191,11 +191,9 @@ def test_many_threads_get_the_answers_one_thread_gets():
             if got.admitted != want[u].admitted:
                 wrong.append(("prepared", u))
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for done in [pool.submit(work) for _ in range(8)]:
+            done.result()
     assert wrong == []
 
 

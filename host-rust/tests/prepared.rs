@@ -152,11 +152,15 @@ fn wrong_lengths_and_bad_inputs_are_typed_errors() {
     );
 }
 
+/// A prepared of the tree and limits on an instance capped at `bytes`.
+fn capped(bytes: usize) -> Prepared {
+    let small = Enforcer::new().with_memory_limit(bytes);
+    Prepared::with_enforcer(small, &Config::default(), &projects(), &limits()).unwrap()
+}
+
 #[test]
 fn a_guest_fault_is_reported_and_the_next_call_prepares_afresh() {
-    let small = Enforcer::new().with_memory_limit(2 << 20);
-    let mut prepared =
-        Prepared::with_enforcer(small, &Config::default(), &projects(), &limits()).unwrap();
+    let mut prepared = capped(2 << 20);
     // 16 MiB of numbers cannot be copied into a 2 MiB instance.
     let huge = vec![0i64; 2 << 20];
     match prepared.evaluate(&request(1, 0), &huge, &SUBTREE, &GENERATIONS) {
@@ -169,9 +173,7 @@ fn a_guest_fault_is_reported_and_the_next_call_prepares_afresh() {
 
 #[test]
 fn numbers_kept_from_an_instance_a_fault_dropped_are_not_used() {
-    let small = Enforcer::new().with_memory_limit(2 << 20);
-    let mut prepared =
-        Prepared::with_enforcer(small, &Config::default(), &projects(), &limits()).unwrap();
+    let mut prepared = capped(2 << 20);
     // Numbered in this order by this instance: ram, then disk (no limits,
     // so numbered for that request only; re-checks, which any usage passes).
     let ram_then_disk = Request::new("team", vec![Delta::new("ram", 0), Delta::new("disk", 0)]);
@@ -201,9 +203,7 @@ fn numbers_kept_from_an_instance_a_fault_dropped_are_not_used() {
 /// call on the same, never re-prepared, instance.
 #[test]
 fn names_no_limit_mentions_do_not_accumulate() {
-    let small = Enforcer::new().with_memory_limit(4 << 20);
-    let mut prepared =
-        Prepared::with_enforcer(small, &Config::default(), &projects(), &limits()).unwrap();
+    let mut prepared = capped(4 << 20);
     for i in 0..20_000 {
         let name = format!("{i:01000}");
         let recheck = Request::new("team", vec![Delta::new(name, 0)]);
