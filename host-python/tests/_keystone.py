@@ -137,6 +137,26 @@ def set_limit(conn, svc: Service, owner: str, resource: str, value: int) -> None
     svc.limits[key] = lim.id
 
 
+def build(registered: dict[str, int], tree: dict[str, Optional[str]], limits: str = ""):
+    """A service on a fresh admin connection: its ``registered`` limits,
+    then ``tree`` in order (name -> parent; None makes a domain), then
+    ``limits``, "owner resource value" triples separated by commas (e.g.
+    "dom servers 8, a servers -1"). Returns the Service, with the
+    connection as ``conn`` for tests that change limits later."""
+    conn = admin()
+    svc = make_service(conn, registered)
+    for name, parent in tree.items():
+        if parent is None:
+            add_domain(conn, svc, name)
+        else:
+            add_project(conn, svc, name, parent)
+    for triple in filter(None, (t.split() for t in limits.split(","))):
+        owner, resource, value = triple
+        set_limit(conn, svc, owner, resource, int(value))
+    svc.conn = conn  # type: ignore[attr-defined]
+    return svc
+
+
 # ---- counting requests -----------------------------------------------------------
 
 

@@ -8,17 +8,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from _keystone import (
-    add_domain,
-    add_project,
-    admin,
-    configure_oslo_limit,
-    counting,
-    make_service,
-    requires_access_log,
-    requires_keystone,
-    set_limit,
-)
+from _keystone import build, configure_oslo_limit, counting, requires_access_log, requires_keystone
 
 pytestmark = requires_keystone
 
@@ -28,14 +18,8 @@ RESOURCES = ["cores", "gpus", "ram", "servers"]
 
 @pytest.fixture(scope="module")
 def svc():
-    conn = admin()
-    s = make_service(conn, REGISTERED)
-    add_domain(conn, s, "dom")
-    add_project(conn, s, "p", "dom")  # overrides for every resource
-    add_project(conn, s, "q", "dom")  # no override
-    for resource, value in {"servers": 4, "cores": -1, "ram": 100, "gpus": 2}.items():
-        set_limit(conn, s, "p", resource, value)
-    return s
+    # p overrides every resource; q none.
+    return build(REGISTERED, {"dom": None, "p": "dom", "q": "dom"}, "p servers 4, p cores -1, p ram 100, p gpus 2")
 
 
 def outcome(f):

@@ -13,17 +13,7 @@ The tree and limits (registered: servers 10, cores 40, gpus 0):
 from __future__ import annotations
 
 import pytest
-from _keystone import (
-    add_domain,
-    add_project,
-    admin,
-    configure_oslo_limit,
-    counting,
-    make_service,
-    requires_access_log,
-    requires_keystone,
-    set_limit,
-)
+from _keystone import build, configure_oslo_limit, counting, requires_access_log, requires_keystone, set_limit
 
 pytestmark = requires_keystone
 
@@ -40,19 +30,9 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def svc():
-    conn = admin()
-    s = make_service(conn, {"servers": 10, "cores": 40, "gpus": 0})
-    add_domain(conn, s, "dom")
-    add_project(conn, s, "a", "dom")
-    add_project(conn, s, "a1", "a")
-    add_project(conn, s, "b", "dom")
-    set_limit(conn, s, "dom", "servers", 8)
-    set_limit(conn, s, "a", "servers", 5)
-    set_limit(conn, s, "a1", "servers", 4)
-    set_limit(conn, s, "b", "servers", -1)
-    set_limit(conn, s, "b", "cores", 0)
-    s.conn = conn  # type: ignore[attr-defined]
-    return s
+    tree = {"dom": None, "a": "dom", "a1": "a", "b": "dom"}
+    limits = "dom servers 8, a servers 5, a1 servers 4, b servers -1, b cores 0"
+    return build({"servers": 10, "cores": 40, "gpus": 0}, tree, limits)
 
 
 def usage_of(svc, calls=None):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from _keystone import add_domain, add_project, admin, configure_oslo_limit, make_service, requires_keystone, set_limit
+from _keystone import build, configure_oslo_limit, requires_keystone
 
 pytestmark = requires_keystone
 
@@ -23,17 +23,8 @@ sqlalchemy = pytest.importorskip("sqlalchemy")
 
 @pytest.fixture(scope="module")
 def svc():
-    conn = admin()
-    s = make_service(conn, {"servers": 10})
-    add_domain(conn, s, "dom")
-    add_project(conn, s, "a", "dom")
-    add_project(conn, s, "a1", "a")
-    add_project(conn, s, "b", "dom")
-    set_limit(conn, s, "dom", "servers", 8)
-    set_limit(conn, s, "a", "servers", 5)
-    set_limit(conn, s, "a1", "servers", 4)
-    set_limit(conn, s, "b", "servers", -1)
-    return s
+    tree = {"dom": None, "a": "dom", "a1": "a", "b": "dom"}
+    return build({"servers": 10}, tree, "dom servers 8, a servers 5, a1 servers 4, b servers -1")
 
 
 def test_concurrent_consumes_respect_every_level(svc, tmp_path):

@@ -18,19 +18,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from _keystone import (
-    CONTROL,
-    add_domain,
-    add_project,
-    admin,
-    configure_oslo_limit,
-    counting,
-    keystone_model,
-    make_service,
-    requires_access_log,
-    requires_keystone,
-    set_limit,
-)
+from _keystone import CONTROL, admin, build, configure_oslo_limit, counting, keystone_model, requires_access_log, requires_keystone, set_limit
 
 pytestmark = [
     requires_keystone,
@@ -66,17 +54,9 @@ def drop_sub_projects(conn) -> None:
 
 @pytest.fixture(scope="module")
 def svc():
-    conn = admin()
-    s = make_service(conn, {"servers": 10})
-    add_domain(conn, s, "dom")
-    add_domain(conn, s, "dom2")
-    add_project(conn, s, "a", "dom")
-    add_project(conn, s, "b", "dom")
-    add_project(conn, s, "c", "dom2")
-    set_limit(conn, s, "dom", "servers", 8)
-    set_limit(conn, s, "a", "servers", 5)
-    set_limit(conn, s, "b", "servers", -1)
-    drop_sub_projects(conn)
+    tree = {"dom": None, "dom2": None, "a": "dom", "b": "dom", "c": "dom2"}
+    s = build({"servers": 10}, tree, "dom servers 8, a servers 5, b servers -1")
+    drop_sub_projects(s.conn)
     restart("strict_two_level")
     try:
         assert keystone_model() == "strict_two_level"
