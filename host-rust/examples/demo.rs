@@ -44,6 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("quota.sqlite");
     let mut setup = SqliteStore::open(&path)?;
+    setup.create_schema()?;
     for p in &projects {
         setup.add_project(p)?;
     }

@@ -110,9 +110,10 @@ const AUDIT_SQLITE: &str = include_str!("../../conformance/concurrency/audit-sql
 const AUDIT_POSTGRES: &str = include_str!("../../conformance/concurrency/audit-postgres.sql");
 const AUDIT_MARIADB: &str = include_str!("../../conformance/concurrency/audit-mariadb.sql");
 
-/// The tree and the limits, through either store's own setters.
+/// The schema, the tree and the limits, through each store's own calls.
 macro_rules! seed {
     ($store:expr) => {{
+        $store.create_schema().unwrap();
         for p in projects() {
             $store.add_project(&p).unwrap();
         }
@@ -260,7 +261,6 @@ impl Db {
                     ))
                     .unwrap();
                 let mut store = MariadbStore::from_conn(self.audit_conn(Some(database))).unwrap();
-                store.create_schema().unwrap();
                 seed!(store);
                 // One statement per call, split on a semicolon that ends a
                 // line (the audit files' convention: none ends a line inside

@@ -95,6 +95,7 @@ impl Db {
 /// Empty tables, then the fixture tree and limits.
 fn reset(db: &Db) {
     let mut store = db.store();
+    store.create_schema().unwrap();
     store
         .client()
         .batch_execute(

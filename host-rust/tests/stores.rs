@@ -49,6 +49,7 @@ fn db_path(name: &str) -> TempDb {
 /// A SQLite store at `path`, seeded with the fixture tree and limits.
 fn sqlite(path: &PathBuf) -> SqliteStore {
     let mut store = SqliteStore::open(path).unwrap();
+    store.create_schema().unwrap();
     store.seed();
     store
 }

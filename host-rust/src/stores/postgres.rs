@@ -130,20 +130,27 @@ fn is_conflict(e: &postgres::Error) -> bool {
 }
 
 impl PostgresStore {
-    /// Connects to `url` (for example `postgresql://postgres@127.0.0.1/test`)
-    /// and creates the tables if they are missing.
+    /// Connects to `url` (for example `postgresql://postgres@127.0.0.1/test`).
+    /// Creates no table: see [`PostgresStore::create_schema`].
     pub fn connect(url: &str) -> Result<Self, StorageError> {
         Self::from_client(Client::connect(url, NoTls).map_err(storage)?)
     }
 
-    /// Uses `client` (with its search_path as set), creating the tables if
-    /// they are missing.
-    pub fn from_client(mut client: Client) -> Result<Self, StorageError> {
-        client.batch_execute(SCHEMA).map_err(storage)?;
+    /// Uses `client` (with its search_path as set). Creates no table:
+    /// schema changes are a deployment's decision, made once with an
+    /// account that may make them, not a side effect of every connection.
+    pub fn from_client(client: Client) -> Result<Self, StorageError> {
         Ok(PostgresStore {
             client,
             statements: None,
         })
+    }
+
+    /// Creates the Delimiter tables that are missing (`CREATE TABLE IF NOT
+    /// EXISTS`: existing tables are left as they are). Run it once, at
+    /// deployment or from a migration.
+    pub fn create_schema(&mut self) -> Result<(), StorageError> {
+        self.client.batch_execute(SCHEMA).map_err(storage)
     }
 
     /// The underlying client, for a service's own tables and queries.

@@ -39,17 +39,21 @@ fn from_sql_generation(g: i64) -> Result<u64, StorageError> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating the file if needed) the database at `path`. Creates
+    /// no table: see [`SqliteStore::create_schema`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
         Self::from_connection(Connection::open(path).map_err(storage)?)
     }
 
-    /// A private in-memory database.
+    /// A private in-memory database (empty: call
+    /// [`SqliteStore::create_schema`]).
     pub fn open_in_memory() -> Result<Self, StorageError> {
         Self::from_connection(Connection::open_in_memory().map_err(storage)?)
     }
 
-    /// Uses `conn`, creating the tables if they are missing.
+    /// Uses `conn`. Creates no table: schema changes are a deployment's
+    /// decision, made once (see [`SqliteStore::create_schema`]), not a side
+    /// effect of every connection.
     pub fn from_connection(conn: Connection) -> Result<Self, StorageError> {
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(storage)?;
@@ -60,8 +64,14 @@ impl SqliteStore {
             .map_err(storage)?;
         conn.execute_batch("PRAGMA foreign_keys = ON;")
             .map_err(storage)?;
-        conn.execute_batch(SCHEMA).map_err(storage)?;
         Ok(SqliteStore { conn })
+    }
+
+    /// Creates the Delimiter tables that are missing (`CREATE TABLE IF NOT
+    /// EXISTS`: existing tables are left as they are). Run it once, when
+    /// the database is set up.
+    pub fn create_schema(&mut self) -> Result<(), StorageError> {
+        self.conn.execute_batch(SCHEMA).map_err(storage)
     }
 
     /// The underlying connection, for a service's own tables and queries.

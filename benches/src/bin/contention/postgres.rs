@@ -78,6 +78,7 @@ impl Pg {
             ))
             .map_err(|e| err("reset", e))?;
         let mut store = PostgresStore::from_client(self.client()?).map_err(|e| e.to_string())?;
+        store.create_schema().map_err(|e| e.to_string())?;
         for p in size.projects() {
             store.add_project(&p).map_err(|e| e.to_string())?;
         }

@@ -112,9 +112,13 @@ class KeystoneStore:
         self._ensure_rows(path)
         root = path[-1]
         members = sorted(set(self._limits.members(root)) | set(path))
-        with self._sql._reading() as conn:  # one snapshot: generations, then usage
+        def both(conn):  # one snapshot: generations, then usage
             gens = conn.execute(self._generations_query, {"path": path}).all()
             rows = conn.execute(self._usage_query, {"members": members, "resources": resources}).all()
+            return gens, rows
+
+        # Run again if a conflict aborts it (on Galera, a replicated DDL).
+        gens, rows = self._sql._read(both)
         view = self._limits.view()
         on_path = set(path)
         subtree: dict[tuple[str, str], int] = {}

@@ -643,17 +643,6 @@ class SqlAlchemyStore:
                 raise self._storage_error(e) from e
 
     @contextmanager
-    def _reading(self) -> Iterator[Connection]:
-        """:meth:`_snapshot` with database errors as
-        :class:`delimiter.StorageError`, run once (what ``_read`` does but
-        retry; kept for callers that read inside it)."""
-        try:
-            with self._snapshot() as conn:
-                yield conn
-        except self._db_errors as e:
-            raise self._storage_error(e) from e
-
-    @contextmanager
     def _snapshot(self) -> Iterator[Connection]:
         """A read-only transaction with one snapshot for every statement.
         Database errors propagate as SQLAlchemy's; :meth:`_read` maps them."""
