@@ -226,3 +226,24 @@ fn sqlite_store_concurrent_connections_never_overrun_the_parent() {
     assert_eq!(used as usize, admitted.load(Ordering::Relaxed));
     assert_eq!(used, 10, "org's limit is reached exactly, never passed");
 }
+
+#[test]
+fn sqlite_store_opens_without_ddl_and_creates_its_schema_when_asked() {
+    let db = db_path("no-ddl");
+    let tables = |store: &SqliteStore| -> i64 {
+        store
+            .connection()
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name LIKE 'delimiter_%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let mut store = SqliteStore::open(&db.0).unwrap();
+    assert_eq!(tables(&store), 0, "opening created tables");
+    store.create_schema().unwrap();
+    assert_eq!(tables(&store), 5);
+    store.create_schema().unwrap(); // leaves existing tables as they are
+    assert_eq!(tables(&store), 5);
+}
