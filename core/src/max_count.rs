@@ -12,7 +12,9 @@ use crate::snapshot::{Snapshot, View, check_request};
 pub enum Count {
     /// No positive per-unit delta meets a finite limit.
     Unlimited,
-    /// The largest n such that n times every per-unit delta would be admitted.
+    /// The largest n such that n times every per-unit delta would be
+    /// admitted (so usage plus n deltas also fits in 64 bits at every node
+    /// the model checks).
     Units(i64),
 }
 
@@ -38,18 +40,27 @@ pub fn max_count(
         });
     }
     let view = View::build(config, snapshot, project, &names)?;
-    let fit = order
-        .iter()
-        .filter(|&&r| per_unit[r].delta > 0)
+    let positive = || order.iter().filter(|&&r| per_unit[r].delta > 0);
+    // The room under each finite limit, in units.
+    let limited = positive()
         .flat_map(|&r| {
             let d = per_unit[r].delta;
-            view.constraints[r]
-                .iter()
-                .filter_map(move |c| match c.limit {
-                    Limit::Finite(limit) => Some((limit - c.usage).max(0) / d),
-                    Limit::Unlimited => None,
-                })
+            view.constraints[r].iter().filter_map(move |c| match c.limit {
+                Limit::Finite(limit) => Some((limit - c.usage).max(0) / d),
+                Limit::Unlimited => None,
+            })
         })
         .min();
+    // evaluate's checked arithmetic: usage plus the delta must fit in 64
+    // bits at every node the model checks, unlimited ones included, or the
+    // answer is overflow rather than an admission; so n units never go
+    // past that either.
+    let in_range = positive()
+        .flat_map(|&r| {
+            let d = per_unit[r].delta;
+            view.constraints[r].iter().map(move |c| (i64::MAX - c.usage) / d)
+        })
+        .min();
+    let fit = limited.map(|n| in_range.map_or(n, |m| n.min(m)));
     Ok(fit.map_or(Count::Unlimited, Count::Units))
 }

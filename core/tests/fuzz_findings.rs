@@ -146,3 +146,37 @@ fn a_deep_chain_sums_every_node_once() {
     let room = headroom(&config, &snapshot, "n15000", &["r".to_string()]).unwrap();
     assert_eq!(room[0].room, Room::Limited(0), "the root is full");
 }
+
+/// max_count is the admission boundary: n units it counts must be admitted,
+/// so it also stops where usage plus n deltas would leave the 64-bit range
+/// at a node the model checks, unlimited ones included (where evaluate
+/// answers overflow). Found by the `questions` fuzz target: 1 unit was
+/// counted while evaluate said overflow at d.
+#[test]
+fn max_count_stops_where_evaluate_would_overflow() {
+    let max = i64::MAX;
+    let snapshot = Snapshot {
+        projects: vec![Project::root("d"), Project::child("root", "d")],
+        limits: Limits {
+            registered: vec![RegisteredLimit {
+                resource: "r".into(),
+                limit: max,
+            }],
+            project: vec![],
+        },
+        usage: Usage::Local(vec![entry("d", "s", max - 1)]),
+        generations: vec![generation("d", 1), generation("root", 1)],
+    };
+    let config = Config {
+        missing_limit: MissingLimit::Unlimited,
+        ..Config::new(Model::StrictTwoLevel)
+    };
+    let per_unit = vec![Delta::new("r", max), Delta::new("s", max - 1)];
+    let count = max_count(&config, &snapshot, "root", &per_unit).unwrap();
+    assert_eq!(count, Count::Units(0));
+    let one = Request::new("root", per_unit);
+    assert!(matches!(
+        evaluate(&config, &snapshot, &one),
+        Err(Error::Overflow { .. })
+    ));
+}
