@@ -425,7 +425,9 @@ def scale_table(scenarios):
         snap = case["snapshot"]
         snapshot = build_snapshot(snap)
         request = d.Request(case["request"]["project"], {x["resource"]: x["delta"] for x in case["request"]["deltas"]})
-        config = d.Config(model=case["config"]["model"])
+        config = d.Config(
+            model=case["config"]["model"], max_depth=case["config"].get("max_depth", d.DEFAULT_MAX_DEPTH)
+        )
 
         def decide():
             return d.evaluate(snapshot, request, config, fuel=SCALE_FUEL, memory_limit=SCALE_MEMORY)
@@ -446,6 +448,7 @@ def scale_table(scenarios):
         median = statistics.median(times)
         rows.append(
             {
+                "shape": case.get("shape", "bushy"),
                 "projects": case["projects"],
                 "usage_form": case["usage_form"],
                 "impl": "wheel",
@@ -453,7 +456,8 @@ def scale_table(scenarios):
                 "samples": len(times),
             }
         )
-        print(f"scale {case['projects']:>7} {case['usage_form']:5} wheel {median / 1e3:10.1f} us", flush=True)
+        shape = case.get("shape", "bushy")
+        print(f"scale {shape:5} {case['projects']:>7} {case['usage_form']:5} wheel {median / 1e3:10.1f} us", flush=True)
     meta = meta_common()
     meta.update(
         {
