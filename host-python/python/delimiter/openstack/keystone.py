@@ -189,28 +189,33 @@ class KeystoneLimits:
     def limits(self) -> LimitsCopy:
         """The current copy of the model and limits (fetched if older than
         ``ttl``: 3 requests)."""
-        copy = self._limits
-        if copy is not None and self._fresh(copy.fetched_at):
-            return copy
-        with self._lock:
-            copy = self._limits
-            if copy is None or not self._fresh(copy.fetched_at):
-                copy = self._limits = self._fetch_limits()
-            return copy
+        return self._current("_limits", self._fetch_limits)
 
     def tree(self) -> TreeCopy:
         """The current copy of the project tree (fetched if older than
         ``ttl``: 1 request)."""
-        copy = self._tree
+        return self._current("_tree", self._refetch_tree)
+
+    def _current(self, name: str, fetch: Callable[[], Any]) -> Any:
+        """The copy held in attribute ``name`` while fresh; else, under the
+        lock (checked again there, so one thread fetches), ``fetch()``'s."""
+        copy = getattr(self, name)
         if copy is not None and self._fresh(copy.fetched_at):
             return copy
         with self._lock:
-            copy = self._tree
+            copy = getattr(self, name)
             if copy is None or not self._fresh(copy.fetched_at):
-                copy = self._tree = self._fetch_tree()
-                self._extra.clear()
-                self._grown = object()
+                copy = fetch()
+                setattr(self, name, copy)
             return copy
+
+    def _refetch_tree(self) -> TreeCopy:
+        """A new tree copy; the projects looked up one by one since the
+        last copy are forgotten with it (called under the lock)."""
+        copy = self._fetch_tree()
+        self._extra.clear()
+        self._grown = object()
+        return copy
 
     def invalidate(self) -> None:
         """Drops every copy: the next use fetches again."""
