@@ -2,7 +2,8 @@
 //!
 //! Pure logic over an abstract [`Store`]: the caller's storage does the
 //! reading and the one-transaction commit; the driver owns the loop, so the
-//! retry policy exists once for every host.
+//! retry policy exists once for every host. The core has no clock and no
+//! randomness of its own: the store supplies both (`now_us`, `entropy`).
 
 use crate::claim::ClaimEntry;
 use crate::decide::{Decision, Request, Violation, evaluate};
@@ -17,8 +18,15 @@ pub enum CommitOutcome {
     /// Every claimed generation matched and was bumped; the caller's rows are
     /// written.
     Committed,
-    /// A claimed generation had moved on; the transaction was rolled back.
+    /// A claimed generation had moved on (or the database aborted the
+    /// transaction as a deadlock or serialization failure); everything was
+    /// rolled back. The driver backs off before it reads again.
     Conflict,
+    /// As `Conflict`, but the losing statement had waited for the winning
+    /// writer, which has now committed: a read made at once sees its write,
+    /// so the driver re-reads without backing off (semantics, "Consuming
+    /// with retries").
+    ConflictAfterWait,
 }
 
 /// A failure of the caller's storage. The storage must have rolled back.
@@ -49,7 +57,7 @@ pub trait Store {
 
     /// Writes the request's rows and bumps every claimed generation with
     /// compare-and-update, all in one transaction; on any miss it rolls the
-    /// whole transaction back and returns `Conflict`.
+    /// whole transaction back and returns `Conflict` (or `ConflictAfterWait`).
     fn commit(
         &mut self,
         claim: &[ClaimEntry],
@@ -58,37 +66,75 @@ pub trait Store {
 
     /// Waits `delay_us` microseconds before attempt `attempt + 1`.
     fn backoff(&mut self, attempt: u32, delay_us: u64);
+
+    /// A monotonic clock in microseconds (any origin): the deadline of
+    /// [`RetryPolicy::deadline_us`] is measured on it.
+    fn now_us(&mut self) -> u64;
+
+    /// Fresh random bits, asked once per call whose policy has no seed, so
+    /// that callers on the default policy back off by different delays.
+    fn entropy(&mut self) -> u64;
 }
 
-/// How hard the driver tries.
+/// How hard the driver tries: until a deadline, with an attempt cap as a
+/// guard, backing off with "equal jitter" after a conflict that did not
+/// wait (semantics, "Consuming with retries").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Attempts in all (reads followed by a commit), at least 1.
+    /// Attempts in all (reads followed by a commit), at least 1. A guard
+    /// behind the deadline. Default 100.
     pub max_attempts: u32,
-    /// Cap of the first backoff; each later one doubles, up to `max_delay_us`.
+    /// The time budget of one call, in microseconds from its start, at
+    /// least 1: no attempt starts once the next backoff would end past it.
+    /// Default 2,000,000 (2 s).
+    pub deadline_us: u64,
+    /// Cap of the first backoff; each later one doubles, up to
+    /// `max_delay_us`. At most `max_delay_us`. Default 1,000.
     pub base_delay_us: u64,
+    /// Largest backoff, at most `deadline_us`. Default 50,000.
     pub max_delay_us: u64,
-    /// Seeds the jitter, so that a run is reproducible.
-    pub seed: u64,
+    /// Seeds the jitter, for reproducible tests only: callers that share a
+    /// seed back off in lockstep. `None` (the default): drawn afresh for
+    /// every call from [`Store::entropy`].
+    pub seed: Option<u64>,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 5,
+            max_attempts: 100,
+            deadline_us: 2_000_000,
             base_delay_us: 1_000,
-            max_delay_us: 100_000,
-            seed: 0,
+            max_delay_us: 50_000,
+            seed: None,
         }
     }
 }
 
 impl RetryPolicy {
-    /// The backoff after the `attempt`-th conflict (1-based): "equal jitter",
-    /// uniform in [cap / 2, cap] where cap = min(max, base * 2^(attempt-1)).
-    /// Growing, so contending workers spread out; jittered, so they do not
-    /// retry in lockstep.
-    pub fn delay_us(&self, attempt: u32) -> u64 {
+    /// Checks the fields, in declaration order: `max-attempts` at least 1,
+    /// `deadline-us` at least 1, `base-delay-us` at most `max-delay-us`,
+    /// `max-delay-us` at most `deadline-us`.
+    pub fn check(&self) -> Result<(), Error> {
+        let field = if self.max_attempts == 0 {
+            "max-attempts"
+        } else if self.deadline_us == 0 {
+            "deadline-us"
+        } else if self.base_delay_us > self.max_delay_us {
+            "base-delay-us"
+        } else if self.max_delay_us > self.deadline_us {
+            "max-delay-us"
+        } else {
+            return Ok(());
+        };
+        Err(Error::InvalidConfig { field })
+    }
+
+    /// The backoff after the `attempt`-th conflict (1-based) of a call whose
+    /// jitter is seeded by `seed`: "equal jitter", uniform in [cap / 2, cap]
+    /// where cap = min(max, base * 2^(attempt-1)). Growing, so contending
+    /// workers spread out; jittered, so they do not retry in lockstep.
+    pub fn delay_us(&self, seed: u64, attempt: u32) -> u64 {
         let shift = attempt.saturating_sub(1).min(63);
         let cap = self
             .base_delay_us
@@ -99,8 +145,13 @@ impl RetryPolicy {
         half + if span == 0 {
             0
         } else {
-            splitmix64(self.seed ^ u64::from(attempt)) % (span + 1)
+            splitmix64(seed ^ u64::from(attempt)) % (span + 1)
         }
+    }
+
+    /// The seed of one call: the policy's, or fresh entropy from `store`.
+    pub(crate) fn call_seed<S: Store + ?Sized>(&self, store: &mut S) -> u64 {
+        self.seed.unwrap_or_else(|| store.entropy())
     }
 }
 
@@ -110,6 +161,49 @@ fn splitmix64(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
+}
+
+/// The retry budget of one call: the attempt cap and the deadline.
+pub(crate) struct Budget {
+    policy: RetryPolicy,
+    seed: u64,
+    start_us: u64,
+}
+
+impl Budget {
+    pub(crate) fn start<S: Store + ?Sized>(policy: &RetryPolicy, store: &mut S) -> Self {
+        Budget {
+            policy: *policy,
+            seed: policy.call_seed(store),
+            start_us: store.now_us(),
+        }
+    }
+
+    /// After the `attempt`-th attempt lost with `outcome` (a conflict):
+    /// waits as the policy says and returns true when another attempt may
+    /// start, false when the budget is spent.
+    pub(crate) fn retry<S: Store + ?Sized>(
+        &self,
+        store: &mut S,
+        attempt: u32,
+        outcome: CommitOutcome,
+    ) -> bool {
+        if attempt >= self.policy.max_attempts {
+            return false;
+        }
+        let delay = match outcome {
+            CommitOutcome::ConflictAfterWait => 0,
+            _ => self.policy.delay_us(self.seed, attempt),
+        };
+        let elapsed = store.now_us().saturating_sub(self.start_us);
+        if elapsed.saturating_add(delay) >= self.policy.deadline_us {
+            return false;
+        }
+        if delay > 0 {
+            store.backoff(attempt, delay);
+        }
+        true
+    }
 }
 
 /// A successful consume.
@@ -129,7 +223,7 @@ pub enum ConsumeError {
         violations: Vec<Violation>,
         attempts: u32,
     },
-    /// Every attempt met a conflict.
+    /// Every attempt met a conflict, until the deadline or the attempt cap.
     RetriesExhausted { attempts: u32 },
     /// The storage failed on attempt `attempts` (and rolled back).
     Storage { error: StorageError, attempts: u32 },
@@ -178,27 +272,25 @@ impl fmt::Display for ConsumeError {
 impl std::error::Error for ConsumeError {}
 
 /// Consumes `request` through `store`: read, decide, commit; on conflict
-/// back off and start again from a fresh read.
+/// re-read at once (after a wait) or back off, and start again, until the
+/// policy's deadline or attempt cap.
 pub fn consume<S: Store + ?Sized>(
     config: &Config,
     policy: &RetryPolicy,
     store: &mut S,
     request: &Request,
 ) -> Result<Consumed, ConsumeError> {
-    if policy.max_attempts == 0 {
-        return Err(ConsumeError::Invalid(Error::InvalidConfig {
-            field: "max-attempts",
-        }));
-    }
+    policy.check().map_err(ConsumeError::Invalid)?;
+    let budget = Budget::start(policy, store);
     let resources = request.resources();
-    for attempt in 1..=policy.max_attempts {
-        let snapshot =
-            store
-                .read(&request.project, &resources)
-                .map_err(|error| ConsumeError::Storage {
-                    error,
-                    attempts: attempt,
-                })?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let storage = |error| ConsumeError::Storage {
+            error,
+            attempts: attempt,
+        };
+        let snapshot = store.read(&request.project, &resources).map_err(storage)?;
         let claim = match evaluate(config, &snapshot, request).map_err(ConsumeError::Invalid)? {
             Decision::Refused { violations } => {
                 return Err(ConsumeError::OverLimit {
@@ -208,26 +300,18 @@ pub fn consume<S: Store + ?Sized>(
             }
             Decision::Admitted { claim } => claim,
         };
-        match store.commit(&claim, request) {
-            Ok(CommitOutcome::Committed) => {
+        match store.commit(&claim, request).map_err(storage)? {
+            CommitOutcome::Committed => {
                 return Ok(Consumed {
                     claim,
                     attempts: attempt,
                 });
             }
-            Ok(CommitOutcome::Conflict) if attempt < policy.max_attempts => {
-                store.backoff(attempt, policy.delay_us(attempt));
-            }
-            Ok(CommitOutcome::Conflict) => {}
-            Err(error) => {
-                return Err(ConsumeError::Storage {
-                    error,
-                    attempts: attempt,
-                });
+            lost => {
+                if !budget.retry(store, attempt, lost) {
+                    return Err(ConsumeError::RetriesExhausted { attempts: attempt });
+                }
             }
         }
     }
-    Err(ConsumeError::RetriesExhausted {
-        attempts: policy.max_attempts,
-    })
 }

@@ -80,8 +80,22 @@ impl Decision {
 /// project's usage below zero, or any sum that overflows 64 bits, is an
 /// error rather than a decision.
 pub fn evaluate(config: &Config, snapshot: &Snapshot, request: &Request) -> Result<Decision> {
+    evaluate_after(config, snapshot, request, &[])
+}
+
+/// [`evaluate`] against `snapshot` plus `earlier`, the (project, resource,
+/// delta) changes of the requests admitted before this one in a batch:
+/// each changes u of its own project and U of that project and its
+/// ancestors.
+pub(crate) fn evaluate_after(
+    config: &Config,
+    snapshot: &Snapshot,
+    request: &Request,
+    earlier: &[(&str, &str, i64)],
+) -> Result<Decision> {
     let resources = request.resources();
-    let view = View::build(config, snapshot, &request.project, &resources)?;
+    let mut view = View::build(config, snapshot, &request.project, &resources)?;
+    view.add_earlier(config, &resources, earlier)?;
     let ids: Vec<&str> = view.path.iter().map(|&n| view.id(n)).collect();
     let generations: Vec<Option<u64>> =
         view.path.iter().map(|&n| view.generations.get(n)).collect();

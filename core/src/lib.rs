@@ -40,6 +40,7 @@
 //! assert_eq!((violations[0].limit, violations[0].usage, violations[0].delta), (10, 9, 2));
 //! ```
 
+mod batch;
 mod buf;
 mod claim;
 mod compat;
@@ -56,6 +57,7 @@ mod tree;
 mod usage;
 mod validate;
 
+pub use batch::{BatchOutcome, BatchStore, consume_batch, evaluate_batch, union_claims};
 pub use claim::{ClaimEntry, Generation};
 pub use compat::{OsloCheck, OverLimitInfo, ResourceLimit, oslo_check};
 pub use consume::{

@@ -128,4 +128,43 @@ impl<'a> View<'a> {
     pub(crate) fn id(&self, node: usize) -> &'a str {
         self.tree.id(node)
     }
+
+    /// Counts `earlier`, the (project, resource, delta) changes of the
+    /// requests admitted before this one in a batch, into the usage this
+    /// view decides on: u of the requesting project for its own changes,
+    /// and the counted usage of every path node that is the changed
+    /// project or one of its ancestors (under flat, only the project
+    /// itself counts). Checked: an overflow is reported at the node, as a
+    /// decision reports it.
+    pub(crate) fn add_earlier(
+        &mut self,
+        config: &Config,
+        resources: &[&str],
+        earlier: &[(&str, &str, i64)],
+    ) -> Result<()> {
+        for &(project, resource, delta) in earlier {
+            let Some(r) = resources.iter().position(|&x| x == resource) else {
+                continue;
+            };
+            let node = self.tree.require(project)?;
+            let mut above = self.tree.path(node);
+            if config.model == Model::Flat {
+                above.truncate(1);
+            }
+            let overflow = |n: usize| Error::Overflow {
+                project: self.tree.id(n).to_string(),
+                resource: resource.to_string(),
+            };
+            if node == self.path[0] {
+                self.local[r] = self.local[r].checked_add(delta).ok_or_else(|| overflow(node))?;
+            }
+            for (k, &n) in self.path.iter().enumerate() {
+                if above.contains(&n) {
+                    let c = &mut self.constraints[r][k];
+                    c.usage = c.usage.checked_add(delta).ok_or_else(|| overflow(n))?;
+                }
+            }
+        }
+        Ok(())
+    }
 }

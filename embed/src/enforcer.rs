@@ -216,17 +216,52 @@ impl Enforcer {
         let (out, kept) = self.call_with_store(Some(StorePtr(ptr)), |store, quota| {
             quota.call_consume(store, *config, *policy, request)
         })?;
-        out.map_err(|e| match e {
-            ConsumeError::OverLimit(over) => Error::OverLimit(over),
-            ConsumeError::RetriesExhausted(attempts) => Error::RetriesExhausted { attempts },
-            ConsumeError::Storage(failure) => Error::Storage {
-                error: kept
-                    .filter(|e| e.message == failure.message)
-                    .unwrap_or_else(|| StorageError::new(failure.message)),
-                attempts: failure.attempts,
-            },
-            ConsumeError::Invalid(invalid) => Error::Invalid(invalid),
-        })
+        out.map_err(|e| consume_error(e, kept.as_ref()))
+    }
+
+    /// Decides `requests` in order against one snapshot, each against the
+    /// snapshot plus the deltas of the requests admitted before it: what
+    /// the same requests would get one by one (semantics, "Combining
+    /// concurrent consumes"). One result per request; the outer error is
+    /// a guest fault only.
+    pub fn evaluate_batch(
+        &mut self,
+        config: &Config,
+        snapshot: &Snapshot,
+        requests: &[Request],
+    ) -> Result<Vec<Result<Decision, Invalid>>, Error> {
+        self.call(|store, quota| quota.call_evaluate_batch(store, *config, snapshot, requests))
+    }
+
+    /// Consumes `requests` as one batch through `store`'s
+    /// [`read_batch`](Store::read_batch) and
+    /// [`commit_batch`](Store::commit_batch): one read, decisions in
+    /// arrival order ([`evaluate_batch`](Self::evaluate_batch)), one commit
+    /// of the admitted members with their claims' union. A conflict re-runs
+    /// the batch within `policy`'s budget. One result per request, each
+    /// what [`consume`](Self::consume) gives; the outer error is a guest
+    /// fault only. A host's combiner calls this; most callers want
+    /// `delimiter::Combiner`.
+    pub fn consume_batch(
+        &mut self,
+        config: &Config,
+        policy: &RetryPolicy,
+        store: &mut dyn Store,
+        requests: &[Request],
+    ) -> Result<Vec<Result<Consumed, Error>>, Error> {
+        // SAFETY: as in `consume`.
+        let ptr: NonNull<dyn Store + 'static> = unsafe {
+            std::mem::transmute::<NonNull<dyn Store + '_>, NonNull<dyn Store + 'static>>(
+                NonNull::from(store),
+            )
+        };
+        let (out, kept) = self.call_with_store(Some(StorePtr(ptr)), |store, quota| {
+            quota.call_consume_batch(store, *config, *policy, requests)
+        })?;
+        Ok(out
+            .into_iter()
+            .map(|r| r.map_err(|e| consume_error(e, kept.as_ref())))
+            .collect())
     }
 
     /// Runs one exported function (no store callbacks) with fresh fuel, in
@@ -351,5 +386,22 @@ impl Enforcer {
             fault
         })?;
         Ok(Live { store, bindings })
+    }
+}
+
+/// A consume's error from the component's, with the store's own error
+/// (source and all) when it is the one the guest reported.
+fn consume_error(e: ConsumeError, kept: Option<&StorageError>) -> Error {
+    match e {
+        ConsumeError::OverLimit(over) => Error::OverLimit(over),
+        ConsumeError::RetriesExhausted(attempts) => Error::RetriesExhausted { attempts },
+        ConsumeError::Storage(failure) => Error::Storage {
+            error: kept
+                .filter(|e| e.message == failure.message)
+                .cloned()
+                .unwrap_or_else(|| StorageError::new(failure.message)),
+            attempts: failure.attempts,
+        },
+        ConsumeError::Invalid(invalid) => Error::Invalid(invalid),
     }
 }

@@ -7,7 +7,7 @@ use crate::cache::{self, LoadInfo};
 use crate::error::{FaultKind, GuestFault, StorageError};
 use crate::store::Store;
 use crate::types::bindings::{self, delimiter::quota::store as host};
-use crate::types::{ClaimEntry, CommitOutcome, Request, Snapshot};
+use crate::types::{BatchOutcome, ClaimEntry, CommitOutcome, Request, Snapshot};
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -185,6 +185,48 @@ impl host::Host for HostState {
     fn backoff(&mut self, attempt: u32, delay_us: u64) {
         if let Some(store) = self.store() {
             store.backoff(attempt, Duration::from_micros(delay_us));
+        }
+    }
+
+    fn now_us(&mut self) -> u64 {
+        match self.store() {
+            Some(store) => store.now_us(),
+            None => crate::store::monotonic_us(),
+        }
+    }
+
+    fn entropy(&mut self) -> u64 {
+        match self.store() {
+            Some(store) => store.entropy(),
+            None => crate::store::random_u64(),
+        }
+    }
+
+    fn read_batch(
+        &mut self,
+        projects: Vec<String>,
+        resources: Vec<String>,
+    ) -> Result<Snapshot, String> {
+        let Some(store) = self.store() else {
+            return Err("store.read-batch called outside consume-batch".to_string());
+        };
+        match store.read_batch(&projects, &resources) {
+            Ok(snapshot) => Ok(snapshot),
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    fn commit_batch(
+        &mut self,
+        claim: Vec<ClaimEntry>,
+        members: Vec<Request>,
+    ) -> Result<BatchOutcome, String> {
+        let Some(store) = self.store() else {
+            return Err("store.commit-batch called outside consume-batch".to_string());
+        };
+        match store.commit_batch(&claim, &members) {
+            Ok(outcome) => Ok(outcome),
+            Err(e) => Err(self.failed(e)),
         }
     }
 }

@@ -152,7 +152,7 @@ case_names! {
     Model { Flat => "flat", StrictTwoLevel => "strict-two-level", Nested => "nested" }
     MissingLimit { Zero => "zero", Unlimited => "unlimited" }
     IdKind { Project => "project", Parent => "parent", Resource => "resource" }
-    CommitOutcome { Committed => "committed", Conflict => "conflict" }
+    CommitOutcome { Committed => "committed", Conflict => "conflict", ConflictAfterWait => "conflict-after-wait" }
 }
 
 impl Default for Config {
@@ -177,13 +177,15 @@ impl Config {
 }
 
 impl Default for RetryPolicy {
-    /// 5 attempts, backoff caps from 1 ms doubling to 100 ms, seed 0.
+    /// A 2 s deadline with a guard of 100 attempts, backoff caps from 1 ms
+    /// doubling to 50 ms, jitter drawn afresh per call (no seed).
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 5,
+            max_attempts: 100,
+            deadline_us: 2_000_000,
             base_delay_us: 1_000,
-            max_delay_us: 100_000,
-            seed: 0,
+            max_delay_us: 50_000,
+            seed: None,
         }
     }
 }

@@ -169,35 +169,62 @@ impl Guest for Component {
         policy: wit::RetryPolicy,
         request: wit::Request,
     ) -> Result<wit::Consumed, wit::ConsumeError> {
-        let policy = core::RetryPolicy {
-            max_attempts: policy.max_attempts,
-            base_delay_us: policy.base_delay_us,
-            max_delay_us: policy.max_delay_us,
-            seed: policy.seed,
-        };
-        match core::consume(&config.into(), &policy, &mut HostStore, &request.into()) {
-            Ok(done) => Ok(wit::Consumed {
-                claim: claim_out(done.claim),
-                attempts: done.attempts,
-            }),
-            Err(core::ConsumeError::OverLimit {
-                violations,
-                attempts,
-            }) => Err(wit::ConsumeError::OverLimit(wit::OverLimit {
-                violations: violations_out(violations),
-                attempts,
-            })),
-            Err(core::ConsumeError::RetriesExhausted { attempts }) => {
-                Err(wit::ConsumeError::RetriesExhausted(attempts))
-            }
-            Err(core::ConsumeError::Storage { error, attempts }) => {
-                Err(wit::ConsumeError::Storage(wit::StorageFailure {
-                    message: error.message,
-                    attempts,
-                }))
-            }
-            Err(core::ConsumeError::Invalid(e)) => Err(wit::ConsumeError::Invalid(error_out(e))),
+        core::consume(&config.into(), &policy.into(), &mut HostStore, &request.into())
+            .map(consumed_out)
+            .map_err(consume_error_out)
+    }
+
+    fn evaluate_batch(
+        config: wit::Config,
+        snapshot: wit::Snapshot,
+        requests: Vec<wit::Request>,
+    ) -> Vec<Result<wit::Decision, wit::Invalid>> {
+        let requests: Vec<core::Request> = requests.into_iter().map(Into::into).collect();
+        core::evaluate_batch(&config.into(), &snapshot.into(), &requests)
+            .into_iter()
+            .map(|d| d.map(decision_out).map_err(error_out))
+            .collect()
+    }
+
+    fn consume_batch(
+        config: wit::Config,
+        policy: wit::RetryPolicy,
+        requests: Vec<wit::Request>,
+    ) -> Vec<Result<wit::Consumed, wit::ConsumeError>> {
+        let requests: Vec<core::Request> = requests.into_iter().map(Into::into).collect();
+        core::consume_batch(&config.into(), &policy.into(), &mut HostStore, &requests)
+            .into_iter()
+            .map(|r| r.map(consumed_out).map_err(consume_error_out))
+            .collect()
+    }
+}
+
+fn consumed_out(done: core::Consumed) -> wit::Consumed {
+    wit::Consumed {
+        claim: claim_out(done.claim),
+        attempts: done.attempts,
+    }
+}
+
+fn consume_error_out(error: core::ConsumeError) -> wit::ConsumeError {
+    match error {
+        core::ConsumeError::OverLimit {
+            violations,
+            attempts,
+        } => wit::ConsumeError::OverLimit(wit::OverLimit {
+            violations: violations_out(violations),
+            attempts,
+        }),
+        core::ConsumeError::RetriesExhausted { attempts } => {
+            wit::ConsumeError::RetriesExhausted(attempts)
         }
+        core::ConsumeError::Storage { error, attempts } => {
+            wit::ConsumeError::Storage(wit::StorageFailure {
+                message: error.message,
+                attempts,
+            })
+        }
+        core::ConsumeError::Invalid(e) => wit::ConsumeError::Invalid(error_out(e)),
     }
 }
 
@@ -268,27 +295,76 @@ impl core::Store for HostStore {
         claim: &[core::ClaimEntry],
         request: &core::Request,
     ) -> Result<core::CommitOutcome, core::StorageError> {
-        let claim = claim_out(claim.to_vec());
-        let request = wit::Request {
-            project: request.project.clone(),
-            deltas: request
-                .deltas
-                .iter()
-                .map(|d| wit::Delta {
-                    resource: d.resource.clone(),
-                    delta: d.delta,
-                })
-                .collect(),
-        };
-        match host::commit(&claim, &request) {
-            Ok(wit::CommitOutcome::Committed) => Ok(core::CommitOutcome::Committed),
-            Ok(wit::CommitOutcome::Conflict) => Ok(core::CommitOutcome::Conflict),
-            Err(message) => Err(core::StorageError::new(message)),
-        }
+        host::commit(&claim_out(claim.to_vec()), &request_out(request))
+            .map(commit_outcome_in)
+            .map_err(core::StorageError::new)
     }
 
     fn backoff(&mut self, attempt: u32, delay_us: u64) {
         host::backoff(attempt, delay_us);
+    }
+
+    fn now_us(&mut self) -> u64 {
+        host::now_us()
+    }
+
+    fn entropy(&mut self) -> u64 {
+        host::entropy()
+    }
+}
+
+impl core::BatchStore for HostStore {
+    fn read_batch(
+        &mut self,
+        projects: &[&str],
+        resources: &[&str],
+    ) -> Result<core::Snapshot, core::StorageError> {
+        let projects: Vec<String> = projects.iter().map(|p| p.to_string()).collect();
+        let resources: Vec<String> = resources.iter().map(|r| r.to_string()).collect();
+        host::read_batch(&projects, &resources)
+            .map(Into::into)
+            .map_err(core::StorageError::new)
+    }
+
+    fn commit_batch(
+        &mut self,
+        claim: &[core::ClaimEntry],
+        members: &[&core::Request],
+    ) -> Result<core::BatchOutcome, core::StorageError> {
+        let members: Vec<wit::Request> = members.iter().map(|r| request_out(r)).collect();
+        match host::commit_batch(&claim_out(claim.to_vec()), &members) {
+            Ok(wit::BatchOutcome::Committed) => Ok(core::BatchOutcome::Committed),
+            Ok(wit::BatchOutcome::Conflict(lost)) => {
+                Ok(core::BatchOutcome::Conflict(commit_outcome_in(lost)))
+            }
+            Ok(wit::BatchOutcome::MemberFailed(failure)) => Ok(core::BatchOutcome::MemberFailed {
+                index: failure.index,
+                error: core::StorageError::new(failure.message),
+            }),
+            Err(message) => Err(core::StorageError::new(message)),
+        }
+    }
+}
+
+fn commit_outcome_in(outcome: wit::CommitOutcome) -> core::CommitOutcome {
+    match outcome {
+        wit::CommitOutcome::Committed => core::CommitOutcome::Committed,
+        wit::CommitOutcome::Conflict => core::CommitOutcome::Conflict,
+        wit::CommitOutcome::ConflictAfterWait => core::CommitOutcome::ConflictAfterWait,
+    }
+}
+
+fn request_out(request: &core::Request) -> wit::Request {
+    wit::Request {
+        project: request.project.clone(),
+        deltas: request
+            .deltas
+            .iter()
+            .map(|d| wit::Delta {
+                resource: d.resource.clone(),
+                delta: d.delta,
+            })
+            .collect(),
     }
 }
 
@@ -394,6 +470,18 @@ impl From<wit::Delta> for core::Delta {
         core::Delta {
             resource: d.resource,
             delta: d.delta,
+        }
+    }
+}
+
+impl From<wit::RetryPolicy> for core::RetryPolicy {
+    fn from(p: wit::RetryPolicy) -> Self {
+        core::RetryPolicy {
+            max_attempts: p.max_attempts,
+            deadline_us: p.deadline_us,
+            base_delay_us: p.base_delay_us,
+            max_delay_us: p.max_delay_us,
+            seed: p.seed,
         }
     }
 }
