@@ -27,6 +27,11 @@ fn run_case(case: &Value) -> Ran {
             let (outcome, calls) = run_consume(case)?;
             (outcome, Some(calls))
         }
+        "evaluate-batch" => (run_evaluate_batch(case)?, None),
+        "consume-batch" => {
+            let (outcome, calls) = run_consume_batch(case)?;
+            (outcome, Some(calls))
+        }
         other => return Err(format!("unsupported operation {other:?}")),
     })
 }
@@ -176,8 +181,35 @@ fn deltas(values: &[Value]) -> Result<Vec<Delta>, String> {
 }
 
 fn request(case: &Value) -> Result<Request, String> {
-    let r = &case["request"];
+    request_of(&case["request"])
+}
+
+fn request_of(r: &Value) -> Result<Request, String> {
     Ok(Request::new(s(r, "project")?, deltas(list(r, "deltas"))?))
+}
+
+fn requests(case: &Value) -> Result<Vec<Request>, String> {
+    list(case, "requests").iter().map(request_of).collect()
+}
+
+/// The case's policy: the core's default with the fields the case sets.
+fn policy(case: &Value) -> Result<RetryPolicy, String> {
+    use delimiter_conformance::policy_number;
+    let mut policy = RetryPolicy::default();
+    if let Some(n) = policy_number(case, "max_attempts")? {
+        policy.max_attempts = u32::try_from(n).map_err(|_| "bad max_attempts")?;
+    }
+    if let Some(n) = policy_number(case, "deadline_us")? {
+        policy.deadline_us = n;
+    }
+    if let Some(n) = policy_number(case, "base_delay_us")? {
+        policy.base_delay_us = n;
+    }
+    if let Some(n) = policy_number(case, "max_delay_us")? {
+        policy.max_delay_us = n;
+    }
+    policy.seed = policy_number(case, "seed")?;
+    Ok(policy)
 }
 
 // ---- outcomes -------------------------------------------------------------
@@ -407,8 +439,19 @@ fn run_oslo(case: &Value) -> Result<Outcome, String> {
         .map_err(|e| e.kind().to_string()))
 }
 
-/// The case's scripted store, as the core's `Store`.
+/// The case's scripted store, as the core's `Store` and `BatchStore`.
 struct Scripted(Script);
+
+fn commit_outcome(commit: Commit) -> Result<CommitOutcome, StorageError> {
+    match commit {
+        Commit::Committed => Ok(CommitOutcome::Committed),
+        Commit::Conflict => Ok(CommitOutcome::Conflict),
+        Commit::ConflictAfterWait => Ok(CommitOutcome::ConflictAfterWait),
+        Commit::StorageError | Commit::MemberFailed(_) => {
+            Err(StorageError::new("scripted commit failure"))
+        }
+    }
+}
 
 impl Store for Scripted {
     fn read(&mut self, _project: &str, _resources: &[&str]) -> Result<Snapshot, StorageError> {
@@ -423,34 +466,93 @@ impl Store for Scripted {
         _claim: &[ClaimEntry],
         _request: &Request,
     ) -> Result<CommitOutcome, StorageError> {
-        match self.0.commit() {
-            Commit::Committed => Ok(CommitOutcome::Committed),
-            Commit::Conflict => Ok(CommitOutcome::Conflict),
-            Commit::StorageError => Err(StorageError::new("scripted commit failure")),
-        }
+        commit_outcome(self.0.commit())
     }
 
-    fn backoff(&mut self, _attempt: u32, _delay_us: u64) {
-        self.0.backoff();
+    fn backoff(&mut self, _attempt: u32, delay_us: u64) {
+        self.0.backoff(delay_us);
+    }
+
+    fn now_us(&mut self) -> u64 {
+        self.0.now_us()
+    }
+
+    fn entropy(&mut self) -> u64 {
+        self.0.entropy()
+    }
+}
+
+impl BatchStore for Scripted {
+    fn read_batch(
+        &mut self,
+        _projects: &[&str],
+        _resources: &[&str],
+    ) -> Result<Snapshot, StorageError> {
+        self.read("", &[])
+    }
+
+    fn commit_batch(
+        &mut self,
+        claim: &[ClaimEntry],
+        members: &[&Request],
+    ) -> Result<BatchOutcome, StorageError> {
+        let projects = members.iter().map(|m| m.project.clone()).collect();
+        match self.0.commit_batch(claim_json(claim), projects) {
+            Commit::MemberFailed(index) => Ok(BatchOutcome::MemberFailed {
+                index,
+                error: StorageError::new("scripted member failure"),
+            }),
+            Commit::Committed => Ok(BatchOutcome::Committed),
+            other => commit_outcome(other).map(BatchOutcome::Conflict),
+        }
     }
 }
 
 fn run_consume(case: &Value) -> Result<(Outcome, Value), String> {
     let req = request(case)?;
     let mut scripted = Scripted(Script::of(case));
-    let mut policy = RetryPolicy::default();
-    if let Some(n) = case["policy"].get("max_attempts") {
-        policy.max_attempts = n
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or("bad max_attempts")?;
-    }
+    let policy = policy(case)?;
     let outcome = match config(case)? {
         Err(kind) => Err(kind),
         Ok(config) => match consume(&config, &policy, &mut scripted, &req) {
-            Ok(done) => Ok(json!({"claim": claim_json(&done.claim), "attempts": done.attempts})),
+            Ok(done) => Ok(consumed_json(&done)),
             Err(e) => Err(e.kind().to_string()),
         },
     };
     Ok((outcome, scripted.0.calls()))
+}
+
+fn consumed_json(done: &Consumed) -> Value {
+    json!({"claim": claim_json(&done.claim), "attempts": done.attempts})
+}
+
+fn run_evaluate_batch(case: &Value) -> Result<Outcome, String> {
+    let snap = snapshot(&case["snapshot"])?;
+    let reqs = requests(case)?;
+    with_config(case, |config| {
+        Ok(evaluate_batch(config, &snap, &reqs)
+            .iter()
+            .map(|d| match d {
+                Ok(d) => decision_json(d),
+                Err(e) => json!({"error": e.kind()}),
+            })
+            .collect())
+    })
+}
+
+fn run_consume_batch(case: &Value) -> Result<(Outcome, Value), String> {
+    let reqs = requests(case)?;
+    let mut scripted = Scripted(Script::of(case));
+    let policy = policy(case)?;
+    let outcome = match config(case)? {
+        Err(kind) => Err(kind),
+        Ok(config) => Ok(consume_batch(&config, &policy, &mut scripted, &reqs)
+            .iter()
+            .map(|r| match r {
+                Ok(done) => consumed_json(done),
+                Err(e) => json!({"error": e.kind()}),
+            })
+            .collect()),
+    };
+    Ok((outcome, scripted.0.batch_calls()))
 }

@@ -908,12 +908,53 @@ proptest! {
         }
     }
 
+    /// A batch decides each member as one by one would: against the
+    /// snapshot whose local usage holds the deltas of every member admitted
+    /// before it (the reference updates the usage rows by hand).
+    #[test]
+    fn batch_matches_one_by_one(
+        sc in scenario(),
+        members in proptest::collection::vec(
+            (any::<prop::sample::Index>(), proptest::collection::vec(prop::option::of(-3i64..6), RESOURCES.len())),
+            0..6,
+        ),
+    ) {
+        let ids: Vec<String> = sc.snapshot.projects.iter().map(|p| p.id.clone()).collect();
+        let requests: Vec<Request> = members
+            .iter()
+            .map(|(who, deltas)| {
+                let deltas = RESOURCES
+                    .iter()
+                    .zip(deltas)
+                    .filter_map(|(r, d)| d.map(|d| Delta::new(*r, d)))
+                    .collect();
+                Request::new(ids[who.index(ids.len())].clone(), deltas)
+            })
+            .collect();
+        let batch = evaluate_batch(&sc.config, &sc.snapshot, &requests);
+        prop_assert_eq!(batch.len(), requests.len());
+        let mut state = sc.snapshot.clone();
+        for (request, got) in requests.iter().zip(&batch) {
+            let want = evaluate(&sc.config, &state, request);
+            prop_assert_eq!(kind(got.clone()), kind(want.clone()), "member {:?}", request);
+            if let Ok(Decision::Admitted { .. }) = want {
+                let Usage::Local(rows) = &mut state.usage else { unreachable!() };
+                for d in &request.deltas {
+                    match rows.iter_mut().find(|u| u.project == request.project && u.resource == d.resource) {
+                        Some(row) => row.usage += d.delta,
+                        None => rows.push(UsageEntry { project: request.project.clone(), resource: d.resource.clone(), usage: d.delta }),
+                    }
+                }
+            }
+        }
+    }
+
     /// Backoff delays stay within [cap / 2, cap] with a doubling cap.
     #[test]
     fn backoff_is_jittered_and_growing(seed in any::<u64>(), attempt in 1u32..70) {
-        let policy = RetryPolicy { seed, ..RetryPolicy::default() };
+        let policy = RetryPolicy::default();
         let cap = policy.base_delay_us.saturating_mul(1u64 << (attempt - 1).min(63)).min(policy.max_delay_us);
-        let delay = policy.delay_us(attempt);
+        let delay = policy.delay_us(seed, attempt);
         prop_assert!(delay >= cap / 2 && delay <= cap, "attempt {attempt}: {delay} not in [{}, {cap}]", cap / 2);
     }
 }

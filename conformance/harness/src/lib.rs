@@ -86,7 +86,16 @@ fn check(case: &Value, (outcome, calls): (Outcome, Option<Value>)) -> Result<(),
         };
         return Err(format!("want {want} got {got}"));
     }
-    if let Some(calls) = calls {
+    if let Some(mut calls) = calls {
+        if let Some(want) = case.get("want_commits") {
+            let got = calls
+                .as_object_mut()
+                .and_then(|c| c.remove("commits_made"))
+                .unwrap_or(Value::Null);
+            if &got != want {
+                return Err(format!("want commits {want} got {got}"));
+            }
+        }
         let want = &case["want_calls"];
         if &calls != want {
             return Err(format!("want calls {want} got {calls}"));
@@ -95,15 +104,34 @@ fn check(case: &Value, (outcome, calls): (Outcome, Option<Value>)) -> Result<(),
     Ok(())
 }
 
-/// A consume case's scripted store (`store.reads`, `store.commits`), as the
-/// README describes it: the n-th call answers the n-th step, or the last
-/// one once the list runs out; calls are counted. Each runner wraps it in
-/// its host's store type.
+/// A policy field of `case["policy"]` as a number (`None` when absent; the
+/// host's default applies).
+pub fn policy_number(case: &Value, key: &str) -> Result<Option<u64>, String> {
+    match case["policy"].get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or(format!("bad policy.{key}: {v}")),
+    }
+}
+
+/// A consume case's scripted store (`store.reads`, `store.commits`, the
+/// virtual clock and entropy), as the README describes it: the n-th call
+/// answers the n-th step, or the last one once the list runs out; calls are
+/// counted; the clock moves by `read_us` per read, `commit_us` per commit
+/// and each backoff's delay. Each runner wraps it in its host's store type.
 #[derive(Debug, Clone, Default)]
 pub struct Script {
     reads: Vec<Value>,
-    commits: Vec<String>,
+    commits: Vec<Value>,
     calls: [u32; 3],
+    read_us: u64,
+    commit_us: u64,
+    entropy: u64,
+    clock_us: u64,
+    slept_us: u64,
+    /// Whether the case checks `slept_us` (so the calls name it).
+    counts_sleep: bool,
+    /// Each `commit-batch` call's claim and member projects.
+    commits_made: Vec<Value>,
 }
 
 /// What a scripted commit answers.
@@ -111,7 +139,10 @@ pub struct Script {
 pub enum Commit {
     Committed,
     Conflict,
+    ConflictAfterWait,
     StorageError,
+    /// A batch member (its place among the members passed) failed to write.
+    MemberFailed(u32),
 }
 
 impl Script {
@@ -119,13 +150,15 @@ impl Script {
     pub fn of(case: &Value) -> Self {
         let store = &case["store"];
         let list = |key: &str| store[key].as_array().cloned().unwrap_or_default();
+        let number = |key: &str| store[key].as_u64().unwrap_or(0);
         Script {
             reads: list("reads"),
-            commits: list("commits")
-                .iter()
-                .filter_map(|c| c.as_str().map(str::to_string))
-                .collect(),
-            calls: [0; 3],
+            commits: list("commits"),
+            read_us: number("read_us"),
+            commit_us: number("commit_us"),
+            entropy: number("entropy"),
+            counts_sleep: case["want_calls"].get("slept_us").is_some(),
+            ..Script::default()
         }
     }
 
@@ -134,6 +167,7 @@ impl Script {
     pub fn read(&mut self) -> Option<Value> {
         let n = self.calls[0] as usize;
         self.calls[0] += 1;
+        self.clock_us += self.read_us;
         let step = self.reads.get(n).or(self.reads.last()).cloned();
         step.filter(|s| s.as_str() != Some("storage-error"))
     }
@@ -142,26 +176,60 @@ impl Script {
     pub fn commit(&mut self) -> Commit {
         let n = self.calls[1] as usize;
         self.calls[1] += 1;
-        match self
-            .commits
-            .get(n)
-            .or(self.commits.last())
-            .map(String::as_str)
-        {
+        self.clock_us += self.commit_us;
+        let step = self.commits.get(n).or(self.commits.last());
+        match step.and_then(Value::as_str) {
             Some("committed") => Commit::Committed,
             Some("conflict") => Commit::Conflict,
-            _ => Commit::StorageError,
+            Some("conflict-after-wait") => Commit::ConflictAfterWait,
+            _ => match step.and_then(|s| s["member_failed"].as_u64()) {
+                Some(i) => Commit::MemberFailed(u32::try_from(i).unwrap_or(u32::MAX)),
+                None => Commit::StorageError,
+            },
         }
     }
 
-    /// Counts a backoff (never waits).
-    pub fn backoff(&mut self) {
-        self.calls[2] += 1;
+    /// The next batch commit's answer, recording what it was passed: the
+    /// claim in the vectors' shape and each member's project.
+    pub fn commit_batch(&mut self, claim: Value, members: Vec<String>) -> Commit {
+        self.commits_made
+            .push(serde_json::json!({"claim": claim, "members": members}));
+        self.commit()
     }
 
-    /// The calls made, as `want_calls` writes them.
+    /// Counts a backoff and moves the clock by its delay (never waits).
+    pub fn backoff(&mut self, delay_us: u64) {
+        self.calls[2] += 1;
+        self.clock_us += delay_us;
+        self.slept_us += delay_us;
+    }
+
+    /// The virtual clock.
+    pub fn now_us(&self) -> u64 {
+        self.clock_us
+    }
+
+    /// The case's entropy.
+    pub fn entropy(&self) -> u64 {
+        self.entropy
+    }
+
+    /// The calls made, as `want_calls` writes them (with `slept_us` when
+    /// the case checks it, and `commits_made` for a batch case, which the
+    /// loop compares with `want_commits`).
     pub fn calls(&self) -> Value {
         let [reads, commits, backoffs] = self.calls;
-        serde_json::json!({"reads": reads, "commits": commits, "backoffs": backoffs})
+        let mut calls = serde_json::json!({"reads": reads, "commits": commits, "backoffs": backoffs});
+        if self.counts_sleep {
+            calls["slept_us"] = self.slept_us.into();
+        }
+        calls
+    }
+
+    /// [`calls`](Self::calls) plus the batch commits made.
+    pub fn batch_calls(&self) -> Value {
+        let mut calls = self.calls();
+        calls["commits_made"] = Value::Array(self.commits_made.clone());
+        calls
     }
 }
