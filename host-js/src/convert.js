@@ -10,6 +10,8 @@
 // half-entered. A value of the wrong type is the caller's bug: a TypeError
 // (or a RangeError for an integer out of range), never a QuotaError.
 
+import { StorageError } from './errors.js';
+
 const S64_MIN = -(2n ** 63n);
 const S64_MAX = 2n ** 63n - 1n;
 const U64_MAX = 2n ** 64n - 1n;
@@ -17,18 +19,20 @@ const U32_MAX = 2 ** 32 - 1;
 
 // The WIT's documented defaults (wit/delimiter.wit: config, retry-policy).
 export const DEFAULT_CONFIG = Object.freeze({ model: 'nested', maxDepth: 64, missingLimit: 'zero' });
+// The policy's seed is none (null): jitter drawn per call from the store's entropy.
 export const DEFAULT_POLICY = Object.freeze({
-  maxAttempts: 5,
+  maxAttempts: 100,
+  deadlineUs: 2_000_000n,
   baseDelayUs: 1000n,
-  maxDelayUs: 100000n,
-  seed: 0n,
+  maxDelayUs: 50_000n,
+  seed: null,
 });
 
 // The WIT enums' cases, to tell a value jco can lower from a name the
 // component must parse (parse-config).
 const MODELS = new Set(['flat', 'strict-two-level', 'nested']);
 const MISSING_LIMITS = new Set(['zero', 'unlimited']);
-const COMMIT_OUTCOMES = new Set(['committed', 'conflict']);
+const COMMIT_OUTCOMES = new Set(['committed', 'conflict', 'conflict-after-wait']);
 
 // ---- scalars -------------------------------------------------------------
 //
@@ -193,6 +197,14 @@ export function request(value, what = 'request') {
   return { project: string(r.project, `${what}.project`), deltas: deltas(r.deltas ?? [], `${what}.deltas`) };
 }
 
+/** An array of requests (a batch's members, in arrival order). */
+export function requests(value, what = 'requests') {
+  if (!Array.isArray(value)) throw new TypeError(`${what}: expected an array, got ${describe(value)}`);
+  const out = new Array(value.length);
+  for (let i = 0; i < value.length; i++) out[i] = request(value[i], `${what}[${i}]`);
+  return out;
+}
+
 /**
  * A config in the WIT's shape, the defaults filled in; `parsed` false when
  * a name is not one of the WIT's cases (say Keystone's `strict_two_level`),
@@ -209,13 +221,20 @@ export function config(value, what = 'config') {
   return { config: out, parsed: MODELS.has(out.model) && MISSING_LIMITS.has(out.missingLimit) };
 }
 
+/**
+ * A retry policy in the WIT's shape, the defaults filled in (the
+ * component checks the values: invalid-config naming the field). A seed
+ * left out or null is none: jitter drawn per call from the store's entropy.
+ */
 export function policy(value, what = 'policy') {
   const p = value === undefined || value === null ? {} : object(value, what);
+  const seed = p.seed ?? DEFAULT_POLICY.seed;
   return {
     maxAttempts: u32(p.maxAttempts ?? DEFAULT_POLICY.maxAttempts, `${what}.maxAttempts`),
+    deadlineUs: u64(p.deadlineUs ?? DEFAULT_POLICY.deadlineUs, `${what}.deadlineUs`),
     baseDelayUs: u64(p.baseDelayUs ?? DEFAULT_POLICY.baseDelayUs, `${what}.baseDelayUs`),
     maxDelayUs: u64(p.maxDelayUs ?? DEFAULT_POLICY.maxDelayUs, `${what}.maxDelayUs`),
-    seed: u64(p.seed ?? DEFAULT_POLICY.seed, `${what}.seed`),
+    seed: seed === null ? undefined : u64(seed, `${what}.seed`),
   };
 }
 
@@ -230,11 +249,34 @@ export function osloRequest(value, what = 'check') {
   };
 }
 
-export function commitOutcome(value) {
+export function commitOutcome(value, what = 'store.commit') {
   if (!COMMIT_OUTCOMES.has(value)) {
-    throw new TypeError(`store.commit: expected 'committed' or 'conflict', got ${describe(value)}`);
+    throw new TypeError(`${what}: expected 'committed', 'conflict' or 'conflict-after-wait', got ${describe(value)}`);
   }
   return value;
+}
+
+/**
+ * What a store's commitBatch answered, in the WIT's `batch-outcome`:
+ * 'committed', 'conflict' or 'conflict-after-wait', or `{ memberFailed:
+ * index, error }` (`error` a StorageError or a message; the caller keeps
+ * a StorageError for its cause, through `keep`).
+ */
+export function batchOutcome(value, keep, what = 'store.commitBatch') {
+  if (value === 'committed') return { tag: 'committed' };
+  if (COMMIT_OUTCOMES.has(value)) return { tag: 'conflict', val: value };
+  if (value === null || typeof value !== 'object' || !('memberFailed' in value)) {
+    throw new TypeError(
+      `${what}: expected 'committed', 'conflict', 'conflict-after-wait' or { memberFailed, error }, got ${describe(value)}`,
+    );
+  }
+  const index = u32(value.memberFailed, `${what}: memberFailed`);
+  const { error } = value;
+  let message;
+  if (typeof error === 'string') message = error;
+  else if (error instanceof StorageError) message = keep(error);
+  else throw new TypeError(`${what}: error: expected a StorageError or a message, got ${describe(error)}`);
+  return { tag: 'member-failed', val: { index, message } };
 }
 
 /**
@@ -256,6 +298,10 @@ export function int64s(value, what, unsigned = false) {
 
 export const decision = (d) =>
   d.tag === 'admitted' ? { admitted: true, claim: d.val } : { admitted: false, violations: d.val };
+
+/** One member's outcome of a batch, shaped as Promise.allSettled's. */
+export const fulfilled = (value) => ({ status: 'fulfilled', value });
+export const rejected = (reason) => ({ status: 'rejected', reason });
 
 export const headroom = (rows) =>
   rows.map(({ resource, room }) =>

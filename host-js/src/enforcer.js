@@ -14,6 +14,29 @@ import { StoreBridge } from './store.js';
 export const invalidInput = (invalid) =>
   new InvalidInput(invalid.input.tag, invalid.message, convert.invalidFields(invalid.input));
 
+/**
+ * A `consume-error` as the error consume throws for it; a storage failure
+ * carries the store's own StorageError (its cause, else itself) when the
+ * store reported the message the guest did.
+ */
+function consumeError({ tag, val }, bridge) {
+  switch (tag) {
+    case 'over-limit':
+      return new OverLimit(val.violations, val.attempts);
+    case 'retries-exhausted':
+      return new RetriesExhausted(val);
+    case 'storage': {
+      const own = bridge.kept(val.message);
+      const cause = own === null ? undefined : own.cause ?? own;
+      return new StorageError(val.message, { attempts: val.attempts, ...(cause === undefined ? {} : { cause }) });
+    }
+    case 'invalid':
+      return invalidInput(val);
+    default:
+      return new GuestFault('trap', `the component answered an unknown consume error ${JSON.stringify(tag)}`);
+  }
+}
+
 /** Runs `fn`; a `result<_, invalid>` error (as jco throws it) is thrown as an InvalidInput. */
 export function answer(fn) {
   try {
@@ -134,12 +157,13 @@ export class Enforcer {
 
   /**
    * Consumes `request` through `store`: read, decide, commit; on a
-   * conflict, back off and start again from a fresh read. Throws OverLimit,
-   * RetriesExhausted or StorageError when nothing was committed, and
-   * whatever else the store threw, as is.
+   * conflict, re-read at once (after a wait) or back off, and start again
+   * from a fresh read, until the policy's deadline or attempt cap. Throws
+   * OverLimit, RetriesExhausted or StorageError when nothing was committed,
+   * and whatever else the store threw, as is.
    */
   consume(store, request, config, policy) {
-    const bridge = new StoreBridge(store);
+    const bridge = new StoreBridge(store, 'consume');
     const r = convert.request(request);
     const p = convert.policy(policy);
     const c = this.#config(config);
@@ -154,22 +178,68 @@ export class Enforcer {
     if (bridge.raised) throw bridge.error;
     if (failure === undefined) return done;
     if (!isComponentError(failure)) throw failure;
-    const { tag, val } = failure.payload;
-    switch (tag) {
-      case 'over-limit':
-        throw new OverLimit(val.violations, val.attempts);
-      case 'retries-exhausted':
-        throw new RetriesExhausted(val);
-      case 'storage': {
-        // The store's own error when it is the one the guest reported.
-        const own = bridge.kept !== null && bridge.kept.message === val.message ? bridge.kept : null;
-        const cause = own === null ? undefined : own.cause ?? own;
-        throw new StorageError(val.message, { attempts: val.attempts, ...(cause === undefined ? {} : { cause }) });
-      }
-      case 'invalid':
-        throw invalidInput(val);
-      default:
-        throw new GuestFault('trap', `the component answered an unknown consume error ${JSON.stringify(tag)}`);
+    throw consumeError(failure.payload, bridge);
+  }
+
+  /**
+   * Decides `requests` in order against one snapshot, each against the
+   * snapshot plus the deltas of the requests admitted before it: what the
+   * same requests would get one by one. One outcome per request, in
+   * order, as Promise.allSettled gives them: `{ status: 'fulfilled', value:
+   * decision }` or `{ status: 'rejected', reason: InvalidInput }` (a
+   * config error is every member's). Throws only a TypeError or RangeError
+   * for an input of the wrong type, and a GuestFault.
+   */
+  evaluateBatch(snapshot, requests, config) {
+    const s = convert.snapshot(snapshot);
+    const rs = convert.requests(requests);
+    const c = this.#batchConfig(config, rs);
+    if (Array.isArray(c)) return c;
+    return this.#run((q) => q.evaluateBatch(c, s, rs)).map((r) =>
+      r.tag === 'ok' ? convert.fulfilled(convert.decision(r.val)) : convert.rejected(invalidInput(r.val)),
+    );
+  }
+
+  /**
+   * Consumes `requests` as one batch through `store`'s readBatch and
+   * commitBatch: one read, the decisions of evaluateBatch, one commit of
+   * the admitted members with the union of their claims (each project
+   * once, root first, then by depth, then id); a conflict re-runs the
+   * batch within the policy's budget. One outcome per request, in order,
+   * as Promise.allSettled gives them: `{ status: 'fulfilled', value: {
+   * claim, attempts } }` or `{ status: 'rejected', reason }`, the reason
+   * what consume would throw (OverLimit, RetriesExhausted, StorageError,
+   * InvalidInput). Throws what the store threw other than a StorageError,
+   * as is (nothing committed), a TypeError for a store without readBatch
+   * or commitBatch, and a GuestFault.
+   */
+  consumeBatch(store, requests, config, policy) {
+    const bridge = new StoreBridge(store, 'consumeBatch');
+    const rs = convert.requests(requests);
+    const p = convert.policy(policy);
+    const c = this.#batchConfig(config, rs);
+    if (Array.isArray(c)) return c;
+    let results;
+    let failure;
+    try {
+      results = this.#run((q) => q.consumeBatch(c, p, rs), bridge);
+    } catch (e) {
+      failure = e;
+    }
+    if (bridge.raised) throw bridge.error;
+    if (failure !== undefined) throw failure;
+    return results.map((r) =>
+      r.tag === 'ok' ? convert.fulfilled(r.val) : convert.rejected(consumeError(r.val, bridge)),
+    );
+  }
+
+  /** The config for a batch, or, when it is invalid, every member's rejection. */
+  #batchConfig(config, members) {
+    try {
+      return this.#config(config);
+    } catch (e) {
+      if (!(e instanceof InvalidInput)) throw e;
+      return members.map(() => convert.rejected(e));
     }
   }
 

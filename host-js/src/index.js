@@ -23,5 +23,8 @@ export const maxCount = (snapshot, request, config) => enforcer().maxCount(snaps
 export const validate = (projects, limits, config) => enforcer().validate(projects, limits, config);
 export const osloCheck = (check) => enforcer().osloCheck(check);
 export const consume = (store, request, config, policy) => enforcer().consume(store, request, config, policy);
+export const evaluateBatch = (snapshot, requests, config) => enforcer().evaluateBatch(snapshot, requests, config);
+export const consumeBatch = (store, requests, config, policy) =>
+  enforcer().consumeBatch(store, requests, config, policy);
 export const parseModel = (name) => enforcer().parseModel(name);
 export const parseConfig = (config) => enforcer().parseConfig(config);

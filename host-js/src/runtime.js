@@ -4,6 +4,7 @@
 // call; and the classification of faults. An instance is entered by one
 // call at a time and never again after a fault.
 
+import { getRandomValues } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { instantiate } from '../generated/delimiter.js';
 import { GuestFault } from './errors.js';
@@ -66,9 +67,20 @@ export const isComponentError = (e) =>
 /** What the store imports answer the guest with: an `err` of the result. */
 export const storeFailure = (message) => ({ payload: message });
 
+/** The default `now-us`: a monotonic clock in microseconds (process.hrtime). */
+export const monotonicUs = () => process.hrtime.bigint() / 1000n;
+
+const bits = new BigUint64Array(1);
+
+/** The default `entropy`: 64 fresh random bits (crypto.getRandomValues). */
+export function randomU64() {
+  getRandomValues(bits);
+  return bits[0];
+}
+
 /** One instance of the component, with its meter. */
 export class Instance {
-  /** The `consume` in progress (a StoreBridge, src/store.js), or null. */
+  /** The `consume` or `consumeBatch` in progress (a StoreBridge, src/store.js), or null. */
   bridge = null;
   /** False after a fault: the instance must not be entered again. */
   live = true;
@@ -104,6 +116,11 @@ export class Instance {
       read: (project, resources) => this.#bridged('read', project, resources),
       commit: (claim, request) => this.#bridged('commit', claim, request),
       backoff: (attempt, delayUs) => this.bridge?.backoff(attempt, delayUs),
+      // Neither can answer an error: outside a consume, the defaults.
+      nowUs: () => (this.bridge === null ? monotonicUs() : this.bridge.nowUs()),
+      entropy: () => (this.bridge === null ? randomU64() : this.bridge.entropy()),
+      readBatch: (projects, resources) => this.#bridged('readBatch', projects, resources),
+      commitBatch: (claim, members) => this.#bridged('commitBatch', claim, members),
     };
     try {
       this.quota = instantiate((name) => runtime.module(name), { 'delimiter:quota/store': store }, (module, imports) => {
@@ -156,7 +173,7 @@ export class Instance {
   }
 
   #bridged(method, ...args) {
-    if (this.bridge === null) throw storeFailure(`store.${method} called outside consume`);
+    if (this.bridge === null) throw storeFailure(`store.${method} called outside consume and consumeBatch`);
     return this.bridge[method](...args);
   }
 

@@ -1,8 +1,10 @@
-// The caller's store as `consume` drives it through the component's
-// `store` imports (conformance/HOSTS.md, section 4). The imports are
-// synchronous (jco maps them to plain functions), so a store is too: an
-// object with read(project, resources), commit(claim, request) and,
-// optionally, backoff(attempt, delayUs).
+// The caller's store as `consume` and `consumeBatch` drive it through the
+// component's `store` imports (conformance/HOSTS.md, section 4). The
+// imports are synchronous (jco maps them to plain functions), so a store
+// is too: an object with read(project, resources) and commit(claim,
+// request) for consume, readBatch(projects, resources) and
+// commitBatch(claim, members) for consumeBatch, and optionally
+// backoff(attempt, delayUs), nowUs() and entropy().
 //
 // Nothing a store throws crosses into the guest: a StorageError becomes the
 // import's error string (the error itself is kept, for consume's
@@ -12,7 +14,7 @@
 
 import * as convert from './convert.js';
 import { StorageError } from './errors.js';
-import { storeFailure } from './runtime.js';
+import { monotonicUs, randomU64, storeFailure } from './runtime.js';
 
 /** Blocks the thread for `delayUs` microseconds: the default backoff. */
 function sleep(delayUs) {
@@ -20,24 +22,45 @@ function sleep(delayUs) {
   if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
+// The methods each driver calls, and the ones a store may leave out.
+const REQUIRED = {
+  consume: ['read', 'commit'],
+  consumeBatch: ['readBatch', 'commitBatch'],
+};
+const OPTIONAL = ['read', 'commit', 'readBatch', 'commitBatch', 'backoff', 'nowUs', 'entropy'];
+
 export class StoreBridge {
-  /** The last StorageError the store threw. */
-  kept = null;
-  /** Whether the store threw something else, and what. */
+  /** Whether the store threw something other than a StorageError, and what. */
   raised = false;
   error = undefined;
+  /** The StorageErrors the store reported, by message (the last of each). */
+  #kept = new Map();
 
-  constructor(store) {
+  /** `driver`: 'consume' or 'consumeBatch', the call the store is given to. */
+  constructor(store, driver = 'consume') {
+    const needs = REQUIRED[driver];
     if (store === null || (typeof store !== 'object' && typeof store !== 'function')) {
-      throw new TypeError('consume: the store must be an object with read and commit');
+      throw new TypeError(`${driver}: the store must be an object with ${needs.join(' and ')}`);
     }
-    for (const method of ['read', 'commit']) {
-      if (typeof store[method] !== 'function') throw new TypeError(`consume: the store has no ${method} method`);
+    for (const method of needs) {
+      if (typeof store[method] !== 'function') {
+        throw new TypeError(`${driver}: the store has no ${method} method (${driver} needs ${needs.join(' and ')})`);
+      }
     }
-    if (store.backoff !== undefined && typeof store.backoff !== 'function') {
-      throw new TypeError('consume: the store\'s backoff is not a function');
+    for (const method of OPTIONAL) {
+      if (store[method] !== undefined && typeof store[method] !== 'function') {
+        throw new TypeError(`${driver}: the store's ${method} is not a function`);
+      }
     }
     this.store = store;
+  }
+
+  /**
+   * The store's own StorageError whose message the guest reported, or null:
+   * the error consume and consumeBatch throw carries it (or its cause).
+   */
+  kept(message) {
+    return this.#kept.get(message) ?? null;
   }
 
   read(project, resources) {
@@ -46,6 +69,20 @@ export class StoreBridge {
 
   commit(claim, request) {
     return this.#forward(() => convert.commitOutcome(this.#sync(this.store.commit(claim, request), 'commit')));
+  }
+
+  readBatch(projects, resources) {
+    this.#has('readBatch');
+    return this.#forward(() =>
+      convert.snapshot(this.#sync(this.store.readBatch(projects, resources), 'readBatch'), 'store.readBatch()'),
+    );
+  }
+
+  commitBatch(claim, members) {
+    this.#has('commitBatch');
+    return this.#forward(() =>
+      convert.batchOutcome(this.#sync(this.store.commitBatch(claim, members), 'commitBatch'), (e) => this.#keep(e)),
+    );
   }
 
   backoff(attempt, delayUs) {
@@ -59,15 +96,47 @@ export class StoreBridge {
     }
   }
 
+  nowUs() {
+    return this.#value('nowUs', monotonicUs);
+  }
+
+  entropy() {
+    return this.#value('entropy', randomU64);
+  }
+
+  /**
+   * A u64 from the store's `method`, else from `fallback`. Neither import
+   * can answer an error: what the store throws (or a value that is not a
+   * u64) stops the call at the next read or commit, as in backoff.
+   */
+  #value(method, fallback) {
+    if (this.raised || !this.store[method]) return fallback();
+    try {
+      return convert.u64(this.#sync(this.store[method](), method), `store.${method}()`);
+    } catch (e) {
+      this.#raise(e);
+      return fallback();
+    }
+  }
+
+  /** A batch method the guest calls on a store without it (consume's store) is a storage failure. */
+  #has(method) {
+    if (typeof this.store[method] !== 'function') {
+      throw storeFailure(`store.${method}: this store has no ${method} method`);
+    }
+  }
+
+  #keep(e) {
+    this.#kept.set(e.message, e);
+    return e.message;
+  }
+
   #forward(call) {
     if (this.raised) throw storeFailure('the store raised an exception; stopping');
     try {
       return call();
     } catch (e) {
-      if (e instanceof StorageError) {
-        this.kept = e;
-        throw storeFailure(e.message);
-      }
+      if (e instanceof StorageError) throw storeFailure(this.#keep(e));
       this.#raise(e);
       throw storeFailure('the store raised an exception; stopping');
     }
@@ -82,7 +151,7 @@ export class StoreBridge {
     if (value !== null && typeof value === 'object' && typeof value.then === 'function') {
       // A promise would be lowered as garbage; say what is wrong instead.
       value.then(undefined, () => {}); // its rejection is not the caller's to handle now
-      throw new TypeError(`store.${method} returned a promise: consume's store must be synchronous`);
+      throw new TypeError(`store.${method} returned a promise: the store must be synchronous`);
     }
     return value;
   }

@@ -151,6 +151,11 @@ const OPERATIONS = {
     return d.validate(s.projects, s.limits, config(c)).map(findingJson);
   },
 
+  'evaluate-batch'(c) {
+    const members = c.requests.map((r) => ({ project: r.project, deltas: r.deltas ?? [] }));
+    return d.evaluateBatch(snapshot(c.snapshot ?? {}), members, config(c)).map((o) => settledJson(o, decisionJson));
+  },
+
   'oslo-check'(c) {
     const o = c.oslo;
     const check = {
@@ -173,14 +178,25 @@ const OPERATIONS = {
 
 /**
  * The vectors' scripted store: the n-th read or commit answers the n-th
- * step (the last once the list runs out); backoffs are counted.
+ * step (the last once the list runs out); its clock is virtual (it starts
+ * at 0 and moves by `read_us` per read, `commit_us` per commit and each
+ * backoff's delay), `entropy` answers the case's, and the calls are
+ * counted (with the backoffs' delays summed, `slept_us`). Reads and
+ * commits answer both drivers: `read`/`commit` for consume,
+ * `readBatch`/`commitBatch` for consume-batch, whose commits are recorded
+ * (the claim, and the project of each member) as `want_commits` has them.
  */
 class ScriptedStore {
-  calls = { reads: 0, commits: 0, backoffs: 0 };
+  calls = { reads: 0, commits: 0, backoffs: 0, slept_us: 0n };
+  commitsMade = [];
+  #now = 0n;
 
   constructor(spec = {}) {
     this.reads = spec.reads ?? [];
     this.commits = spec.commits ?? [];
+    this.readUs = BigInt(spec.read_us ?? 0);
+    this.commitUs = BigInt(spec.commit_us ?? 0);
+    this.bits = BigInt(spec.entropy ?? 0);
   }
 
   static step(steps, n) {
@@ -189,30 +205,86 @@ class ScriptedStore {
 
   read() {
     const step = ScriptedStore.step(this.reads, this.calls.reads++);
+    this.#now += this.readUs;
     if (step === 'storage-error' || step === undefined) throw new d.StorageError('scripted read failure');
     return snapshot(step);
   }
 
-  commit() {
+  #commitStep() {
     const step = ScriptedStore.step(this.commits, this.calls.commits++);
-    if (step === 'committed' || step === 'conflict') return step;
+    this.#now += this.commitUs;
+    return step;
+  }
+
+  commit() {
+    const step = this.#commitStep();
+    if (step === 'committed' || step === 'conflict' || step === 'conflict-after-wait') return step;
     throw new d.StorageError('scripted commit failure');
   }
 
-  backoff() {
+  readBatch() {
+    return this.read();
+  }
+
+  commitBatch(claim, members) {
+    this.commitsMade.push({ claim: claimJson(claim), members: members.map((m) => m.project) });
+    const step = this.#commitStep();
+    if (step === 'committed' || step === 'conflict' || step === 'conflict-after-wait') return step;
+    if (step !== null && typeof step === 'object' && 'member_failed' in step) {
+      return { memberFailed: step.member_failed, error: new d.StorageError('scripted member failure') };
+    }
+    throw new d.StorageError('scripted commit failure');
+  }
+
+  backoff(_attempt, delayUs) {
     this.calls.backoffs++;
+    this.calls.slept_us += delayUs;
+    this.#now += delayUs;
+  }
+
+  nowUs() {
+    return this.#now;
+  }
+
+  entropy() {
+    return this.bits;
   }
 }
 
-function runConsume(c, calls) {
+/** The case's policy in the API's names; a field left out takes the API's default (the WIT's). */
+function policy(c) {
+  const p = c.policy ?? {};
+  return {
+    maxAttempts: p.max_attempts,
+    deadlineUs: p.deadline_us,
+    baseDelayUs: p.base_delay_us,
+    maxDelayUs: p.max_delay_us,
+    seed: p.seed,
+  };
+}
+
+/** A consume's result, or its error's kind, in the vectors' shapes. */
+const consumedJson = (done) => ({ claim: claimJson(done.claim), attempts: done.attempts });
+
+function settledJson(outcome, value) {
+  if (outcome.status === 'fulfilled') return value(outcome.value);
+  const e = outcome.reason;
+  if (!(e instanceof d.QuotaError) || e instanceof d.GuestFault) throw e;
+  return { error: e.kind };
+}
+
+function runConsume(c, seen) {
   const store = new ScriptedStore(c.store);
-  const policy = { maxAttempts: c.policy?.max_attempts ?? 5 };
-  try {
-    const done = d.consume(store, request(c), config(c), policy);
-    return { claim: claimJson(done.claim), attempts: done.attempts };
-  } finally {
-    Object.assign(calls, store.calls);
-  }
+  seen.store = store;
+  const done = d.consume(store, request(c), config(c), policy(c));
+  return consumedJson(done);
+}
+
+function runConsumeBatch(c, seen) {
+  const store = new ScriptedStore(c.store);
+  seen.store = store;
+  const members = c.requests.map((r) => ({ project: r.project, deltas: r.deltas ?? [] }));
+  return d.consumeBatch(store, members, config(c), policy(c)).map((o) => settledJson(o, consumedJson));
 }
 
 /** Compared as JSON with sorted keys; integers as integers, whatever their JS type. */
@@ -231,21 +303,28 @@ const show = (value) => JSON.stringify(value, (_k, v) => (typeof v === 'bigint' 
 
 /**
  * The case's operation through the public API: its result in the vectors'
- * shapes, or what it threw; a consume's store calls are counted in `calls`.
+ * shapes, or what it threw; a consume's scripted store is left in `seen.store`.
  */
-export function operate(c, calls = {}) {
-  if (c.operation === 'consume') return runConsume(c, calls);
+export function operate(c, seen = {}) {
+  if (c.operation === 'consume') return runConsume(c, seen);
+  if (c.operation === 'consume-batch') return runConsumeBatch(c, seen);
   if (Object.hasOwn(OPERATIONS, c.operation)) return OPERATIONS[c.operation](c);
   throw new Error(`unsupported operation ${JSON.stringify(c.operation)}`);
+}
+
+/** The store calls a case checks: its want_calls' counts (slept_us only when it names it). */
+function callsJson(store, want) {
+  const { reads, commits, backoffs, slept_us } = store.calls;
+  return { reads, commits, backoffs, ...(want !== null && typeof want === 'object' && 'slept_us' in want ? { slept_us } : {}) };
 }
 
 /** null when the case passes, else why it failed. */
 export function runCase(c) {
   const op = c.operation;
-  const calls = {};
+  const seen = {};
   let outcome;
   try {
-    outcome = ['result', operate(c, calls)];
+    outcome = ['result', operate(c, seen)];
   } catch (e) {
     if (e instanceof d.GuestFault) outcome = ['error', `guest-fault: ${e.message}`];
     else if (e instanceof d.QuotaError) outcome = ['error', e.kind];
@@ -259,8 +338,14 @@ export function runCase(c) {
   if (canonical(outcome) !== canonical(want)) {
     return `want ${want[0]} ${show(want[1])} got ${outcome[0]} ${show(outcome[1])}`;
   }
-  if (op === 'consume' && canonical(calls) !== canonical(c.want_calls)) {
-    return `want calls ${show(c.want_calls)} got ${show(calls)}`;
+  if (op === 'consume' || op === 'consume-batch') {
+    const calls = seen.store === undefined ? null : callsJson(seen.store, c.want_calls);
+    if (canonical(calls) !== canonical(c.want_calls)) {
+      return `want calls ${show(c.want_calls)} got ${show(calls)}`;
+    }
+  }
+  if (op === 'consume-batch' && canonical(seen.store?.commitsMade ?? null) !== canonical(c.want_commits)) {
+    return `want commits ${show(c.want_commits)} got ${show(seen.store?.commitsMade ?? null)}`;
   }
   return null;
 }
