@@ -33,7 +33,8 @@ function consumeError({ tag, val }, bridge) {
     case 'invalid':
       return invalidInput(val);
     default:
-      return new GuestFault('trap', `the component answered an unknown consume error ${JSON.stringify(tag)}`);
+      // Not an outcome of one member: the whole call faulted.
+      throw new GuestFault('trap', `the component answered an unknown consume error ${JSON.stringify(tag)}`);
   }
 }
 

@@ -93,12 +93,32 @@ export interface Config {
   missingLimit?: MissingLimit | (string & {});
 }
 
-/** How hard consume tries; defaults 5 attempts, 1 ms, 100 ms, seed 0 (DEFAULT_POLICY). */
+/**
+ * How hard consume and consumeBatch try: until a deadline, with an attempt
+ * cap as a guard (DEFAULT_POLICY has the defaults, the WIT's). Checked by
+ * the component in field order (maxAttempts >= 1, deadlineUs >= 1,
+ * baseDelayUs <= maxDelayUs, maxDelayUs <= deadlineUs): a bad value is an
+ * InvalidInput `invalid-config` whose `field` names it (`max-attempts`, ...).
+ */
 export interface RetryPolicy {
+  /** Attempts in all (read, decide, commit), at least 1. Default 100. */
   maxAttempts?: number;
+  /**
+   * The time budget of one call in microseconds, on the store's nowUs
+   * clock: no attempt starts once the next backoff would end past it.
+   * Default 2_000_000n (2 s).
+   */
+  deadlineUs?: bigint;
+  /** Cap of the first backoff in microseconds; each later cap doubles. Default 1000n. */
   baseDelayUs?: bigint;
+  /** Largest backoff in microseconds. Default 50_000n. */
   maxDelayUs?: bigint;
-  seed?: bigint;
+  /**
+   * Seeds the jitter, for reproducible tests only (callers sharing a seed
+   * back off in lockstep). Left out or null, the default: drawn afresh
+   * per call from the store's entropy.
+   */
+  seed?: bigint | null;
 }
 
 /** One oslo.limit 2.12 flat `Enforcer.enforce` call, limits and usage fetched. */
@@ -112,18 +132,88 @@ export interface OsloCheck {
 }
 
 /**
+ * What every store may add: its own wait, clock and randomness (tests
+ * make them virtual). None of them can report a failure: anything they
+ * throw stops the call (nothing is committed) and is rethrown as is.
+ */
+export interface StoreTiming {
+  /**
+   * Waits `delayUs` microseconds before attempt `attempt + 1` (never
+   * called with 0); the default blocks the thread (Atomics.wait).
+   */
+  backoff?(attempt: number, delayUs: bigint): void;
+  /**
+   * A monotonic clock in microseconds (any origin), the policy's deadline
+   * is measured on; a u64 (BigInt, or a safe-integer Number). The
+   * default: process.hrtime.bigint() / 1000n.
+   */
+  nowUs?(): bigint | number;
+  /**
+   * Fresh random bits (a u64), asked once per call whose policy has no
+   * seed. The default: crypto.getRandomValues.
+   */
+  entropy?(): bigint | number;
+}
+
+/**
+ * What a batch commit did: 'committed' (every claimed generation bumped
+ * once, every member's rows written), 'conflict' or 'conflict-after-wait'
+ * (a claimed generation had moved on; nothing written), or a member whose
+ * own rows failed to write: `memberFailed` its position in the `members`
+ * passed (from 0), `error` the StorageError that member gets (its `cause`
+ * carried), or a message. Everything is rolled back in every case but
+ * 'committed'; after a member failure the others are decided again
+ * without it and committed again.
+ */
+export type BatchCommitOutcome =
+  | 'committed'
+  | 'conflict'
+  | 'conflict-after-wait'
+  | { memberFailed: number; error: StorageError | string };
+
+/**
  * The caller's storage as consume drives it, synchronously (the
  * component's store import is a plain function). read and commit report a
  * storage failure by throwing a StorageError; anything else they throw
- * stops the consume and is rethrown as is.
+ * stops the consume and is rethrown as is. A store with readBatch and
+ * commitBatch serves consumeBatch too.
  */
-export interface Store {
+export interface Store extends StoreTiming {
   /** The limits, usage and generations of `project`'s path (generations no later than usage). */
   read(project: string, resources: string[]): Snapshot;
-  /** In ONE transaction: the request's rows, and every claimed generation compared and bumped. */
+  /**
+   * In ONE transaction: the request's rows, and every claimed generation
+   * compared and bumped (root first). On a miss, everything rolled back
+   * and 'conflict', or 'conflict-after-wait' when the losing statement
+   * had waited for the winning writer (the driver then re-reads at once,
+   * without a backoff).
+   */
   commit(claim: ClaimEntry[], request: WitRequest): CommitOutcome;
-  /** Waits before attempt `attempt + 1`; the default blocks the thread for delayUs. */
-  backoff?(attempt: number, delayUs: bigint): void;
+  readBatch?(projects: string[], resources: string[]): Snapshot;
+  commitBatch?(claim: ClaimEntry[], members: WitRequest[]): BatchCommitOutcome;
+}
+
+/**
+ * The caller's storage as consumeBatch drives it (synchronously, as
+ * Store). readBatch and commitBatch report a storage failure of the whole
+ * batch by throwing a StorageError (every member without an outcome gets
+ * it); anything else they throw stops the call and is rethrown as is.
+ */
+export interface BatchStore extends StoreTiming {
+  /**
+   * In ONE read view: the limits, usage (local form, every project of the
+   * members' paths) and generations of the paths of all `projects` for
+   * `resources` (generations no later than usage).
+   */
+  readBatch(projects: string[], resources: string[]): Snapshot;
+  /**
+   * In ONE transaction: compares and bumps each entry of `claim` once, in
+   * the order given (root first, then by depth, then project id: the one
+   * row order), then writes each of `members`' rows, in order.
+   */
+  commitBatch(claim: ClaimEntry[], members: WitRequest[]): BatchCommitOutcome;
+  read?(project: string, resources: string[]): Snapshot;
+  commit?(claim: ClaimEntry[], request: WitRequest): CommitOutcome;
 }
 
 /** The numbers of a project's path, in path order (see Prepared.evaluate). */
@@ -166,6 +256,12 @@ export interface Consumed {
   claim: ClaimEntry[];
   attempts: number;
 }
+
+/**
+ * One member's outcome of a batch, shaped as Promise.allSettled's: the
+ * value a lone call would return, or the error it would throw.
+ */
+export type Settled<T, E extends QuotaError> = { status: 'fulfilled'; value: T } | { status: 'rejected'; reason: E };
 
 type InvalidFindingOf<I> = I extends { tag: infer K; val: infer V } ? { kind: K; message: string } & V : never;
 
@@ -236,12 +332,22 @@ export class GuestFault extends QuotaError {
   readonly kind: 'trap' | 'out-of-fuel' | 'memory-limit' | 'load';
 }
 
+/** What consume throws, and a consumeBatch member's rejection, for a call that committed nothing. */
+export type ConsumeError = OverLimit | RetriesExhausted | StorageError | InvalidInput;
+
 // ---- calls -------------------------------------------------------------------
 
 export const DEFAULT_FUEL: bigint;
 export const DEFAULT_MEMORY_LIMIT: number;
 export const DEFAULT_CONFIG: Readonly<{ model: 'nested'; maxDepth: 64; missingLimit: 'zero' }>;
-export const DEFAULT_POLICY: Readonly<{ maxAttempts: 5; baseDelayUs: bigint; maxDelayUs: bigint; seed: bigint }>;
+/** The WIT's retry-policy defaults: 100 attempts, a 2 s deadline, backoff caps from 1 ms doubling to 50 ms, no seed. */
+export const DEFAULT_POLICY: Readonly<{
+  maxAttempts: 100;
+  deadlineUs: bigint;
+  baseDelayUs: bigint;
+  maxDelayUs: bigint;
+  seed: null;
+}>;
 
 /** Every call of the component, with fuel and a memory cap of its own. */
 export class Enforcer {
@@ -261,6 +367,8 @@ export class Enforcer {
   validate(projects: Project[], limits?: Limits, config?: Config): Finding[];
   osloCheck(check: OsloCheck): OverLimitInfo[];
   consume(store: Store, request: Request, config?: Config, policy?: RetryPolicy): Consumed;
+  evaluateBatch(snapshot: Snapshot, requests: Request[], config?: Config): Settled<Decision, InvalidInput>[];
+  consumeBatch(store: BatchStore, requests: Request[], config?: Config, policy?: RetryPolicy): Settled<Consumed, ConsumeError>[];
   parseModel(name: string): Model;
   parseConfig(config: Config): ParsedConfig;
 }
@@ -289,6 +397,42 @@ export function headroom(snapshot: Snapshot, project: string, resources: string[
 export function maxCount(snapshot: Snapshot, request: Request, config?: Config): Count;
 export function validate(projects: Project[], limits?: Limits, config?: Config): Finding[];
 export function osloCheck(check: OsloCheck): OverLimitInfo[];
+/**
+ * Consumes `request` through `store`: read, decide, commit; on a conflict
+ * re-read at once (after a wait) or back off with fresh jitter, until the
+ * policy's deadline or attempt cap. Throws OverLimit (a refusal, final),
+ * RetriesExhausted, StorageError or InvalidInput when nothing was
+ * committed; whatever else the store threw, as is; a GuestFault.
+ */
 export function consume(store: Store, request: Request, config?: Config, policy?: RetryPolicy): Consumed;
+/**
+ * Decides `requests` in order against one snapshot, each against the
+ * snapshot plus the deltas of the requests admitted before it: what the
+ * same requests would get one by one. One outcome per request, in order:
+ * the Decision evaluate would return, or the InvalidInput it would throw
+ * (a config or snapshot problem is every member's). Throws only a
+ * TypeError or RangeError for a value of the wrong type, and a GuestFault.
+ */
+export function evaluateBatch(snapshot: Snapshot, requests: Request[], config?: Config): Settled<Decision, InvalidInput>[];
+/**
+ * Consumes `requests` as one batch through `store`: one readBatch, the
+ * decisions of evaluateBatch, one commitBatch of the admitted members with
+ * the union of their claims (each project once, root first, then by
+ * depth, then id). A conflict re-runs the whole batch from a fresh read
+ * within the policy's budget; a member whose rows failed gets its
+ * StorageError and the others are decided again without it. No outcome
+ * before the commit that made it. One outcome per request, in order: the
+ * Consumed consume would return, or the error it would throw (OverLimit,
+ * RetriesExhausted, StorageError, InvalidInput). Throws a TypeError for a
+ * store without readBatch or commitBatch (before anything runs), what the
+ * store threw other than a StorageError (as is; nothing committed), and a
+ * GuestFault.
+ */
+export function consumeBatch(
+  store: BatchStore,
+  requests: Request[],
+  config?: Config,
+  policy?: RetryPolicy,
+): Settled<Consumed, ConsumeError>[];
 export function parseModel(name: string): Model;
 export function parseConfig(config: Config): ParsedConfig;

@@ -76,6 +76,34 @@ try {
   }
 }
 
+// Batches: one outcome per request, as Promise.allSettled's.
+const requests: d.Request[] = [
+  { project: 'web', deltas: { servers: 1n } },
+  { project: 'web', deltas: [{ resource: 'servers', delta: -1n }] },
+];
+const decisions: (boolean | string)[] = d.evaluateBatch(snapshot, requests).map((o) =>
+  o.status === 'fulfilled' ? o.value.admitted : o.reason.kind,
+);
+const batchStore: d.BatchStore = {
+  readBatch: (_projects, _resources) => snapshot,
+  commitBatch: (claim, members) =>
+    members.length === 0 ? { memberFailed: 0, error: new d.StorageError('duplicate key') } : claim.length > 0 ? 'committed' : 'conflict-after-wait',
+  nowUs: () => 0n,
+  entropy: () => 42n,
+};
+for (const outcome of new d.Enforcer().consumeBatch(batchStore, requests, undefined, { deadlineUs: 500_000n, seed: null })) {
+  if (outcome.status === 'fulfilled') {
+    const attempts: number = outcome.value.attempts;
+  } else if (outcome.reason instanceof d.OverLimit) {
+    const violations: d.Violation[] = outcome.reason.violations;
+  } else if (outcome.reason.kind === 'storage' || outcome.reason.kind === 'retries-exhausted') {
+    const attempts: number | undefined = outcome.reason.attempts;
+  }
+}
+// @ts-expect-error consumeBatch needs readBatch and commitBatch
+d.consumeBatch(store, requests);
+const policy: Required<d.RetryPolicy> = { ...d.DEFAULT_POLICY, seed: 7n };
+
 const prepared = new d.Prepared(snapshot.projects ?? [], snapshot.limits, undefined, { memoryLimit: 64 << 20 });
 const path: string[] = prepared.path('web');
 const decided: d.Decision = prepared.evaluate(
@@ -83,4 +111,4 @@ const decided: d.Decision = prepared.evaluate(
   { local: [4n], subtree: new BigInt64Array([4n, 4n]), generations: [3n, 9n] },
 );
 
-export { claimed, over, rooms, fits, path, decided, fieldsAreTheWits, typesAreTheWits };
+export { claimed, over, rooms, fits, path, decided, decisions, policy, fieldsAreTheWits, typesAreTheWits };
