@@ -391,6 +391,23 @@ struct WorkerStore {
     claimed: Vec<(String, u64)>,
 }
 
+impl WorkerStore {
+    fn cut(&self, claim: &[ClaimEntry]) -> Vec<ClaimEntry> {
+        let keep = if self.project_only { claim.len().min(1) } else { claim.len() };
+        claim[..keep].to_vec()
+    }
+
+    fn record(&mut self, claim: &[ClaimEntry], outcome: CommitOutcome) {
+        match outcome {
+            CommitOutcome::Committed => {
+                self.claimed
+                    .extend(claim.iter().map(|c| (c.project.clone(), c.generation)));
+            }
+            _ => self.conflicts += 1,
+        }
+    }
+}
+
 impl Store for WorkerStore {
     fn read(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
         let snapshot = self.inner.read(project, resources)?;
@@ -403,31 +420,52 @@ impl Store for WorkerStore {
         claim: &[ClaimEntry],
         request: &Request,
     ) -> Result<CommitOutcome, StorageError> {
-        let claim = if self.project_only {
-            &claim[..claim.len().min(1)]
-        } else {
-            claim
-        };
-        let outcome = self.inner.commit(claim, request)?;
-        match outcome {
-            CommitOutcome::Conflict => self.conflicts += 1,
-            CommitOutcome::Committed => {
-                self.claimed
-                    .extend(claim.iter().map(|c| (c.project.clone(), c.generation)));
-            }
-        }
+        let claim = self.cut(claim);
+        let outcome = self.inner.commit(&claim, request)?;
+        self.record(&claim, outcome);
         Ok(outcome)
     }
 
     fn backoff(&mut self, _attempt: u32, delay: Duration) {
         std::thread::sleep(delay);
     }
+
+    fn batches(&self) -> bool {
+        self.inner.batches()
+    }
+
+    fn read_batch(
+        &mut self,
+        projects: &[String],
+        resources: &[String],
+    ) -> Result<Snapshot, StorageError> {
+        let snapshot = self.inner.read_batch(projects, resources)?;
+        std::thread::sleep(Duration::from_micros(300));
+        Ok(snapshot)
+    }
+
+    /// A batch bumps each claimed generation once, so its union is what
+    /// the lost-update check records (members share entries of it).
+    fn commit_batch(
+        &mut self,
+        claim: &[ClaimEntry],
+        members: &[Request],
+    ) -> Result<BatchOutcome, StorageError> {
+        let outcome = self.inner.commit_batch(claim, members)?;
+        match &outcome {
+            BatchOutcome::Committed => self.record(claim, CommitOutcome::Committed),
+            BatchOutcome::Conflict(lost) => self.record(claim, *lost),
+            BatchOutcome::MemberFailed(_) => {}
+        }
+        Ok(outcome)
+    }
 }
 
-/// One worker process: consumes and releases, then prints one line per
-/// committed request (`commit <project> <resource>=<delta>...`), one per
-/// claimed generation (`claimed <project> <generation>`) and a summary.
-fn worker(db: Db, index: u64, project_only: bool) {
+/// One worker (a process, or a thread of the harness sharing `combiner`):
+/// consumes and releases, then returns one line per committed request
+/// (`commit <project> <resource>=<delta>...`), one per claimed generation
+/// (`claimed <project> <generation>`) and a summary.
+fn worker(db: &Db, index: u64, project_only: bool, combiner: Option<&Combiner>) -> String {
     let mut store = WorkerStore {
         inner: db.open(index as usize),
         project_only,
@@ -435,12 +473,9 @@ fn worker(db: Db, index: u64, project_only: bool) {
         claimed: Vec::new(),
     };
     let config = Config::new(Model::Nested);
-    let policy = RetryPolicy {
-        max_attempts: 8,
-        base_delay_us: 200,
-        max_delay_us: 5_000,
-        seed: index,
-    };
+    // The default policy, as a service would use it: a 2 s deadline,
+    // jitter drawn per call.
+    let policy = RetryPolicy::default();
     let mut rng = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(index + 1);
     let mut next = move |n: u64| {
         rng ^= rng << 13;
@@ -472,7 +507,11 @@ fn worker(db: Db, index: u64, project_only: bool) {
                 .map(|(r, d)| Delta::new(*r, d))
                 .collect(),
         );
-        match enforcer.consume(&config, &policy, &mut store, &request) {
+        let result = match combiner {
+            Some(combiner) => combiner.consume(&mut enforcer, &mut store, &request),
+            None => enforcer.consume(&config, &policy, &mut store, &request),
+        };
+        match result {
             Ok(_) => {
                 let mine = held.get_mut(project).unwrap();
                 mine[0] += deltas[0];
@@ -500,7 +539,7 @@ fn worker(db: Db, index: u64, project_only: bool) {
         "summary conflicts={} refused={refused} exhausted={exhausted}\n",
         store.conflicts
     );
-    std::io::stdout().write_all(out.as_bytes()).unwrap();
+    out
 }
 
 #[derive(Debug, Default)]
@@ -520,10 +559,50 @@ struct Audit {
     node_counted: Option<(u64, u64)>,
 }
 
-/// Starts the workers as processes of this same binary, waits, audits.
-fn run(db: &Db, project_only: bool) -> Audit {
+/// How the workers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Workers {
+    /// Processes of this same binary (no combining across them).
+    Processes,
+    /// Threads of this process sharing one combiner.
+    Threads,
+}
+
+/// Runs the workers, waits, audits.
+fn run(db: &Db, project_only: bool, workers: Workers) -> Audit {
     db.prepare();
     let counters_before = db.node_counters();
+    let outputs = match workers {
+        Workers::Processes => run_processes(db, project_only),
+        Workers::Threads => {
+            let combiner = Combiner::new(Config::new(Model::Nested), RetryPolicy::default());
+            let outputs = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..WORKERS as u64)
+                    .map(|i| {
+                        let combiner = &combiner;
+                        scope.spawn(move || worker(db, i, project_only, Some(combiner)))
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().expect("a worker thread failed")).collect()
+            });
+            let stats = combiner.stats();
+            println!(
+                "{}: threads: {} batches carried {} consumes (mean batch {:.1}), {} alone",
+                db.name(),
+                stats.batches,
+                stats.members,
+                stats.members as f64 / stats.batches.max(1) as f64,
+                stats.lone
+            );
+            outputs
+        }
+    };
+    audit(db, outputs, counters_before)
+}
+
+/// Starts the workers as processes of this same binary and collects what
+/// each printed.
+fn run_processes(db: &Db, project_only: bool) -> Vec<String> {
     let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..WORKERS)
         .map(|i| {
@@ -551,17 +630,23 @@ fn run(db: &Db, project_only: bool) -> Audit {
         })
         .collect();
 
+    children
+        .into_iter()
+        .map(|child| {
+            let output = child.wait_with_output().unwrap();
+            assert!(output.status.success(), "a worker failed: {}", output.status);
+            String::from_utf8(output.stdout).unwrap()
+        })
+        .collect()
+}
+
+/// Audits the workers' `outputs` against the database.
+fn audit(db: &Db, outputs: Vec<String>, counters_before: Option<(u64, u64)>) -> Audit {
     let mut audit = Audit::default();
     let mut committed: BTreeMap<(String, String), i64> = BTreeMap::new();
     let mut claimed: BTreeSet<(String, u64)> = BTreeSet::new();
-    for child in children {
-        let output = child.wait_with_output().unwrap();
-        assert!(
-            output.status.success(),
-            "a worker failed: {}",
-            output.status
-        );
-        for line in String::from_utf8(output.stdout).unwrap().lines() {
+    for output in outputs {
+        for line in output.lines() {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
                 ["commit", project, deltas @ ..] => {
@@ -656,10 +741,11 @@ fn run(db: &Db, project_only: bool) -> Audit {
     audit
 }
 
-fn report(db: &Db, audit: &Audit) {
+fn report(db: &Db, workers: Workers, audit: &Audit) {
     println!(
-        "{}: oversubscribed={} lost_updates={} commits={} conflicts={} retries_exhausted={}",
+        "{}{}: oversubscribed={} lost_updates={} commits={} conflicts={} retries_exhausted={}",
         db.name(),
+        if workers == Workers::Threads { " threads" } else { "" },
         audit.oversubscribed,
         audit.lost_updates,
         audit.commits,
@@ -709,7 +795,9 @@ fn main() {
         };
         let project_only =
             std::env::var("DELIMITER_HARNESS_CLAIM").as_deref() == Ok("project-only");
-        return worker(db, index.parse().unwrap(), project_only);
+        let out = worker(&db, index.parse().unwrap(), project_only, None);
+        std::io::stdout().write_all(out.as_bytes()).unwrap();
+        return;
     }
 
     let mut dbs = vec![Db::Sqlite(
@@ -743,16 +831,18 @@ fn main() {
     }
     let mut failed = false;
     for db in &dbs {
-        let audit = run(db, false);
-        report(db, &audit);
-        failed |= audit.oversubscribed > 0
-            || audit.lost_updates > 0
-            || audit.commits == 0
-            || audit.diverged > 0;
+        for workers in [Workers::Processes, Workers::Threads] {
+            let audit = run(db, false, workers);
+            report(db, workers, &audit);
+            failed |= audit.oversubscribed > 0
+                || audit.lost_updates > 0
+                || audit.commits == 0
+                || audit.diverged > 0;
+        }
 
         // The same run with the claim cut down to the project must be caught
         // oversubscribing; a few tries, since a race may by chance not happen.
-        let caught = (0..5).any(|_| run(db, true).oversubscribed > 0);
+        let caught = (0..5).any(|_| run(db, true, Workers::Processes).oversubscribed > 0);
         println!(
             "{}: with the claim cut down to the project alone, oversubscription caught: {caught}",
             db.name()

@@ -31,6 +31,11 @@ fn run_case(enforcer: &mut Enforcer, case: &Value) -> Ran {
             let (outcome, calls) = run_consume(enforcer, case)?;
             (outcome, Some(calls))
         }
+        "evaluate-batch" => (run_evaluate_batch(enforcer, case)?, None),
+        "consume-batch" => {
+            let (outcome, calls) = run_consume_batch(enforcer, case)?;
+            (outcome, Some(calls))
+        }
         other => return Err(format!("unsupported operation {other:?}")),
     })
 }
@@ -140,17 +145,32 @@ fn run_prepared(enforcer: &mut Enforcer, case: &Value) -> Result<Outcome, String
     }))
 }
 
-/// The case's scripted store, as a `Store`.
+/// The case's scripted store, as a `Store` with batch calls.
 struct Scripted(Script);
+
+fn snapshot_of(step: Option<Value>) -> Result<Snapshot, StorageError> {
+    match step {
+        Some(step) => serde_json::from_value::<SnapshotShape>(step)
+            .map(|s| s.snapshot())
+            .map_err(|e| StorageError::new(e.to_string())),
+        None => Err(StorageError::new("scripted read failure")),
+    }
+}
+
+fn commit_outcome(commit: Commit) -> Result<CommitOutcome, StorageError> {
+    match commit {
+        Commit::Committed => Ok(CommitOutcome::Committed),
+        Commit::Conflict => Ok(CommitOutcome::Conflict),
+        Commit::ConflictAfterWait => Ok(CommitOutcome::ConflictAfterWait),
+        Commit::StorageError | Commit::MemberFailed(_) => {
+            Err(StorageError::new("scripted commit failure"))
+        }
+    }
+}
 
 impl Store for Scripted {
     fn read(&mut self, _project: &str, _resources: &[String]) -> Result<Snapshot, StorageError> {
-        match self.0.read() {
-            Some(step) => serde_json::from_value::<SnapshotShape>(step)
-                .map(|s| s.snapshot())
-                .map_err(|e| StorageError::new(e.to_string())),
-            None => Err(StorageError::new("scripted read failure")),
-        }
+        snapshot_of(self.0.read())
     }
 
     fn commit(
@@ -158,33 +178,122 @@ impl Store for Scripted {
         _claim: &[ClaimEntry],
         _request: &Request,
     ) -> Result<CommitOutcome, StorageError> {
-        match self.0.commit() {
-            Commit::Committed => Ok(CommitOutcome::Committed),
-            Commit::Conflict => Ok(CommitOutcome::Conflict),
-            Commit::StorageError => Err(StorageError::new("scripted commit failure")),
-        }
+        commit_outcome(self.0.commit())
     }
 
-    fn backoff(&mut self, _attempt: u32, _delay: std::time::Duration) {
-        self.0.backoff();
+    fn backoff(&mut self, _attempt: u32, delay: std::time::Duration) {
+        self.0.backoff(delay.as_micros() as u64);
     }
+
+    fn now_us(&mut self) -> u64 {
+        self.0.now_us()
+    }
+
+    fn entropy(&mut self) -> u64 {
+        self.0.entropy()
+    }
+
+    fn batches(&self) -> bool {
+        true
+    }
+
+    fn read_batch(
+        &mut self,
+        _projects: &[String],
+        _resources: &[String],
+    ) -> Result<Snapshot, StorageError> {
+        snapshot_of(self.0.read())
+    }
+
+    fn commit_batch(
+        &mut self,
+        claim: &[ClaimEntry],
+        members: &[Request],
+    ) -> Result<BatchOutcome, StorageError> {
+        let projects = members.iter().map(|m| m.project.clone()).collect();
+        match self.0.commit_batch(claim_json(claim), projects) {
+            Commit::MemberFailed(index) => Ok(BatchOutcome::MemberFailed(MemberFailure {
+                index,
+                message: "scripted member failure".into(),
+            })),
+            Commit::Committed => Ok(BatchOutcome::Committed),
+            other => commit_outcome(other).map(BatchOutcome::Conflict),
+        }
+    }
+}
+
+/// The case's policy: the default with the fields the case sets.
+fn policy(case: &Value) -> Result<RetryPolicy, String> {
+    use delimiter_conformance::policy_number;
+    let mut policy = RetryPolicy::default();
+    if let Some(n) = policy_number(case, "max_attempts")? {
+        policy.max_attempts = u32::try_from(n).map_err(|_| "bad max_attempts")?;
+    }
+    if let Some(n) = policy_number(case, "deadline_us")? {
+        policy.deadline_us = n;
+    }
+    if let Some(n) = policy_number(case, "base_delay_us")? {
+        policy.base_delay_us = n;
+    }
+    if let Some(n) = policy_number(case, "max_delay_us")? {
+        policy.max_delay_us = n;
+    }
+    policy.seed = policy_number(case, "seed")?;
+    Ok(policy)
+}
+
+fn consumed_json(done: &Consumed) -> Value {
+    json!({"claim": claim_json(&done.claim), "attempts": done.attempts})
 }
 
 fn run_consume(enforcer: &mut Enforcer, case: &Value) -> Result<(Outcome, Value), String> {
     let req: Request = required(case, "request")?;
     let mut scripted = Scripted(Script::of(case));
-    let mut policy = RetryPolicy::default();
-    if let Some(n) = case["policy"].get("max_attempts") {
-        policy.max_attempts = n
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| format!("bad max_attempts {n}"))?;
-    }
+    let policy = policy(case)?;
     let outcome = inputs(enforcer, case)?.and_then(|(c, _)| {
         enforcer
             .consume(&c, &policy, &mut scripted, &req)
-            .map(|done| json!({"claim": claim_json(&done.claim), "attempts": done.attempts}))
+            .map(|done| consumed_json(&done))
             .map_err(kind)
     });
     Ok((outcome, scripted.0.calls()))
+}
+
+fn run_evaluate_batch(enforcer: &mut Enforcer, case: &Value) -> Result<Outcome, String> {
+    let requests: Vec<Request> = required(case, "requests")?;
+    Ok(inputs(enforcer, case)?.and_then(|(c, snap)| {
+        enforcer
+            .evaluate_batch(&c, &snap.snapshot(), &requests)
+            .map(|results| {
+                results
+                    .into_iter()
+                    .map(|r| match r {
+                        Ok(d) => decision_json(&d),
+                        Err(e) => json!({"error": e.input.kind()}),
+                    })
+                    .collect()
+            })
+            .map_err(kind)
+    }))
+}
+
+fn run_consume_batch(enforcer: &mut Enforcer, case: &Value) -> Result<(Outcome, Value), String> {
+    let requests: Vec<Request> = required(case, "requests")?;
+    let mut scripted = Scripted(Script::of(case));
+    let policy = policy(case)?;
+    let outcome = inputs(enforcer, case)?.and_then(|(c, _)| {
+        enforcer
+            .consume_batch(&c, &policy, &mut scripted, &requests)
+            .map(|results| {
+                results
+                    .into_iter()
+                    .map(|r| match r {
+                        Ok(done) => consumed_json(&done),
+                        Err(e) => json!({"error": kind(e)}),
+                    })
+                    .collect()
+            })
+            .map_err(kind)
+    });
+    Ok((outcome, scripted.0.batch_calls()))
 }

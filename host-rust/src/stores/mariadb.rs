@@ -25,13 +25,23 @@
 //! call (on Galera every DDL is a cluster-wide operation, and a service
 //! account should not need the CREATE privilege).
 
-use super::sql::{ConflictCauses, SUBTREE_CTE, snapshot_from_rows};
+use super::sql::{
+    ConflictCauses, SUBTREE_CTE, batch_read_sql, batch_snapshot_from_rows, snapshot_from_rows,
+    summed_deltas,
+};
 use crate::{
-    ClaimEntry, CommitOutcome, Limits, Project, ProjectLimit, RegisteredLimit, Request, Snapshot,
-    StorageError, Store,
+    BatchOutcome, ClaimEntry, CommitOutcome, Limits, MemberFailure, Project, ProjectLimit,
+    RegisteredLimit, Request, Snapshot, StorageError, Store,
 };
 use mysql::prelude::Queryable;
-use mysql::{Conn, IsolationLevel, Opts, TxOpts};
+use mysql::{Conn, Opts, TxOpts};
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+/// A compare that took longer than this had waited for another writer's
+/// row lock: its conflict is [`CommitOutcome::ConflictAfterWait`], and the
+/// driver re-reads at once.
+pub const WAITED: Duration = Duration::from_millis(1);
 
 const SCHEMA: &str = include_str!("../../storage/schema-mariadb.sql");
 
@@ -110,6 +120,7 @@ const READ_ATTEMPTS: u32 = 4;
 pub struct MariadbStore {
     conn: Conn,
     causes: ConflictCauses,
+    round_trips: u64,
 }
 
 /// Why a commit failed, for counting conflicts by cause.
@@ -156,12 +167,25 @@ impl MariadbStore {
         Self::from_conn(Conn::new(opts).map_err(storage)?)
     }
 
-    /// Uses `conn`. Creates nothing: see [`MariadbStore::create_schema`].
-    pub fn from_conn(conn: Conn) -> Result<Self, StorageError> {
+    /// Uses `conn`, setting its session's isolation level to READ
+    /// COMMITTED once (so a commit needs no statement for it). Creates
+    /// nothing: see [`MariadbStore::create_schema`].
+    pub fn from_conn(mut conn: Conn) -> Result<Self, StorageError> {
+        conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            .map_err(storage)?;
         Ok(MariadbStore {
             conn,
             causes: ConflictCauses::default(),
+            round_trips: 0,
         })
+    }
+
+    /// Round trips to the server that `read`, `commit`, `read_batch` and
+    /// `commit_batch` made on this connection so far. An uncontended
+    /// consume is 3: the read, `START TRANSACTION` with the compares, the
+    /// writes with `COMMIT`.
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips
     }
 
     /// Creates the Delimiter tables that are missing (`CREATE TABLE IF NOT
@@ -267,6 +291,7 @@ impl MariadbStore {
         // statement prepared).
         let mut attempt = 1;
         let rows: Vec<ReadRow> = loop {
+            self.round_trips += 1;
             match self.conn.exec(READ_SQL.as_str(), (project, project)) {
                 Ok(rows) => break rows,
                 // A read writes nothing: run it again.
@@ -284,84 +309,111 @@ impl MariadbStore {
         )
     }
 
-    fn try_commit(
-        &mut self,
-        claim: &[ClaimEntry],
-        request: &Request,
-    ) -> Result<CommitOutcome, Failed> {
-        let opts = TxOpts::default().set_isolation_level(Some(IsolationLevel::ReadCommitted));
-        let mut tx = self.conn.start_transaction(opts).map_err(Failed::before)?;
-        // Root first: every claim in every transaction takes its rows in
-        // one order (so no deadlock), and the row every consume of a
-        // subtree claims, its root, is tried before any other is locked: a
-        // loser waits there holding nothing, and leaves at once.
-        for entry in claim.iter().rev() {
+    /// `s` as a string literal for this connection's SQL mode.
+    fn literal(&self, s: &str) -> String {
+        mysql::Value::from(s).as_sql(self.conn.no_backslash_escape())
+    }
+
+    /// Runs `sql` (several statements, one round trip) and returns each
+    /// statement's affected rows, up to the first error (with it).
+    fn multi(&mut self, sql: &str) -> (Vec<u64>, Option<mysql::Error>) {
+        self.round_trips += 1;
+        let mut counts = Vec::new();
+        let mut result = match self.conn.query_iter(sql) {
+            Ok(result) => result,
+            Err(e) => return (counts, Some(e)),
+        };
+        while let Some(mut set) = result.iter() {
+            for row in set.by_ref() {
+                if let Err(e) = row {
+                    return (counts, Some(e));
+                }
+            }
+            counts.push(set.affected_rows());
+        }
+        (counts, None)
+    }
+
+    fn rollback(&mut self) {
+        self.round_trips += 1;
+        let _ = self.conn.query_drop("ROLLBACK");
+    }
+
+    /// `START TRANSACTION` and one compare-and-update per claimed row in
+    /// the order given (so rows are locked in exactly that order), in one
+    /// round trip; then, when every compare matched, `writes` and `COMMIT`
+    /// in another. A miss rolls back.
+    fn compare_then(&mut self, claim: &[ClaimEntry], writes: &str) -> Result<CommitOutcome, Failed> {
+        let mut sql = String::from("START TRANSACTION;");
+        for entry in claim {
             let Ok(generation) = i64::try_from(entry.generation) else {
                 // No stored generation can equal it: the claim is stale.
                 return Ok(CommitOutcome::Conflict);
             };
-            tx.exec_drop(
-                "UPDATE delimiter_generations SET generation = generation + 1
-                  WHERE project_id = ? AND generation = ?",
-                (&entry.project, generation),
-            )
-            .map_err(Failed::before)?;
-            if tx.affected_rows() == 0 {
-                // Dropping `tx` rolls back every statement so far.
-                return Ok(CommitOutcome::Conflict);
-            }
+            let _ = write!(
+                sql,
+                " UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = {} AND generation = {generation};",
+                self.literal(&entry.project)
+            );
         }
-        let writes: Vec<_> = request.deltas.iter().filter(|d| d.delta != 0).collect();
-        // Every write moves the project's generation; a pure release has an
-        // empty claim, so bump it here.
-        if !writes.is_empty() && !claim.iter().any(|c| c.project == request.project) {
-            tx.exec_drop(
-                "UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = ?",
-                (&request.project,),
-            )
-            .map_err(Failed::before)?;
+        let started = Instant::now();
+        let (counts, error) = self.multi(&sql);
+        if let Some(error) = error {
+            self.rollback();
+            return Err(Failed::before(error));
         }
-        for d in writes {
-            // CHECK (usage >= 0) fails a release below zero, rolling back.
-            // The project's generation row, updated above, serializes writers
-            // of this project, so the INSERT cannot race another.
-            tx.exec_drop(
-                "UPDATE delimiter_usage SET `usage` = `usage` + ? WHERE project_id = ? AND resource = ?",
-                (d.delta, &request.project, &d.resource),
-            )
-            .map_err(Failed::before)?;
-            if tx.affected_rows() == 0 {
-                tx.exec_drop(
-                    "INSERT INTO delimiter_usage (project_id, resource, `usage`) VALUES (?, ?, ?)",
-                    (&request.project, &d.resource, d.delta),
-                )
-                .map_err(Failed::before)?;
-            }
+        if !counts.iter().skip(1).all(|&n| n == 1) {
+            let waited = started.elapsed() >= WAITED;
+            self.rollback();
+            return Ok(if waited {
+                CommitOutcome::ConflictAfterWait
+            } else {
+                CommitOutcome::Conflict
+            });
         }
-        tx.commit().map_err(|error| Failed {
-            error,
-            at_commit: true,
-        })?;
+        let statements = writes.matches(';').count() + 1;
+        let (counts, error) = self.multi(&format!("{writes} COMMIT;"));
+        if let Some(error) = error {
+            self.rollback();
+            return Err(Failed {
+                error,
+                at_commit: counts.len() + 1 == statements,
+            });
+        }
         Ok(CommitOutcome::Committed)
     }
-}
 
-impl Store for MariadbStore {
-    fn read(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
-        self.read_path(project, resources)
+    /// The usage writes of `deltas` (project, resource, change): an
+    /// increase is an upsert, a decrease an update whose CHECK (usage >= 0)
+    /// fails a release below zero.
+    fn writes(&self, deltas: &[(String, String, i64)]) -> String {
+        let mut sql = String::new();
+        for (project, resource, delta) in deltas {
+            let (p, r) = (self.literal(project), self.literal(resource));
+            if *delta > 0 {
+                let _ = write!(
+                    sql,
+                    "INSERT INTO delimiter_usage (project_id, resource, `usage`) VALUES ({p}, {r}, {delta})
+                     ON DUPLICATE KEY UPDATE `usage` = `usage` + VALUES(`usage`);"
+                );
+            } else {
+                let _ = write!(
+                    sql,
+                    "UPDATE delimiter_usage SET `usage` = `usage` + ({delta}) WHERE project_id = {p} AND resource = {r};"
+                );
+            }
+        }
+        sql
     }
 
-    fn commit(
-        &mut self,
-        claim: &[ClaimEntry],
-        request: &Request,
-    ) -> Result<CommitOutcome, StorageError> {
-        match self.try_commit(claim, request) {
-            Ok(CommitOutcome::Conflict) => {
+    /// The outcome of a commit, counting conflicts by cause.
+    fn outcome(&mut self, result: Result<CommitOutcome, Failed>) -> Result<CommitOutcome, Failed> {
+        match result {
+            Ok(CommitOutcome::Committed) => Ok(CommitOutcome::Committed),
+            Ok(lost) => {
                 self.causes.generation_miss += 1;
-                Ok(CommitOutcome::Conflict)
+                Ok(lost)
             }
-            Ok(outcome) => Ok(outcome),
             Err(Failed { error, at_commit }) if is_conflict(&error) => {
                 // Galera certifies a transaction at COMMIT, and a replicated
                 // write or DDL that needs its rows aborts it at the
@@ -375,7 +427,137 @@ impl Store for MariadbStore {
                 }
                 Ok(CommitOutcome::Conflict)
             }
-            Err(Failed { error, .. }) => Err(storage(error)),
+            Err(failed) => Err(failed),
+        }
+    }
+
+    /// After a batch's writes failed with `error`: each member's writes in
+    /// turn (in one transaction, rolled back at the end) until one fails.
+    fn find_failed_member(
+        &mut self,
+        claim: &[ClaimEntry],
+        members: &[Request],
+        error: mysql::Error,
+    ) -> Result<BatchOutcome, StorageError> {
+        let mut sql = String::from("START TRANSACTION;");
+        for entry in claim {
+            let _ = write!(
+                sql,
+                " UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = {} AND generation = {};",
+                self.literal(&entry.project),
+                entry.generation
+            );
+        }
+        if self.multi(&sql).1.is_some() {
+            self.rollback();
+            return Err(storage(error));
+        }
+        for (index, member) in members.iter().enumerate() {
+            let writes = self.writes(&summed_deltas(std::slice::from_ref(member)));
+            if writes.is_empty() {
+                continue;
+            }
+            if let (_, Some(e)) = self.multi(&writes) {
+                self.rollback();
+                return Ok(BatchOutcome::MemberFailed(MemberFailure {
+                    index: index as u32,
+                    message: storage(e).message,
+                }));
+            }
+        }
+        self.rollback();
+        Err(storage(error))
+    }
+}
+
+impl Store for MariadbStore {
+    fn read(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
+        self.read_path(project, resources)
+    }
+
+    /// Root first: the claim comes from the project up, so it is compared
+    /// from its end. A pure release (empty claim) bumps the project's own
+    /// generation, so every write moves it.
+    fn commit(
+        &mut self,
+        claim: &[ClaimEntry],
+        request: &Request,
+    ) -> Result<CommitOutcome, StorageError> {
+        let rows: Vec<ClaimEntry> = claim.iter().rev().cloned().collect();
+        let deltas = summed_deltas(std::slice::from_ref(request));
+        let mut writes = self.writes(&deltas);
+        if rows.is_empty() && !deltas.is_empty() {
+            writes.insert_str(
+                0,
+                &format!(
+                    "UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = {};",
+                    self.literal(&request.project)
+                ),
+            );
+        }
+        let result = self.compare_then(&rows, &writes);
+        self.outcome(result).map_err(|f| storage(f.error))
+    }
+
+    fn batches(&self) -> bool {
+        true
+    }
+
+    fn read_batch(
+        &mut self,
+        projects: &[String],
+        resources: &[String],
+    ) -> Result<Snapshot, StorageError> {
+        let list = |n: usize| format!("IN ({})", vec!["?"; n.max(1)].join(", "));
+        let sql = batch_read_sql(
+            "`usage`",
+            &list(projects.len()),
+            &list(resources.len()),
+            &list(resources.len()),
+            &list(resources.len()),
+        );
+        let mut params: Vec<mysql::Value> = Vec::new();
+        let mut push = |names: &[String]| {
+            if names.is_empty() {
+                params.push(mysql::Value::NULL);
+            }
+            params.extend(names.iter().map(|n| mysql::Value::from(n.as_str())));
+        };
+        push(projects);
+        push(resources);
+        push(resources);
+        push(resources);
+        let mut attempt = 1;
+        let rows: Vec<(i64, Option<String>, Option<String>, Option<i64>)> = loop {
+            self.round_trips += 1;
+            match self.conn.exec(&sql, mysql::Params::Positional(params.clone())) {
+                Ok(rows) => break rows,
+                // A read writes nothing: run it again.
+                Err(e) if is_conflict(&e) && attempt < READ_ATTEMPTS => {
+                    attempt += 1;
+                    self.causes.read_retries += 1;
+                }
+                Err(e) => return Err(storage(e)),
+            }
+        };
+        batch_snapshot_from_rows(rows)
+    }
+
+    /// The claims' union in the order given, then the members' usage
+    /// summed per (project, resource), then `COMMIT`. When the writes fail,
+    /// the members are written one by one in a new transaction to find the
+    /// one that fails: it is reported and nothing is written.
+    fn commit_batch(
+        &mut self,
+        claim: &[ClaimEntry],
+        members: &[Request],
+    ) -> Result<BatchOutcome, StorageError> {
+        let writes = self.writes(&summed_deltas(members));
+        let result = self.compare_then(claim, &writes);
+        match self.outcome(result) {
+            Ok(CommitOutcome::Committed) => Ok(BatchOutcome::Committed),
+            Ok(lost) => Ok(BatchOutcome::Conflict(lost)),
+            Err(Failed { error, .. }) => self.find_failed_member(claim, members, error),
         }
     }
 }

@@ -8,14 +8,32 @@
 //! level, where a concurrent `UPDATE ... WHERE generation = :g` waits for
 //! the other writer and then re-checks its WHERE clause against the new row:
 //! the loser matches no row and the transaction rolls back as a conflict.
+//!
+//! A commit is two round trips when nothing contends (three with the
+//! read): `BEGIN` and one `UPDATE` per claimed row, root first (the one row
+//! order), sent as one simple query; then the usage writes and `COMMIT` as
+//! another. A batch commit ([`Store::commit_batch`]) is the same with the
+//! claims' union and every member's usage, summed per (project, resource)
+//! and written in that order.
 
-use super::sql::{PATH_CTE, SCHEMA, SUBTREE_CTE, snapshot_from_rows};
+use super::sql::{
+    PATH_CTE, SCHEMA, SUBTREE_CTE, batch_read_sql, batch_snapshot_from_rows, snapshot_from_rows,
+    summed_deltas,
+};
 use crate::{
-    ClaimEntry, CommitOutcome, Limits, Project, ProjectLimit, RegisteredLimit, Request, Snapshot,
-    StorageError, Store,
+    BatchOutcome, ClaimEntry, CommitOutcome, Limits, MemberFailure, Project, ProjectLimit,
+    RegisteredLimit, Request, Snapshot, StorageError, Store,
 };
 use postgres::error::SqlState;
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, NoTls, SimpleQueryMessage, Statement};
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+/// A compare that took longer than this had waited for another writer's
+/// row lock (an uncontended statement is a round trip, ~0.1-0.3 ms here):
+/// its conflict is [`CommitOutcome::ConflictAfterWait`], and the driver
+/// re-reads at once.
+pub const WAITED: Duration = Duration::from_millis(1);
 
 /// A [`Store`] over a PostgreSQL database (the `postgres` crate, no TLS).
 /// Open one per thread or worker; any number may share one database.
@@ -24,6 +42,9 @@ pub struct PostgresStore {
     /// Prepared on first use, dropped after any error (a statement may
     /// outlive a schema change), so that the next call prepares afresh.
     statements: Option<Statements>,
+    /// Round trips to the server made by `read`, `commit` and the batch
+    /// calls (see [`PostgresStore::round_trips`]).
+    round_trips: u64,
 }
 
 /// The statements `read` and `commit` run. Prepared once per connection:
@@ -31,31 +52,87 @@ pub struct PostgresStore {
 /// prepared one costs one.
 struct Statements {
     read: Statement,
-    bump: Statement,
-    bump_project: Statement,
-    add_usage: Statement,
-    insert_usage: Statement,
+    read_batch: Statement,
 }
 
 impl Statements {
     fn prepare(client: &mut Client) -> Result<Self, postgres::Error> {
         Ok(Statements {
             read: client.prepare(&read_sql())?,
-            bump: client.prepare(
-                "UPDATE delimiter_generations SET generation = generation + 1
-                  WHERE project_id = $1 AND generation = $2",
-            )?,
-            bump_project: client.prepare(
-                "UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = $1",
-            )?,
-            add_usage: client.prepare(
-                "UPDATE delimiter_usage SET usage = usage + $3 WHERE project_id = $1 AND resource = $2",
-            )?,
-            insert_usage: client.prepare(
-                "INSERT INTO delimiter_usage (project_id, resource, usage) VALUES ($1, $2, $3)",
-            )?,
+            read_batch: client.prepare(&batch_read_sql(
+                "usage",
+                "= ANY($1)",
+                "= ANY($2)",
+                "= ANY($2)",
+                "= ANY($2)",
+            ))?,
         })
     }
+}
+
+/// `s` as an SQL string literal (standard_conforming_strings, on by
+/// default since PostgreSQL 9.1: only the quote is special). An id with a
+/// NUL byte cannot be stored in a TEXT column, so it matches no row.
+fn literal(s: &str) -> Result<String, StorageError> {
+    if s.contains('\0') {
+        return Err(StorageError::new("an id with a NUL byte"));
+    }
+    Ok(format!("'{}'", s.replace('\'', "''")))
+}
+
+/// `BEGIN` and the compare-and-update of each claimed row in the order
+/// given, as one simple query (one round trip, one statement per row, so
+/// rows are locked in exactly this order).
+fn begin_and_compare(claim: &[ClaimEntry]) -> Result<Option<String>, StorageError> {
+    let mut sql = String::from("BEGIN;");
+    for entry in claim {
+        // No stored generation can equal one past BIGINT: the claim is stale.
+        let Ok(generation) = i64::try_from(entry.generation) else {
+            return Ok(None);
+        };
+        let _ = write!(
+            sql,
+            " UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = {} AND generation = {generation};",
+            literal(&entry.project)?
+        );
+    }
+    Ok(Some(sql))
+}
+
+/// The usage writes of `deltas` (project, resource, change) and `COMMIT`,
+/// as one simple query. An increase is an upsert; a decrease updates the
+/// row, whose CHECK (usage >= 0) fails a release below zero (PostgreSQL
+/// checks an upsert's proposed row first, so a decrease cannot be one).
+fn write_and_commit(deltas: &[(String, String, i64)]) -> Result<String, StorageError> {
+    let mut sql = String::new();
+    for (project, resource, delta) in deltas {
+        let (p, r) = (literal(project)?, literal(resource)?);
+        if *delta > 0 {
+            let _ = write!(
+                sql,
+                "INSERT INTO delimiter_usage (project_id, resource, usage) VALUES ({p}, {r}, {delta})
+                 ON CONFLICT (project_id, resource) DO UPDATE SET usage = delimiter_usage.usage + excluded.usage;"
+            );
+        } else {
+            let _ = write!(
+                sql,
+                "UPDATE delimiter_usage SET usage = usage + ({delta}) WHERE project_id = {p} AND resource = {r};"
+            );
+        }
+    }
+    sql.push_str(" COMMIT;");
+    Ok(sql)
+}
+
+/// The row counts of a simple query's statements, in order.
+fn counts(messages: &[SimpleQueryMessage]) -> Vec<u64> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::CommandComplete(n) => Some(*n),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The prepared statements, preparing them on first use.
@@ -115,10 +192,6 @@ fn storage(e: postgres::Error) -> StorageError {
     }
 }
 
-fn to_sql_generation(g: u64) -> Result<i64, StorageError> {
-    i64::try_from(g).map_err(|_| StorageError::new(format!("generation {g} does not fit BIGINT")))
-}
-
 fn from_sql_generation(g: i64) -> Result<u64, StorageError> {
     u64::try_from(g).map_err(|_| StorageError::new(format!("negative generation {g}")))
 }
@@ -143,6 +216,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             client,
             statements: None,
+            round_trips: 0,
         })
     }
 
@@ -151,6 +225,14 @@ impl PostgresStore {
     /// deployment or from a migration.
     pub fn create_schema(&mut self) -> Result<(), StorageError> {
         self.client.batch_execute(SCHEMA).map_err(storage)
+    }
+
+    /// Round trips to the server that `read`, `commit`, `read_batch` and
+    /// `commit_batch` made on this connection so far (statements prepared
+    /// on first use count one each). An uncontended consume is 3: the
+    /// read, `BEGIN` with the compares, the writes with `COMMIT`.
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips
     }
 
     /// The underlying client, for a service's own tables and queries.
@@ -227,7 +309,11 @@ impl PostgresStore {
 
     fn read_path(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
         let wanted: Vec<&str> = resources.iter().map(String::as_str).collect();
+        if self.statements.is_none() {
+            self.round_trips += 2;
+        }
         let statements = prepared(&mut self.client, &mut self.statements).map_err(storage)?;
+        self.round_trips += 1;
         // One statement, so one snapshot at any isolation level: generations
         // are read no later than the usage they go with, in one round trip.
         let rows = self
@@ -241,48 +327,67 @@ impl PostgresStore {
         )
     }
 
-    fn try_commit(
+    /// Runs `BEGIN` and the compares, then (when every compare matched)
+    /// `write`'s statements and `COMMIT`; on a miss, rolls back. Returns the
+    /// outcome, or the error (after rolling back) of a statement that failed.
+    fn compare_then(
         &mut self,
         claim: &[ClaimEntry],
-        request: &Request,
+        write: &str,
     ) -> Result<CommitOutcome, postgres::Error> {
-        let s = prepared(&mut self.client, &mut self.statements)?;
-        let mut tx = self.client.transaction()?;
-        // Root first: every claim in every transaction takes its rows in
-        // one order (so no deadlock), and the row every consume of a
-        // subtree claims, its root, is tried before any other is locked: a
-        // loser waits there holding nothing, and leaves at once.
-        for entry in claim.iter().rev() {
-            let generation = match to_sql_generation(entry.generation) {
-                Ok(g) => g,
-                // No stored generation can equal it: the claim is stale.
-                Err(_) => return Ok(CommitOutcome::Conflict),
-            };
-            let changed = tx.execute(&s.bump, &[&entry.project, &generation])?;
-            if changed == 0 {
-                // Dropping `tx` rolls back every statement so far.
-                return Ok(CommitOutcome::Conflict);
+        let compare = match begin_and_compare(claim) {
+            Ok(Some(sql)) => sql,
+            Ok(None) => return Ok(CommitOutcome::Conflict),
+            // An id no row can have: nothing to compare, a conflict.
+            Err(_) => return Ok(CommitOutcome::Conflict),
+        };
+        let started = Instant::now();
+        self.round_trips += 1;
+        let matched = match self.client.simple_query(&compare) {
+            Ok(messages) => counts(&messages).iter().skip(1).all(|&n| n == 1),
+            Err(e) => {
+                self.rollback();
+                return Err(e);
+            }
+        };
+        if !matched {
+            let waited = started.elapsed() >= WAITED;
+            self.rollback();
+            return Ok(if waited {
+                CommitOutcome::ConflictAfterWait
+            } else {
+                CommitOutcome::Conflict
+            });
+        }
+        self.round_trips += 1;
+        match self.client.simple_query(write) {
+            Ok(_) => Ok(CommitOutcome::Committed),
+            Err(e) => {
+                self.rollback();
+                Err(e)
             }
         }
-        let writes: Vec<_> = request.deltas.iter().filter(|d| d.delta != 0).collect();
-        // Every write moves the project's generation; a pure release has an
-        // empty claim, so bump it here.
-        if !writes.is_empty() && !claim.iter().any(|c| c.project == request.project) {
-            tx.execute(&s.bump_project, &[&request.project])?;
-        }
-        for d in writes {
-            // CHECK (usage >= 0) fails a release below zero, rolling back.
-            // Not an upsert: PostgreSQL checks the proposed row before it
-            // resolves the conflict, so a negative delta would always fail.
-            // The project's generation row, updated above, serializes writers
-            // of this project, so the INSERT cannot race another.
-            let updated = tx.execute(&s.add_usage, &[&request.project, &d.resource, &d.delta])?;
-            if updated == 0 {
-                tx.execute(&s.insert_usage, &[&request.project, &d.resource, &d.delta])?;
+    }
+
+    /// Ends a failed or abandoned transaction (an error here means the
+    /// connection is gone, and the server rolls back on its own).
+    fn rollback(&mut self) {
+        self.round_trips += 1;
+        let _ = self.client.simple_query("ROLLBACK");
+    }
+
+    /// The outcome of a commit that returned `result`: conflicts the
+    /// database detected (deadlock, serialization) are conflicts; anything
+    /// else is a storage error, and the prepared statements are dropped.
+    fn outcome(&mut self, result: Result<CommitOutcome, postgres::Error>) -> Result<CommitOutcome, StorageError> {
+        match result {
+            Ok(outcome) => Ok(outcome),
+            Err(e) if is_conflict(&e) => Ok(CommitOutcome::Conflict),
+            Err(e) => {
+                self.statements = None;
+                Err(storage(e))
             }
         }
-        tx.commit()?;
-        Ok(CommitOutcome::Committed)
     }
 }
 
@@ -295,18 +400,112 @@ impl Store for PostgresStore {
         out
     }
 
+    /// Root first: the claim comes from the project up, so it is compared
+    /// from its end. A pure release (empty claim) bumps the project's own
+    /// generation, so every write moves it.
     fn commit(
         &mut self,
         claim: &[ClaimEntry],
         request: &Request,
     ) -> Result<CommitOutcome, StorageError> {
-        match self.try_commit(claim, request) {
-            Ok(outcome) => Ok(outcome),
-            Err(e) if is_conflict(&e) => Ok(CommitOutcome::Conflict),
-            Err(e) => {
-                self.statements = None;
-                Err(storage(e))
+        let rows: Vec<ClaimEntry> = claim.iter().rev().cloned().collect();
+        let deltas = summed_deltas(std::slice::from_ref(request));
+        let bump = rows.is_empty() && !deltas.is_empty();
+        let mut write = write_and_commit(&deltas)?;
+        if bump {
+            write.insert_str(
+                0,
+                &format!(
+                    "UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = {};",
+                    literal(&request.project)?
+                ),
+            );
+        }
+        let result = self.compare_then(&rows, &write);
+        self.outcome(result)
+    }
+
+    fn batches(&self) -> bool {
+        true
+    }
+
+    fn read_batch(
+        &mut self,
+        projects: &[String],
+        resources: &[String],
+    ) -> Result<Snapshot, StorageError> {
+        if self.statements.is_none() {
+            self.round_trips += 2;
+        }
+        let out = prepared(&mut self.client, &mut self.statements)
+            .and_then(|s| {
+                let s = s.read_batch.clone();
+                self.round_trips += 1;
+                self.client.query(&s, &[&projects, &resources])
+            })
+            .map_err(storage)
+            .and_then(|rows| {
+                batch_snapshot_from_rows(rows.iter().map(|r| {
+                    (i64::from(r.get::<_, i32>(0)), r.get(1), r.get(2), r.get(3))
+                }))
+            });
+        if out.is_err() {
+            self.statements = None;
+        }
+        out
+    }
+
+    /// The claims' union in the order given, then the members' usage
+    /// summed per (project, resource), then `COMMIT`. When the writes fail,
+    /// the members are written one by one in a new transaction to find the
+    /// one that fails: it is reported and nothing is written.
+    fn commit_batch(
+        &mut self,
+        claim: &[ClaimEntry],
+        members: &[Request],
+    ) -> Result<BatchOutcome, StorageError> {
+        let write = write_and_commit(&summed_deltas(members))?;
+        let result = self.compare_then(claim, &write);
+        match result {
+            Ok(CommitOutcome::Committed) => Ok(BatchOutcome::Committed),
+            Ok(lost) => Ok(BatchOutcome::Conflict(lost)),
+            Err(e) if is_conflict(&e) => Ok(BatchOutcome::Conflict(CommitOutcome::Conflict)),
+            Err(e) => self.find_failed_member(claim, members, storage(e)),
+        }
+    }
+}
+
+impl PostgresStore {
+    /// After a batch's writes failed with `error`: each member's writes in
+    /// turn (in one transaction, rolled back at the end) until one fails.
+    fn find_failed_member(
+        &mut self,
+        claim: &[ClaimEntry],
+        members: &[Request],
+        error: StorageError,
+    ) -> Result<BatchOutcome, StorageError> {
+        let compare = match begin_and_compare(claim) {
+            Ok(Some(sql)) => sql,
+            _ => return Err(error),
+        };
+        self.round_trips += 1;
+        if self.client.simple_query(&compare).is_err() {
+            self.rollback();
+            return Err(error);
+        }
+        for (index, member) in members.iter().enumerate() {
+            let mut sql = write_and_commit(&summed_deltas(std::slice::from_ref(member)))?;
+            sql.truncate(sql.len() - " COMMIT;".len());
+            self.round_trips += 1;
+            if let Err(e) = self.client.simple_query(&sql) {
+                self.rollback();
+                return Ok(BatchOutcome::MemberFailed(MemberFailure {
+                    index: index as u32,
+                    message: storage(e).message,
+                }));
             }
         }
+        self.rollback();
+        Err(error)
     }
 }

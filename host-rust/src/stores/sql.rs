@@ -115,3 +115,108 @@ pub fn snapshot_from_rows(
     s.usage = Usage::Path(PathUsage { local, subtree });
     Ok(s)
 }
+
+/// The one-statement batch read of PostgreSQL and MariaDB, as a template:
+/// `{projects}` and `{resources}` are the dialect's "is one of" tests
+/// (`= ANY($1)` or `IN (?, ...)`), `usage` the usage column's name as
+/// the dialect quotes it. It reads whole trees: every project
+/// under the roots of the members' projects, each with its generation (kind
+/// 0: project, parent, generation), their local usage of the resources
+/// (kind 1: project, resource, usage), the registered limits (kind 3) and
+/// the trees' project limits (kind 4), so that the snapshot's local usage
+/// sums every subtree a member's path needs. The depth bounds stop cyclic
+/// parent chains (a cycle has no root, so its projects are unknown).
+pub fn batch_read_sql(
+    usage: &str,
+    projects: &str,
+    resources_1: &str,
+    resources_2: &str,
+    resources_3: &str,
+) -> String {
+    format!(
+        "WITH RECURSIVE up (project_id, parent_id, depth) AS (
+             SELECT project_id, parent_id, 0 FROM delimiter_projects WHERE project_id {projects}
+             UNION ALL
+             SELECT p.project_id, p.parent_id, up.depth + 1
+               FROM delimiter_projects p JOIN up ON p.project_id = up.parent_id
+              WHERE up.depth < 1024
+         ), tree (project_id, parent_id, depth) AS (
+             SELECT DISTINCT project_id, parent_id, 0 FROM up WHERE parent_id IS NULL
+             UNION ALL
+             SELECT c.project_id, c.parent_id, tree.depth + 1
+               FROM delimiter_projects c JOIN tree ON c.parent_id = tree.project_id
+              WHERE tree.depth < 1024
+         )
+         SELECT 0 AS kind, t.project_id AS a, t.parent_id AS b, g.generation AS n
+           FROM tree t LEFT JOIN delimiter_generations g ON g.project_id = t.project_id
+         UNION ALL
+         SELECT 1, u.project_id, u.resource, u.{usage}
+           FROM delimiter_usage u JOIN tree t ON t.project_id = u.project_id
+          WHERE u.resource {resources_1}
+         UNION ALL
+         SELECT 3, NULL, r.resource, r.limit_value
+           FROM delimiter_registered_limits r WHERE r.resource {resources_2}
+         UNION ALL
+         SELECT 4, l.project_id, l.resource, l.limit_value
+           FROM delimiter_project_limits l JOIN tree t ON t.project_id = l.project_id
+          WHERE l.resource {resources_3}"
+    )
+}
+
+/// The snapshot from the rows of [`batch_read_sql`]: the trees, their
+/// generations and local usage, and the limits.
+pub fn batch_snapshot_from_rows(
+    rows: impl IntoIterator<Item = (i64, Option<String>, Option<String>, Option<i64>)>,
+) -> Result<Snapshot, StorageError> {
+    fn present<T>(v: Option<T>, column: &str) -> Result<T, StorageError> {
+        v.ok_or_else(|| StorageError::new(format!("unexpected NULL {column}")))
+    }
+    let mut s = Snapshot::default();
+    let mut local = Vec::new();
+    for (kind, a, b, n) in rows {
+        match kind {
+            0 => {
+                let id = present(a, "project_id")?;
+                if let Some(g) = n {
+                    let g = u64::try_from(g)
+                        .map_err(|_| StorageError::new(format!("negative generation {g}")))?;
+                    s.generations.push(Generation::new(id.clone(), g));
+                }
+                s.projects.push(Project { id, parent: b });
+            }
+            1 => local.push(UsageEntry::new(
+                present(a, "project_id")?,
+                present(b, "resource")?,
+                present(n, "usage")?,
+            )),
+            3 => s.limits.registered.push(RegisteredLimit::new(
+                present(b, "resource")?,
+                present(n, "limit_value")?,
+            )),
+            _ => s.limits.project.push(ProjectLimit::new(
+                present(a, "project_id")?,
+                present(b, "resource")?,
+                present(n, "limit_value")?,
+            )),
+        }
+    }
+    s.usage = Usage::Local(local);
+    Ok(s)
+}
+
+/// The usage changes of `members`, summed per (project, resource) and
+/// sorted that way (zero sums dropped): a batch writes its usage rows in
+/// this one order, so two batches never take them in opposite orders.
+pub fn summed_deltas(members: &[Request]) -> Vec<(String, String, i64)> {
+    let mut sums: std::collections::BTreeMap<(&str, &str), i64> = Default::default();
+    for m in members {
+        for d in &m.deltas {
+            let sum = sums.entry((&m.project, &d.resource)).or_insert(0);
+            *sum = sum.saturating_add(d.delta);
+        }
+    }
+    sums.into_iter()
+        .filter(|&(_, d)| d != 0)
+        .map(|((p, r), d)| (p.to_string(), r.to_string(), d))
+        .collect()
+}

@@ -1,9 +1,9 @@
 //! A SQLite store: the generations table and usage rows of a service, with
 //! the commit done exactly as the spec says, in one transaction.
 
-use super::sql::{PATH_CTE, SCHEMA, SUBTREE_CTE};
+use super::sql::{PATH_CTE, SCHEMA, SUBTREE_CTE, batch_read_sql, batch_snapshot_from_rows};
 use crate::{
-    ClaimEntry, CommitOutcome, Generation, Limits, PathUsage, Project, ProjectLimit,
+    BatchOutcome, ClaimEntry, CommitOutcome, MemberFailure, Generation, Limits, PathUsage, Project, ProjectLimit,
     RegisteredLimit, Request, ResourceUsage, Snapshot, StorageError, Store, Usage, UsageEntry,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -299,11 +299,52 @@ fn rows<T>(
     mapped.collect::<Result<Vec<_>, _>>().map_err(storage)
 }
 
+impl SqliteStore {
+    /// Compares and bumps each of `rows` in the order given; false on a miss.
+    fn compare(tx: &rusqlite::Transaction<'_>, rows: &[ClaimEntry]) -> Result<bool, StorageError> {
+        for entry in rows {
+            let changed = tx
+                .execute(
+                    "UPDATE delimiter_generations SET generation = generation + 1
+                      WHERE project_id = ?1 AND generation = ?2",
+                    params![entry.project, to_sql_generation(entry.generation)?],
+                )
+                .map_err(storage)?;
+            if changed == 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Writes `request`'s usage rows. The CHECK (usage >= 0) fails a
+    /// release below zero. (Not an upsert: SQLite checks the candidate row
+    /// before it resolves the conflict, so a negative delta would always
+    /// fail.)
+    fn write_usage(tx: &rusqlite::Transaction<'_>, request: &Request) -> rusqlite::Result<()> {
+        for d in request.deltas.iter().filter(|d| d.delta != 0) {
+            let updated = tx.execute(
+                "UPDATE delimiter_usage SET usage = usage + ?3
+                  WHERE project_id = ?1 AND resource = ?2",
+                params![request.project, d.resource, d.delta],
+            )?;
+            if updated == 0 {
+                tx.execute(
+                    "INSERT INTO delimiter_usage (project_id, resource, usage) VALUES (?1, ?2, ?3)",
+                    params![request.project, d.resource, d.delta],
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Store for SqliteStore {
     fn read(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
         self.read_path(project, resources)
     }
 
+    /// Root first (the one row order): the claim comes from the project up.
     fn commit(
         &mut self,
         claim: &[ClaimEntry],
@@ -313,49 +354,84 @@ impl Store for SqliteStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(storage)?;
-        for entry in claim {
-            let changed = tx
-                .execute(
-                    "UPDATE delimiter_generations SET generation = generation + 1
-                      WHERE project_id = ?1 AND generation = ?2",
-                    params![entry.project, to_sql_generation(entry.generation)?],
-                )
-                .map_err(storage)?;
-            if changed == 0 {
-                // Dropping `tx` rolls back every statement so far.
-                return Ok(CommitOutcome::Conflict);
-            }
+        let rows: Vec<ClaimEntry> = claim.iter().rev().cloned().collect();
+        if !Self::compare(&tx, &rows)? {
+            // Dropping `tx` rolls back every statement so far.
+            return Ok(CommitOutcome::Conflict);
         }
-        let writes: Vec<_> = request.deltas.iter().filter(|d| d.delta != 0).collect();
         // Every write moves the project's generation; a pure release has an
         // empty claim, so bump it here.
-        if !writes.is_empty() && !claim.iter().any(|c| c.project == request.project) {
+        let writes = request.deltas.iter().any(|d| d.delta != 0);
+        if writes && !claim.iter().any(|c| c.project == request.project) {
             tx.execute(
                 "UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = ?1",
                 params![request.project],
             )
             .map_err(storage)?;
         }
-        for d in writes {
-            // The CHECK (usage >= 0) fails a release below zero, rolling back.
-            // (Not an upsert: SQLite checks the candidate row before it
-            // resolves the conflict, so a negative delta would always fail.)
-            let updated = tx
-                .execute(
-                    "UPDATE delimiter_usage SET usage = usage + ?3
-                      WHERE project_id = ?1 AND resource = ?2",
-                    params![request.project, d.resource, d.delta],
-                )
-                .map_err(storage)?;
-            if updated == 0 {
-                tx.execute(
-                    "INSERT INTO delimiter_usage (project_id, resource, usage) VALUES (?1, ?2, ?3)",
-                    params![request.project, d.resource, d.delta],
-                )
-                .map_err(storage)?;
+        Self::write_usage(&tx, request).map_err(storage)?;
+        tx.commit().map_err(storage)?;
+        Ok(CommitOutcome::Committed)
+    }
+
+    fn batches(&self) -> bool {
+        true
+    }
+
+    /// One read transaction: the whole trees of the members' roots (see
+    /// [`sql::batch_read_sql`](super::sql::batch_read_sql)).
+    fn read_batch(
+        &mut self,
+        projects: &[String],
+        resources: &[String],
+    ) -> Result<Snapshot, StorageError> {
+        let list = |n: usize| format!("IN ({})", vec!["?"; n.max(1)].join(", "));
+        let sql = batch_read_sql(
+            "usage",
+            &list(projects.len()),
+            &list(resources.len()),
+            &list(resources.len()),
+            &list(resources.len()),
+        );
+        let mut values: Vec<Option<&str>> = Vec::new();
+        for names in [projects, resources, resources, resources] {
+            if names.is_empty() {
+                values.push(None);
+            }
+            values.extend(names.iter().map(|n| Some(n.as_str())));
+        }
+        let tx = self.conn.transaction().map_err(storage)?;
+        let found = rows(&tx, &sql, rusqlite::params_from_iter(values), |r| {
+            Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        tx.finish().map_err(storage)?;
+        batch_snapshot_from_rows(found)
+    }
+
+    /// One IMMEDIATE transaction: the claims' union in the order given,
+    /// then each member's rows; a member whose rows fail rolls everything
+    /// back and is reported.
+    fn commit_batch(
+        &mut self,
+        claim: &[ClaimEntry],
+        members: &[Request],
+    ) -> Result<BatchOutcome, StorageError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(storage)?;
+        if !Self::compare(&tx, claim)? {
+            return Ok(BatchOutcome::Conflict(CommitOutcome::Conflict));
+        }
+        for (index, member) in members.iter().enumerate() {
+            if let Err(e) = Self::write_usage(&tx, member) {
+                return Ok(BatchOutcome::MemberFailed(MemberFailure {
+                    index: index as u32,
+                    message: storage(e).message,
+                }));
             }
         }
         tx.commit().map_err(storage)?;
-        Ok(CommitOutcome::Committed)
+        Ok(BatchOutcome::Committed)
     }
 }

@@ -60,9 +60,10 @@ pub fn unknown_project(project: &str) -> Error {
 pub fn quick() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 50,
+        deadline_us: 10_000_000,
         base_delay_us: 50,
         max_delay_us: 2_000,
-        seed: 7,
+        seed: Some(7),
     }
 }
 
