@@ -25,7 +25,7 @@ fn main() {
         url,
         database: format!("delimiter_test_{}", std::process::id()),
     };
-    let checks: [Check; 4] = [
+    let checks: [Check; 7] = [
         (
             "admits, commits, refuses and releases on path usage",
             admits_commits_refuses,
@@ -41,6 +41,18 @@ fn main() {
         (
             "a storage error at the last claim entry leaves no charge",
             failure_at_last_claim_entry_leaves_no_charge,
+        ),
+        (
+            "a batch member whose rows fail is reported and nothing is written",
+            batch_member_failure_writes_nothing,
+        ),
+        (
+            "eight threads through one combiner never overrun the parent",
+            combined_threads_never_overrun,
+        ),
+        (
+            "an uncontended consume takes at most 6 round trips",
+            uncontended_consume_round_trips,
         ),
     ];
     for (name, check) in checks {
@@ -113,4 +125,18 @@ fn failure_at_last_claim_entry_leaves_no_charge(db: &Db) {
         )
         .unwrap();
     storage_error_leaves_no_charge(&mut check, &mut db.store(), "org is read-only");
+}
+
+fn batch_member_failure_writes_nothing(db: &Db) {
+    common::batch_member_failure_writes_nothing(&mut db.store());
+}
+
+fn combined_threads_never_overrun(db: &Db) {
+    common::combined_threads_never_overrun(|| db.store());
+}
+
+fn uncontended_consume_round_trips(db: &Db) {
+    let n = common::uncontended_round_trips(&mut db.store(), MariadbStore::round_trips);
+    println!("mariadb store: an uncontended consume took {n} round trips");
+    assert!(n <= 6, "{n} round trips");
 }

@@ -33,7 +33,7 @@ fn main() {
         schema: schema.clone(),
     };
 
-    let checks: [Check; 6] = [
+    let checks: [Check; 9] = [
         (
             "admits, commits, refuses and releases on path usage",
             admits_commits_refuses,
@@ -57,6 +57,18 @@ fn main() {
         (
             "a storage error at the last claim entry leaves no charge",
             failure_at_last_claim_entry_leaves_no_charge,
+        ),
+        (
+            "a batch member whose rows fail is reported and nothing is written",
+            batch_member_failure_writes_nothing,
+        ),
+        (
+            "eight threads through one combiner never overrun the parent",
+            combined_threads_never_overrun,
+        ),
+        (
+            "an uncontended consume takes at most 6 round trips",
+            uncontended_consume_round_trips,
         ),
     ];
     for (name, check) in checks {
@@ -118,7 +130,10 @@ fn conflict_is_retried(db: &Db) {
     let mut racing = interleaved(db.store(), db.store(), "b");
     let done = consume(&config(), &quick(), &mut racing, &servers("a", 2)).unwrap();
     assert_eq!(done.attempts, 2, "the first commit lost to the rival");
-    assert_eq!((racing.reads, racing.backoffs), (2, 1));
+    // One backoff, or none when the lost compare was slow enough to count
+    // as having waited for the rival (then the driver re-reads at once).
+    assert_eq!(racing.reads, 2);
+    assert!(racing.backoffs <= 1);
     assert_eq!(
         racing.inner.usage("a", "servers").unwrap(),
         2,
@@ -189,4 +204,18 @@ fn failure_at_last_claim_entry_leaves_no_charge(db: &Db) {
             "DROP TRIGGER refuse_org ON delimiter_generations; DROP FUNCTION refuse_org();",
         )
         .unwrap();
+}
+
+fn batch_member_failure_writes_nothing(db: &Db) {
+    common::batch_member_failure_writes_nothing(&mut db.store());
+}
+
+fn combined_threads_never_overrun(db: &Db) {
+    common::combined_threads_never_overrun(|| db.store());
+}
+
+fn uncontended_consume_round_trips(db: &Db) {
+    let n = common::uncontended_round_trips(&mut db.store(), PostgresStore::round_trips);
+    println!("postgres store: an uncontended consume took {n} round trips");
+    assert!(n <= 6, "{n} round trips");
 }

@@ -118,7 +118,10 @@ fn memory_store_conflict_is_retried_on_a_fresh_read() {
     let mut racing = interleaved(store.clone(), store.clone(), "b");
     let done = consume(&config(), &quick(), &mut racing, &servers("a", 1)).unwrap();
     assert_eq!(done.attempts, 2, "the first commit lost to the rival");
-    assert_eq!((racing.reads, racing.backoffs), (2, 1));
+    // One backoff, or none when the lost compare was slow enough to count
+    // as having waited for the rival (then the driver re-reads at once).
+    assert_eq!(racing.reads, 2);
+    assert!(racing.backoffs <= 1);
     assert_eq!(store.conflicts(), 1);
     assert_eq!(
         (store.usage("a", "servers"), store.usage("b", "servers")),
@@ -188,7 +191,10 @@ fn sqlite_store_conflict_rolls_back_and_is_retried() {
         done.attempts, 2,
         "the first commit lost to the rival connection"
     );
-    assert_eq!((racing.reads, racing.backoffs), (2, 1));
+    // One backoff, or none when the lost compare was slow enough to count
+    // as having waited for the rival (then the driver re-reads at once).
+    assert_eq!(racing.reads, 2);
+    assert!(racing.backoffs <= 1);
     let store = racing.inner;
     assert_eq!(
         store.usage("a", "servers").unwrap(),
@@ -246,4 +252,82 @@ fn sqlite_store_opens_without_ddl_and_creates_its_schema_when_asked() {
     assert_eq!(tables(&store), 5);
     store.create_schema().unwrap(); // leaves existing tables as they are
     assert_eq!(tables(&store), 5);
+}
+
+#[test]
+fn sqlite_batch_member_failure_writes_nothing() {
+    let path = db_path("batch-member-failure");
+    batch_member_failure_writes_nothing(&mut sqlite(&path));
+}
+
+#[test]
+fn sqlite_combined_threads_never_overrun_the_parent() {
+    let path = db_path("combined");
+    drop(sqlite(&path));
+    combined_threads_never_overrun(|| SqliteStore::open(&*path).unwrap());
+}
+
+#[test]
+fn sqlite_batch_read_holds_the_whole_tree_in_local_form() {
+    let path = db_path("batch-read");
+    let mut store = sqlite(&path);
+    let mut enforcer = Enforcer::new();
+    enforcer.consume(&config(), &quick(), &mut store, &servers("b", 3)).unwrap();
+    let snapshot = store
+        .read_batch(&["a".to_string()], &["servers".to_string()])
+        .unwrap();
+    let mut ids: Vec<&str> = snapshot.projects.iter().map(|p| p.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["a", "b", "org", "team"], "a's whole tree, b included");
+    assert_eq!(snapshot.generations.len(), 4);
+    assert_eq!(snapshot.usage, Usage::Local(vec![UsageEntry::new("b", "servers", 3)]));
+    // a batch of two decides the second against the first's deltas
+    let requests = [servers("a", 6), servers("a", 2)];
+    let decided = enforcer.evaluate_batch(&config(), &snapshot, &requests).unwrap();
+    assert!(decided[0].as_ref().unwrap().is_admitted(), "6 + 3 <= 10");
+    assert!(!decided[1].as_ref().unwrap().is_admitted(), "3 + 6 + 2 > 10");
+}
+
+#[test]
+fn two_default_policies_back_off_differently() {
+    /// Conflicts forever on a virtual clock, recording each backoff.
+    struct Losing {
+        inner: MemoryStore,
+        clock: u64,
+        delays: Vec<u64>,
+    }
+    impl Store for Losing {
+        fn read(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
+            self.inner.read(project, resources)
+        }
+        fn commit(&mut self, _: &[ClaimEntry], _: &Request) -> Result<CommitOutcome, StorageError> {
+            Ok(CommitOutcome::Conflict)
+        }
+        fn backoff(&mut self, _attempt: u32, delay: Duration) {
+            self.clock += delay.as_micros() as u64;
+            self.delays.push(delay.as_micros() as u64);
+        }
+        fn now_us(&mut self) -> u64 {
+            self.clock
+        }
+    }
+    let run = |policy: &RetryPolicy| {
+        let mut store = Losing {
+            inner: MemoryStore::new(projects(), limits()),
+            clock: 0,
+            delays: Vec::new(),
+        };
+        let err = Enforcer::new()
+            .consume(&config(), policy, &mut store, &servers("a", 1))
+            .unwrap_err();
+        assert!(matches!(err, Error::RetriesExhausted { .. }), "{err:?}");
+        store.delays
+    };
+    let default = RetryPolicy::default();
+    let (one, two) = (run(&default), run(&default));
+    assert!(one.len() > 5 && two.len() > 5);
+    assert!(one.iter().sum::<u64>() < default.deadline_us, "stopped by the 2 s deadline");
+    assert_ne!(one, two, "the default policy draws its jitter per call");
+    let seeded = RetryPolicy { seed: Some(42), ..default };
+    assert_eq!(run(&seeded), run(&seeded), "a fixed seed backs off in lockstep");
 }

@@ -125,18 +125,33 @@ pub struct MariadbStore {
 
 /// Why a commit failed, for counting conflicts by cause.
 struct Failed {
-    error: mysql::Error,
+    /// The database's error, or none when `no_row` says what failed.
+    error: Option<mysql::Error>,
     /// Raised by COMMIT itself (on Galera: certification), not by a
     /// statement before it.
     at_commit: bool,
+    /// A decrease found no usage row to take from.
+    no_row: Option<String>,
 }
 
 impl Failed {
     fn before(error: mysql::Error) -> Self {
         Failed {
-            error,
+            error: Some(error),
             at_commit: false,
+            no_row: None,
         }
+    }
+
+    fn storage(self) -> StorageError {
+        match (self.error, self.no_row) {
+            (Some(e), _) => storage(e),
+            (None, message) => StorageError::new(message.unwrap_or_default()),
+        }
+    }
+
+    fn is_conflict(&self) -> bool {
+        self.error.as_ref().is_some_and(is_conflict)
     }
 }
 
@@ -182,8 +197,8 @@ impl MariadbStore {
 
     /// Round trips to the server that `read`, `commit`, `read_batch` and
     /// `commit_batch` made on this connection so far. An uncontended
-    /// consume is 3: the read, `START TRANSACTION` with the compares, the
-    /// writes with `COMMIT`.
+    /// consume is 4: the read, `START TRANSACTION` with the compares, the
+    /// writes, `COMMIT`.
     pub fn round_trips(&self) -> u64 {
         self.round_trips
     }
@@ -324,12 +339,14 @@ impl MariadbStore {
             Err(e) => return (counts, Some(e)),
         };
         while let Some(mut set) = result.iter() {
+            // Read before the rows: draining a set moves on to the next.
+            let affected = set.affected_rows();
             for row in set.by_ref() {
                 if let Err(e) = row {
                     return (counts, Some(e));
                 }
             }
-            counts.push(set.affected_rows());
+            counts.push(affected);
         }
         (counts, None)
     }
@@ -341,9 +358,15 @@ impl MariadbStore {
 
     /// `START TRANSACTION` and one compare-and-update per claimed row in
     /// the order given (so rows are locked in exactly that order), in one
-    /// round trip; then, when every compare matched, `writes` and `COMMIT`
-    /// in another. A miss rolls back.
-    fn compare_then(&mut self, claim: &[ClaimEntry], writes: &str) -> Result<CommitOutcome, Failed> {
+    /// round trip; then, when every compare matched, `prefix` and the
+    /// writes of `deltas` in another (their counts checked), then `COMMIT`.
+    /// A miss rolls back.
+    fn compare_then(
+        &mut self,
+        claim: &[ClaimEntry],
+        prefix: &str,
+        deltas: &[(String, String, i64)],
+    ) -> Result<CommitOutcome, Failed> {
         let mut sql = String::from("START TRANSACTION;");
         for entry in claim {
             let Ok(generation) = i64::try_from(entry.generation) else {
@@ -371,21 +394,51 @@ impl MariadbStore {
                 CommitOutcome::Conflict
             });
         }
-        let statements = writes.matches(';').count() + 1;
-        let (counts, error) = self.multi(&format!("{writes} COMMIT;"));
-        if let Some(error) = error {
+        if let Err(failed) = self.write(prefix, deltas) {
+            self.rollback();
+            return Err(failed);
+        }
+        self.round_trips += 1;
+        if let Err(error) = self.conn.query_drop("COMMIT") {
             self.rollback();
             return Err(Failed {
-                error,
-                at_commit: counts.len() + 1 == statements,
+                error: Some(error),
+                at_commit: true,
+                no_row: None,
             });
         }
         Ok(CommitOutcome::Committed)
     }
 
+    /// `prefix` and the writes of `deltas` in the open transaction, one
+    /// round trip; a decrease that found no row is a failure.
+    fn write(&mut self, prefix: &str, deltas: &[(String, String, i64)]) -> Result<(), Failed> {
+        let sql = format!("{prefix}{}", self.writes(deltas));
+        if sql.is_empty() {
+            return Ok(());
+        }
+        let (counts, error) = self.multi(&sql);
+        if let Some(error) = error {
+            return Err(Failed::before(error));
+        }
+        let skip = usize::from(!prefix.is_empty());
+        let missing = deltas
+            .iter()
+            .zip(counts.get(skip..).unwrap_or(&[]))
+            .find(|((_, _, d), n)| *d < 0 && **n == 0);
+        match missing {
+            Some(((p, r, d), _)) => Err(Failed {
+                error: None,
+                at_commit: false,
+                no_row: Some(format!("no usage row of {r:?} for project {p:?} to release {} from", -d)),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// The usage writes of `deltas` (project, resource, change): an
     /// increase is an upsert, a decrease an update whose CHECK (usage >= 0)
-    /// fails a release below zero.
+    /// fails a release below zero (and whose count catches a missing row).
     fn writes(&self, deltas: &[(String, String, i64)]) -> String {
         let mut sql = String::new();
         for (project, resource, delta) in deltas {
@@ -414,7 +467,8 @@ impl MariadbStore {
                 self.causes.generation_miss += 1;
                 Ok(lost)
             }
-            Err(Failed { error, at_commit }) if is_conflict(&error) => {
+            Err(failed) if failed.is_conflict() => {
+                let at_commit = failed.at_commit;
                 // Galera certifies a transaction at COMMIT, and a replicated
                 // write or DDL that needs its rows aborts it at the
                 // statement running or next (one server: a deadlock or lock
@@ -437,7 +491,7 @@ impl MariadbStore {
         &mut self,
         claim: &[ClaimEntry],
         members: &[Request],
-        error: mysql::Error,
+        error: StorageError,
     ) -> Result<BatchOutcome, StorageError> {
         let mut sql = String::from("START TRANSACTION;");
         for entry in claim {
@@ -450,23 +504,19 @@ impl MariadbStore {
         }
         if self.multi(&sql).1.is_some() {
             self.rollback();
-            return Err(storage(error));
+            return Err(error);
         }
         for (index, member) in members.iter().enumerate() {
-            let writes = self.writes(&summed_deltas(std::slice::from_ref(member)));
-            if writes.is_empty() {
-                continue;
-            }
-            if let (_, Some(e)) = self.multi(&writes) {
+            if let Err(failed) = self.write("", &summed_deltas(std::slice::from_ref(member))) {
                 self.rollback();
                 return Ok(BatchOutcome::MemberFailed(MemberFailure {
                     index: index as u32,
-                    message: storage(e).message,
+                    message: failed.storage().message,
                 }));
             }
         }
         self.rollback();
-        Err(storage(error))
+        Err(error)
     }
 }
 
@@ -485,18 +535,16 @@ impl Store for MariadbStore {
     ) -> Result<CommitOutcome, StorageError> {
         let rows: Vec<ClaimEntry> = claim.iter().rev().cloned().collect();
         let deltas = summed_deltas(std::slice::from_ref(request));
-        let mut writes = self.writes(&deltas);
-        if rows.is_empty() && !deltas.is_empty() {
-            writes.insert_str(
-                0,
-                &format!(
-                    "UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = {};",
-                    self.literal(&request.project)
-                ),
-            );
-        }
-        let result = self.compare_then(&rows, &writes);
-        self.outcome(result).map_err(|f| storage(f.error))
+        let prefix = if rows.is_empty() && !deltas.is_empty() {
+            format!(
+                "UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = {};",
+                self.literal(&request.project)
+            )
+        } else {
+            String::new()
+        };
+        let result = self.compare_then(&rows, &prefix, &deltas);
+        self.outcome(result).map_err(Failed::storage)
     }
 
     fn batches(&self) -> bool {
@@ -552,12 +600,11 @@ impl Store for MariadbStore {
         claim: &[ClaimEntry],
         members: &[Request],
     ) -> Result<BatchOutcome, StorageError> {
-        let writes = self.writes(&summed_deltas(members));
-        let result = self.compare_then(claim, &writes);
+        let result = self.compare_then(claim, "", &summed_deltas(members));
         match self.outcome(result) {
             Ok(CommitOutcome::Committed) => Ok(BatchOutcome::Committed),
             Ok(lost) => Ok(BatchOutcome::Conflict(lost)),
-            Err(Failed { error, .. }) => self.find_failed_member(claim, members, error),
+            Err(failed) => self.find_failed_member(claim, members, failed.storage()),
         }
     }
 }

@@ -9,10 +9,11 @@
 //! the other writer and then re-checks its WHERE clause against the new row:
 //! the loser matches no row and the transaction rolls back as a conflict.
 //!
-//! A commit is two round trips when nothing contends (three with the
+//! A commit is three round trips when nothing contends (four with the
 //! read): `BEGIN` and one `UPDATE` per claimed row, root first (the one row
-//! order), sent as one simple query; then the usage writes and `COMMIT` as
-//! another. A batch commit ([`Store::commit_batch`]) is the same with the
+//! order), sent as one simple query; then the usage writes as another
+//! (their counts checked: a release that finds no row fails); then
+//! `COMMIT`. A batch commit ([`Store::commit_batch`]) is the same with the
 //! claims' union and every member's usage, summed per (project, resource)
 //! and written in that order.
 
@@ -99,11 +100,12 @@ fn begin_and_compare(claim: &[ClaimEntry]) -> Result<Option<String>, StorageErro
     Ok(Some(sql))
 }
 
-/// The usage writes of `deltas` (project, resource, change) and `COMMIT`,
-/// as one simple query. An increase is an upsert; a decrease updates the
-/// row, whose CHECK (usage >= 0) fails a release below zero (PostgreSQL
-/// checks an upsert's proposed row first, so a decrease cannot be one).
-fn write_and_commit(deltas: &[(String, String, i64)]) -> Result<String, StorageError> {
+/// The usage writes of `deltas` (project, resource, change), as one
+/// simple query, one statement each. An increase is an upsert; a decrease
+/// updates the row, whose CHECK (usage >= 0) fails a release below zero
+/// (PostgreSQL checks an upsert's proposed row first, so a decrease cannot
+/// be one); a decrease that finds no row is caught by its count.
+fn writes_sql(deltas: &[(String, String, i64)]) -> Result<String, StorageError> {
     let mut sql = String::new();
     for (project, resource, delta) in deltas {
         let (p, r) = (literal(project)?, literal(resource)?);
@@ -120,8 +122,38 @@ fn write_and_commit(deltas: &[(String, String, i64)]) -> Result<String, StorageE
             );
         }
     }
-    sql.push_str(" COMMIT;");
     Ok(sql)
+}
+
+/// Why a commit's statements failed.
+enum Failure {
+    /// The database refused a statement.
+    Db(postgres::Error),
+    /// A decrease found no usage row to take from.
+    NoRow(String),
+}
+
+impl From<postgres::Error> for Failure {
+    fn from(e: postgres::Error) -> Self {
+        Failure::Db(e)
+    }
+}
+
+impl Failure {
+    fn storage(self) -> StorageError {
+        match self {
+            Failure::Db(e) => storage(e),
+            Failure::NoRow(message) => StorageError::new(message),
+        }
+    }
+}
+
+/// A decrease of `deltas` whose statement (by its count in `counts`)
+/// changed no row.
+fn missing_row(deltas: &[(String, String, i64)], counts: &[u64]) -> Option<String> {
+    deltas.iter().zip(counts).find(|((_, _, d), n)| *d < 0 && **n == 0).map(|((p, r, d), _)| {
+        format!("no usage row of {r:?} for project {p:?} to release {} from", -d)
+    })
 }
 
 /// The row counts of a simple query's statements, in order.
@@ -229,8 +261,8 @@ impl PostgresStore {
 
     /// Round trips to the server that `read`, `commit`, `read_batch` and
     /// `commit_batch` made on this connection so far (statements prepared
-    /// on first use count one each). An uncontended consume is 3: the
-    /// read, `BEGIN` with the compares, the writes with `COMMIT`.
+    /// on first use count one each). An uncontended consume is 4: the
+    /// read, `BEGIN` with the compares, the writes, `COMMIT`.
     pub fn round_trips(&self) -> u64 {
         self.round_trips
     }
@@ -327,19 +359,20 @@ impl PostgresStore {
         )
     }
 
-    /// Runs `BEGIN` and the compares, then (when every compare matched)
-    /// `write`'s statements and `COMMIT`; on a miss, rolls back. Returns the
-    /// outcome, or the error (after rolling back) of a statement that failed.
+    /// `BEGIN` and the compares (one round trip); when every compare
+    /// matched, `prefix` and the writes of `deltas` (one round trip), then
+    /// `COMMIT` (one). A miss rolls back and is a conflict; a failure rolls
+    /// back and is returned.
     fn compare_then(
         &mut self,
         claim: &[ClaimEntry],
-        write: &str,
-    ) -> Result<CommitOutcome, postgres::Error> {
+        prefix: &str,
+        deltas: &[(String, String, i64)],
+    ) -> Result<CommitOutcome, Failure> {
         let compare = match begin_and_compare(claim) {
             Ok(Some(sql)) => sql,
-            Ok(None) => return Ok(CommitOutcome::Conflict),
-            // An id no row can have: nothing to compare, a conflict.
-            Err(_) => return Ok(CommitOutcome::Conflict),
+            // A generation past BIGINT, or an id no row can have: stale.
+            Ok(None) | Err(_) => return Ok(CommitOutcome::Conflict),
         };
         let started = Instant::now();
         self.round_trips += 1;
@@ -347,7 +380,7 @@ impl PostgresStore {
             Ok(messages) => counts(&messages).iter().skip(1).all(|&n| n == 1),
             Err(e) => {
                 self.rollback();
-                return Err(e);
+                return Err(e.into());
             }
         };
         if !matched {
@@ -359,13 +392,31 @@ impl PostgresStore {
                 CommitOutcome::Conflict
             });
         }
+        if let Err(failure) = self.write(prefix, deltas) {
+            self.rollback();
+            return Err(failure);
+        }
         self.round_trips += 1;
-        match self.client.simple_query(write) {
-            Ok(_) => Ok(CommitOutcome::Committed),
-            Err(e) => {
-                self.rollback();
-                Err(e)
-            }
+        if let Err(e) = self.client.simple_query("COMMIT") {
+            self.rollback();
+            return Err(e.into());
+        }
+        Ok(CommitOutcome::Committed)
+    }
+
+    /// `prefix` and the writes of `deltas` in the open transaction, one
+    /// round trip; a decrease that found no row is a failure.
+    fn write(&mut self, prefix: &str, deltas: &[(String, String, i64)]) -> Result<(), Failure> {
+        let sql = format!("{prefix}{}", writes_sql(deltas).map_err(|e| Failure::NoRow(e.message))?);
+        if sql.is_empty() {
+            return Ok(());
+        }
+        self.round_trips += 1;
+        let counts = counts(&self.client.simple_query(&sql)?);
+        let skip = usize::from(!prefix.is_empty());
+        match missing_row(deltas, counts.get(skip..).unwrap_or(&[])) {
+            Some(message) => Err(Failure::NoRow(message)),
+            None => Ok(()),
         }
     }
 
@@ -379,13 +430,13 @@ impl PostgresStore {
     /// The outcome of a commit that returned `result`: conflicts the
     /// database detected (deadlock, serialization) are conflicts; anything
     /// else is a storage error, and the prepared statements are dropped.
-    fn outcome(&mut self, result: Result<CommitOutcome, postgres::Error>) -> Result<CommitOutcome, StorageError> {
+    fn outcome(&mut self, result: Result<CommitOutcome, Failure>) -> Result<CommitOutcome, StorageError> {
         match result {
             Ok(outcome) => Ok(outcome),
-            Err(e) if is_conflict(&e) => Ok(CommitOutcome::Conflict),
-            Err(e) => {
+            Err(Failure::Db(e)) if is_conflict(&e) => Ok(CommitOutcome::Conflict),
+            Err(failure) => {
                 self.statements = None;
-                Err(storage(e))
+                Err(failure.storage())
             }
         }
     }
@@ -410,18 +461,15 @@ impl Store for PostgresStore {
     ) -> Result<CommitOutcome, StorageError> {
         let rows: Vec<ClaimEntry> = claim.iter().rev().cloned().collect();
         let deltas = summed_deltas(std::slice::from_ref(request));
-        let bump = rows.is_empty() && !deltas.is_empty();
-        let mut write = write_and_commit(&deltas)?;
-        if bump {
-            write.insert_str(
-                0,
-                &format!(
-                    "UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = {};",
-                    literal(&request.project)?
-                ),
-            );
-        }
-        let result = self.compare_then(&rows, &write);
+        let prefix = if rows.is_empty() && !deltas.is_empty() {
+            format!(
+                "UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = {};",
+                literal(&request.project)?
+            )
+        } else {
+            String::new()
+        };
+        let result = self.compare_then(&rows, &prefix, &deltas);
         self.outcome(result)
     }
 
@@ -464,13 +512,14 @@ impl Store for PostgresStore {
         claim: &[ClaimEntry],
         members: &[Request],
     ) -> Result<BatchOutcome, StorageError> {
-        let write = write_and_commit(&summed_deltas(members))?;
-        let result = self.compare_then(claim, &write);
+        let result = self.compare_then(claim, "", &summed_deltas(members));
         match result {
             Ok(CommitOutcome::Committed) => Ok(BatchOutcome::Committed),
             Ok(lost) => Ok(BatchOutcome::Conflict(lost)),
-            Err(e) if is_conflict(&e) => Ok(BatchOutcome::Conflict(CommitOutcome::Conflict)),
-            Err(e) => self.find_failed_member(claim, members, storage(e)),
+            Err(Failure::Db(e)) if is_conflict(&e) => {
+                Ok(BatchOutcome::Conflict(CommitOutcome::Conflict))
+            }
+            Err(failure) => self.find_failed_member(claim, members, failure.storage()),
         }
     }
 }
@@ -494,14 +543,11 @@ impl PostgresStore {
             return Err(error);
         }
         for (index, member) in members.iter().enumerate() {
-            let mut sql = write_and_commit(&summed_deltas(std::slice::from_ref(member)))?;
-            sql.truncate(sql.len() - " COMMIT;".len());
-            self.round_trips += 1;
-            if let Err(e) = self.client.simple_query(&sql) {
+            if let Err(failure) = self.write("", &summed_deltas(std::slice::from_ref(member))) {
                 self.rollback();
                 return Ok(BatchOutcome::MemberFailed(MemberFailure {
                     index: index as u32,
-                    message: storage(e).message,
+                    message: failure.storage().message,
                 }));
             }
         }

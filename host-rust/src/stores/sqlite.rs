@@ -9,7 +9,11 @@ use crate::{
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// A commit that waited this long for SQLite's write lock had waited for
+/// another writer: its conflict is [`CommitOutcome::ConflictAfterWait`].
+pub const WAITED: Duration = Duration::from_millis(1);
 
 /// A [`Store`] over a SQLite database (bundled SQLite, WAL mode).
 ///
@@ -350,14 +354,21 @@ impl Store for SqliteStore {
         claim: &[ClaimEntry],
         request: &Request,
     ) -> Result<CommitOutcome, StorageError> {
+        let started = Instant::now();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(storage)?;
         let rows: Vec<ClaimEntry> = claim.iter().rev().cloned().collect();
         if !Self::compare(&tx, &rows)? {
-            // Dropping `tx` rolls back every statement so far.
-            return Ok(CommitOutcome::Conflict);
+            // Dropping `tx` rolls back every statement so far. Waiting for
+            // the write lock means the writer that moved the generation
+            // has committed: a read made at once sees its write.
+            return Ok(if started.elapsed() >= WAITED {
+                CommitOutcome::ConflictAfterWait
+            } else {
+                CommitOutcome::Conflict
+            });
         }
         // Every write moves the project's generation; a pure release has an
         // empty claim, so bump it here.
@@ -416,12 +427,17 @@ impl Store for SqliteStore {
         claim: &[ClaimEntry],
         members: &[Request],
     ) -> Result<BatchOutcome, StorageError> {
+        let started = Instant::now();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(storage)?;
         if !Self::compare(&tx, claim)? {
-            return Ok(BatchOutcome::Conflict(CommitOutcome::Conflict));
+            return Ok(BatchOutcome::Conflict(if started.elapsed() >= WAITED {
+                CommitOutcome::ConflictAfterWait
+            } else {
+                CommitOutcome::Conflict
+            }));
         }
         for (index, member) in members.iter().enumerate() {
             if let Err(e) = Self::write_usage(&tx, member) {
