@@ -8,8 +8,11 @@ use crate::data::{
     ChildLimitExceedsParent, Consumed, Count, Decision, InvalidFinding, Limits, MissingLimit,
     Model, OsloCheck, OverLimitInfo, Project, Request, ResourceHeadroom, RetryPolicy, Snapshot,
 };
+use crate::errors::to_pyerr;
 use crate::store::PyStore;
+use delimiter_embed::Error;
 use delimiter_embed::types as w;
+use std::sync::Arc;
 use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -183,14 +186,17 @@ pub fn oslo_check(
 }
 
 /// Consumes `request` through `store`: read, decide, commit; on a conflict,
-/// back off and start again from a fresh read, up to `policy.max_attempts`.
+/// read again (at once after a conflict-after-wait, else after a jittered
+/// backoff), until `policy.deadline_us` or `policy.max_attempts`.
 ///
 /// `store` has `read(project, resources) -> Snapshot`, `commit(claim,
 /// request) -> CommitOutcome` (one transaction: write the rows and
-/// compare-and-update every claimed generation, rolling back on a miss) and
-/// optionally `backoff(attempt, delay_us)` (else the driver sleeps). A
-/// store method signals a storage failure by raising `StorageError`; any
-/// other exception stops the driver at once and propagates as itself.
+/// compare-and-update every claimed generation, root first, rolling back on
+/// a miss) and optionally `backoff(attempt, delay_us)` (else the driver
+/// sleeps), `now_us()` (a monotonic clock in microseconds, else embed's)
+/// and `entropy()` (64 random bits, else fresh ones per call). A store
+/// method signals a storage failure by raising `StorageError`; any other
+/// exception stops the driver at once and propagates as itself.
 ///
 /// Raises `OverLimit` (final, never retried), `RetriesExhausted`,
 /// `StorageError` (with the storage's own exception as `original` and
@@ -209,7 +215,7 @@ pub fn consume(
 ) -> PyResult<Consumed> {
     let (c, r) = (config_of(config), &request.get().0);
     let p = policy.map(|p| p.0).unwrap_or_default();
-    let mut store = PyStore::new(store);
+    let mut store = PyStore::new(py, store);
     let out = call(py, Bounds::new(fuel, memory_limit), |e| {
         e.consume(&c, &p, &mut store, r)
     });
@@ -218,6 +224,95 @@ pub fn consume(
         Some(err) => Err(err),
         None => out.map(Consumed),
     }
+}
+
+/// Decides `requests` in order against one `snapshot`, each against the
+/// snapshot plus the deltas of the requests admitted before it: what the
+/// same requests get one by one, each committed before the next is read.
+/// One element per request, in order: its `Decision`, or the
+/// `InvalidInput` it would raise (returned, not raised). Raises only
+/// `GuestFault`.
+#[pyfunction]
+#[pyo3(signature = (snapshot, requests, config = None, *, fuel = None, memory_limit = None))]
+pub fn evaluate_batch(
+    py: Python<'_>,
+    snapshot: &Bound<'_, Snapshot>,
+    requests: Vec<Request>,
+    config: Option<&Bound<'_, Config>>,
+    fuel: Option<u64>,
+    memory_limit: Option<usize>,
+) -> PyResult<Vec<Py<PyAny>>> {
+    let (c, s) = (config_of(config), &snapshot.get().0);
+    let r: Vec<w::Request> = requests.into_iter().map(|r| r.0).collect();
+    let decided = call(py, Bounds::new(fuel, memory_limit), |e| {
+        e.evaluate_batch(&c, s, &r)
+    })?;
+    decided
+        .into_iter()
+        .map(|d| match d {
+            Ok(decision) => Decision::decided(decision).into_py_any(py),
+            Err(invalid) => Ok(crate::errors::invalid_input(py, &invalid)?.unbind()),
+        })
+        .collect()
+}
+
+/// Consumes `requests` as one batch through `store`: one
+/// `store.read_batch(projects, resources)` for all (one read view of the
+/// members' trees), decisions in arrival order (`evaluate_batch`), one
+/// `store.commit_batch(claim, members)` of the admitted members with their
+/// claims' union (each project once, root first, then by depth, then id).
+/// A conflict re-runs the whole batch within `policy`'s budget; a member
+/// whose rows fail (`commit_batch` returned a `MemberFailure`) gets its
+/// `StorageError` and the others are decided again without it.
+///
+/// `commit_batch` returns a `CommitOutcome` (or its name) or a
+/// `MemberFailure`; `store` also takes `backoff`, `now_us` and `entropy` as
+/// `consume` does. Most callers want `delimiter.Combiner`, which collects
+/// concurrent consumes into batches.
+///
+/// One element per request, in order: its `Consumed`, or the exception
+/// `consume` would raise for it, returned (`OverLimit`, `RetriesExhausted`,
+/// `StorageError`, `InvalidInput`). Raises `GuestFault`, or what a store
+/// method raised other than `StorageError`, as itself (nothing committed
+/// for anyone).
+#[pyfunction]
+#[pyo3(signature = (store, requests, config = None, policy = None, *, fuel = None, memory_limit = None))]
+pub fn consume_batch(
+    py: Python<'_>,
+    store: Py<PyAny>,
+    requests: Vec<Request>,
+    config: Option<&Bound<'_, Config>>,
+    policy: Option<RetryPolicy>,
+    fuel: Option<u64>,
+    memory_limit: Option<usize>,
+) -> PyResult<Vec<Py<PyAny>>> {
+    let c = config_of(config);
+    let r: Vec<w::Request> = requests.into_iter().map(|r| r.0).collect();
+    let p = policy.map(|p| p.0).unwrap_or_default();
+    let mut store = PyStore::new(py, store);
+    let out = call(py, Bounds::new(fuel, memory_limit), |e| {
+        e.consume_batch(&c, &p, &mut store, &r)
+    });
+    if let Some(err) = store.stash.take() {
+        return Err(err);
+    }
+    let mut member_errors = std::mem::take(&mut store.member_errors);
+    out?.into_iter()
+        .map(|result| match result {
+            Ok(done) => Consumed(done).into_py_any(py),
+            Err(Error::Storage { mut error, attempts }) => {
+                // A member failure: the exception commit_batch gave with it.
+                if error.source.is_none()
+                    && let Some(k) = member_errors.iter().position(|(m, _)| *m == error.message)
+                {
+                    let (_, original) = member_errors.remove(k);
+                    error.source = Some(Arc::new(original));
+                }
+                Ok(to_pyerr(py, Error::Storage { error, attempts }).into_value(py).into_any())
+            }
+            Err(e) => Ok(to_pyerr(py, e).into_value(py).into_any()),
+        })
+        .collect()
 }
 
 /// Where the component was loaded from in this process (loading it now if

@@ -36,13 +36,20 @@ enum_class! {
 }
 
 enum_class! {
-    /// What a store's `commit` did (it may also return the strings
-    /// `"committed"` and `"conflict"`).
+    /// What a store's `commit` (or `commit_batch`) did. A store may also
+    /// return the value as a string: `"committed"`, `"conflict"` or
+    /// `"conflict-after-wait"`.
     CommitOutcome(CommitOutcome) {
         /// Every claimed generation matched and was bumped; the rows are written.
         COMMITTED = Committed,
-        /// A claimed generation had moved on; everything was rolled back.
+        /// A claimed generation had moved on (or the database aborted the
+        /// transaction as a deadlock or serialization failure); everything
+        /// was rolled back. The driver backs off before it reads again.
         CONFLICT = Conflict,
+        /// As `CONFLICT`, but the losing statement had waited for the
+        /// winning writer, which has committed: the driver reads again at
+        /// once, without a backoff.
+        CONFLICT_AFTER_WAIT = ConflictAfterWait,
     }
 }
 
@@ -194,14 +201,21 @@ record! {
 }
 
 record! {
-    /// How hard `consume` tries: `max_attempts` attempts in all (read, decide,
-    /// commit); backoffs jittered (reproducibly, from `seed`) under a cap that
-    /// starts at `base_delay_us` and doubles up to `max_delay_us`.
+    /// How hard `consume` tries: until `deadline_us` (on the store's clock)
+    /// is spent, with `max_attempts` attempts (read, decide, commit) as a
+    /// guard. After a plain conflict the driver backs off, jittered under a
+    /// cap that starts at `base_delay_us` and doubles up to `max_delay_us`;
+    /// after a conflict-after-wait it reads again at once. The jitter is
+    /// drawn per call from the store's `entropy`, unless `seed` is set (for
+    /// reproducible tests: callers sharing a seed back off in lockstep).
+    /// The component checks the fields when a consume starts
+    /// (`InvalidInput(kind="invalid-config")` naming the field).
     RetryPolicy(RetryPolicy) {
-        max_attempts: u32 = 5,
+        max_attempts: u32 = 100,
+        deadline_us: u64 = 2_000_000,
         base_delay_us: u64 = 1000,
-        max_delay_us: u64 = 100_000,
-        seed: u64 = 0,
+        max_delay_us: u64 = 50_000,
+        seed: Option<u64> = None,
     }
 }
 
@@ -514,5 +528,69 @@ impl InvalidFinding {
         Ok(self.kind == other.get().kind
             && a.getattr("fields")?.eq(b.getattr("fields")?)?
             && a.str()?.to_string() == b.str()?.to_string())
+    }
+}
+
+/// What a store's `commit_batch` returns when the rows of one member failed
+/// to write (after rolling everything back): `index` is the member's place
+/// in the `members` it was passed (from 0). `message` may be given as the
+/// failure's text or as the exception itself, kept as `original` (and its
+/// `str()` is then the message), so that the member's `StorageError`
+/// carries it as `consume` would.
+#[pyclass(module = "delimiter", frozen)]
+pub struct MemberFailure {
+    #[pyo3(get)]
+    pub index: u32,
+    #[pyo3(get)]
+    pub message: String,
+    #[pyo3(get)]
+    pub original: Option<Py<PyAny>>,
+}
+
+#[pymethods]
+impl MemberFailure {
+    #[new]
+    fn new(index: u32, message: &Bound<'_, PyAny>) -> PyResult<Self> {
+        if let Ok(text) = message.extract::<String>() {
+            return Ok(MemberFailure {
+                index,
+                message: text,
+                original: None,
+            });
+        }
+        if message.is_instance_of::<pyo3::exceptions::PyBaseException>() {
+            return Ok(MemberFailure {
+                index,
+                message: message.str()?.to_string(),
+                original: Some(message.clone().unbind()),
+            });
+        }
+        Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "MemberFailure's message is a str or an exception, not {}",
+            message.get_type().name()?
+        )))
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(match &self.original {
+            Some(original) => format!(
+                "MemberFailure(index={}, message={})",
+                self.index,
+                repr(py, original.bind(py))?
+            ),
+            None => format!(
+                "MemberFailure(index={}, message={})",
+                self.index,
+                repr(py, self.message.as_str())?
+            ),
+        })
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        let Ok(other) = other.cast::<MemberFailure>() else {
+            return false;
+        };
+        let other = other.get();
+        self.index == other.index && self.message == other.message
     }
 }

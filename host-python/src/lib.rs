@@ -9,7 +9,8 @@
 //! - `data`: the classes over the WIT types;
 //! - `errors`: every error as an exception of `delimiter._errors`;
 //! - `call`: the per-thread enforcer and the one call helper;
-//! - `store`: the caller's Python store, as `consume` drives it;
+//! - `store`: the caller's Python store, as `consume` and `consume_batch`
+//!   drive it;
 //! - `api`: `Config` and the functions;
 //! - `prepared`: `Prepared`, with its hand-written hot path.
 //!
@@ -65,6 +66,7 @@ fn _delimiter(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<data::RetryPolicy>()?;
     m.add_class::<data::CommitOutcome>()?;
     m.add_class::<data::Consumed>()?;
+    m.add_class::<data::MemberFailure>()?;
     m.add_class::<prepared::Prepared>()?;
 
     m.add_function(wrap_pyfunction!(api::evaluate, m)?)?;
@@ -73,6 +75,8 @@ fn _delimiter(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(api::validate, m)?)?;
     m.add_function(wrap_pyfunction!(api::oslo_check, m)?)?;
     m.add_function(wrap_pyfunction!(api::consume, m)?)?;
+    m.add_function(wrap_pyfunction!(api::evaluate_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(api::consume_batch, m)?)?;
     m.add_function(wrap_pyfunction!(api::parse_model, m)?)?;
     m.add_function(wrap_pyfunction!(api::load_info, m)?)?;
     Ok(())

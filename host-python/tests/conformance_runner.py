@@ -180,13 +180,23 @@ def run_oslo(case):
 
 
 class ScriptedStore:
-    """The vectors' scripted store: the n-th read/commit returns the n-th
-    step (or the last once the list runs out); backoffs are counted."""
+    """The vectors' scripted store: the n-th read (or read_batch) and
+    commit (or commit_batch) return the n-th step, or the last once the
+    list runs out. Its clock is virtual: it starts at 0 and moves only by
+    ``read_us`` per read, ``commit_us`` per commit and each backoff's delay
+    (a backoff never waits); ``entropy`` is what every entropy call
+    returns. Backoffs are counted and their delays summed; each
+    commit_batch's claim and members are recorded."""
 
     def __init__(self, spec):
         self.reads = spec.get("reads", [])
         self.commits = spec.get("commits", [])
-        self.calls = {"reads": 0, "commits": 0, "backoffs": 0}
+        self.read_us = spec.get("read_us", 0)
+        self.commit_us = spec.get("commit_us", 0)
+        self.bits = spec.get("entropy", 0)
+        self.clock = 0
+        self.calls = {"reads": 0, "commits": 0, "backoffs": 0, "slept_us": 0}
+        self.batch_commits = []
 
     @staticmethod
     def _step(steps, n):
@@ -195,6 +205,7 @@ class ScriptedStore:
     def read(self, project, resources):
         step = self._step(self.reads, self.calls["reads"])
         self.calls["reads"] += 1
+        self.clock += self.read_us
         if step == "storage-error" or step is None:
             raise d.StorageError("scripted read failure")
         return snapshot(step)
@@ -202,22 +213,85 @@ class ScriptedStore:
     def commit(self, claim, req):
         step = self._step(self.commits, self.calls["commits"])
         self.calls["commits"] += 1
-        if step in ("committed", "conflict"):
+        self.clock += self.commit_us
+        if step in ("committed", "conflict", "conflict-after-wait"):
             return step
         raise d.StorageError("scripted commit failure")
 
+    def read_batch(self, projects, resources):
+        return self.read(None, resources)
+
+    def commit_batch(self, claim, members):
+        self.batch_commits.append(
+            {"claim": claim_json(claim), "members": [m.project for m in members]}
+        )
+        step = self._step(self.commits, self.calls["commits"])
+        if isinstance(step, dict) and "member_failed" in step:
+            self.calls["commits"] += 1
+            self.clock += self.commit_us
+            return d.MemberFailure(step["member_failed"], "scripted member failure")
+        return self.commit(claim, None)
+
     def backoff(self, attempt, delay_us):
         self.calls["backoffs"] += 1
+        self.calls["slept_us"] += delay_us
+        self.clock += delay_us
+
+    def now_us(self):
+        return self.clock
+
+    def entropy(self):
+        return self.bits
+
+
+def policy(case):
+    # The vectors' names are the Python ones; a missing field is the default.
+    return d.RetryPolicy(**case.get("policy", {}))
+
+
+def consumed_json(done):
+    return {"claim": claim_json(done.claim), "attempts": done.attempts}
 
 
 def run_consume(case, calls):
     store = ScriptedStore(case.get("store", {}))
-    policy = d.RetryPolicy(max_attempts=case.get("policy", {}).get("max_attempts", 5))
     try:
-        done = d.consume(store, request(case), config(case), policy)
-        return {"claim": claim_json(done.claim), "attempts": done.attempts}
+        return consumed_json(d.consume(store, request(case), config(case), policy(case)))
     finally:
         calls.update(store.calls)
+
+
+def requests(case):
+    return [d.Request(r["project"], deltas(r.get("deltas", []))) for r in case["requests"]]
+
+
+def error_kind(e):
+    if isinstance(e, d.InvalidInput):
+        return e.kind
+    if isinstance(e, d.GuestFault):
+        return f"guest-fault: {e}"
+    return ERROR_KINDS.get(type(e), f"unexpected {type(e).__name__}: {e}")
+
+
+def run_evaluate_batch(case):
+    decided = d.evaluate_batch(snapshot(case["snapshot"]), requests(case), config(case))
+    return [
+        {"error": error_kind(x)} if isinstance(x, BaseException) else decision_json(x)
+        for x in decided
+    ]
+
+
+def run_consume_batch(case, calls, commits):
+    store = ScriptedStore(case.get("store", {}))
+    try:
+        results = d.consume_batch(store, requests(case), config(case), policy(case))
+        return [
+            {"error": error_kind(x)} if isinstance(x, BaseException) else consumed_json(x)
+            for x in results
+        ]
+    finally:
+        calls.update(store.calls)
+        commits.extend(store.batch_commits)
 
 
 OPERATIONS = {
@@ -227,6 +301,7 @@ OPERATIONS = {
     "validate": run_validate,
     "oslo-check": run_oslo,
     "prepared": run_prepared,
+    "evaluate-batch": run_evaluate_batch,
 }
 
 ERROR_KINDS = {
@@ -245,9 +320,12 @@ def run_case(case):
     """None when the case passes, else why it failed."""
     op = case.get("operation")
     calls = {}
+    commits = []
     try:
         if op == "consume":
             outcome = ("result", run_consume(case, calls))
+        elif op == "consume-batch":
+            outcome = ("result", run_consume_batch(case, calls, commits))
         elif op in OPERATIONS:
             outcome = ("result", OPERATIONS[op](case))
         else:
@@ -269,8 +347,14 @@ def run_case(case):
         return "the case has neither (or both) want_result and want_error"
     if canonical(outcome) != canonical(want):
         return f"want {want[0]} {json.dumps(want[1])} got {outcome[0]} {json.dumps(outcome[1])}"
-    if op == "consume" and calls != case.get("want_calls"):
-        return f"want calls {json.dumps(case.get('want_calls'))} got {json.dumps(calls)}"
+    if op in ("consume", "consume-batch"):
+        want_calls = case.get("want_calls")
+        if not isinstance(want_calls, dict) or "slept_us" not in want_calls:
+            calls.pop("slept_us", None)
+        if calls != want_calls:
+            return f"want calls {json.dumps(want_calls)} got {json.dumps(calls)}"
+    if op == "consume-batch" and canonical(commits) != canonical(case.get("want_commits")):
+        return f"want commits {json.dumps(case.get('want_commits'))} got {json.dumps(commits)}"
     return None
 
 

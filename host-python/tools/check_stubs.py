@@ -51,6 +51,8 @@ RECORDS = {
     "OsloCheck": ("oslo-request", set()),
     "OverLimitInfo": ("over-limit-info", set()),
     "Consumed": ("consumed", set()),
+    # `message` may also be given as the exception, kept as `original`.
+    "MemberFailure": ("member-failure", {"original"}),
 }
 
 #: Python class -> WIT enum.

@@ -35,6 +35,7 @@ from delimiter._delimiter import (
     Generation,
     InvalidFinding,
     Limits,
+    MemberFailure,
     MissingLimit,
     Model,
     OsloCheck,
@@ -53,7 +54,9 @@ from delimiter._delimiter import (
     UsageEntry,
     Violation,
     consume,
+    consume_batch,
     evaluate,
+    evaluate_batch,
     headroom,
     load_info,
     max_count,
@@ -109,6 +112,7 @@ __all__ = [
     "OverLimitInfo",
     "Consumed",
     "CommitOutcome",
+    "MemberFailure",
     # functions
     "evaluate",
     "headroom",
@@ -116,9 +120,29 @@ __all__ = [
     "validate",
     "oslo_check",
     "consume",
+    "evaluate_batch",
+    "consume_batch",
     "parse_model",
     "load_info",
     "CallbackStore",
+    # combining concurrent consumes (delimiter.combiner, imported on first use)
+    "Combiner",
+    "CombinerStats",
 ]
 # errors (the form type checkers read as extending __all__)
 __all__ += _errors.__all__
+
+_LAZY = {"Combiner": "delimiter.combiner", "CombinerStats": "delimiter.combiner"}
+
+
+def __getattr__(name):
+    # The combiner (threading, dataclasses, inspect) only when asked for,
+    # so that `import delimiter` stays cheap.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'delimiter' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -10,7 +10,7 @@ call; exceeding either raises ``GuestFault``.
 
 from typing import Mapping, Protocol, Sequence, Union, final
 
-from delimiter._errors import InvalidInput
+from delimiter._errors import InvalidInput, QuotaError
 
 DEFAULT_FUEL: int
 DEFAULT_MEMORY_LIMIT: int
@@ -64,23 +64,39 @@ class Config:
 
 @final
 class RetryPolicy:
-    """How hard ``consume`` tries."""
+    """How hard ``consume`` (and ``consume_batch``) tries: until
+    ``deadline_us`` microseconds have passed on the store's clock
+    (``now_us``), with ``max_attempts`` attempts as a guard. After a plain
+    conflict the driver backs off (jittered, under a cap that starts at
+    ``base_delay_us`` and doubles up to ``max_delay_us``); after a
+    conflict-after-wait it reads again at once. No attempt starts once the
+    next backoff would end past the deadline. The jitter is drawn afresh per
+    call from the store's ``entropy`` unless ``seed`` is set (reproducible
+    tests only: callers sharing a seed back off in lockstep).
+
+    Checked when a consume starts, in field order: ``max_attempts >= 1``,
+    ``deadline_us >= 1``, ``base_delay_us <= max_delay_us``,
+    ``max_delay_us <= deadline_us``; otherwise
+    ``InvalidInput(kind="invalid-config")`` naming the field."""
 
     def __init__(
         self,
-        max_attempts: int = 5,
+        max_attempts: int = 100,
+        deadline_us: int = 2000000,
         base_delay_us: int = 1000,
-        max_delay_us: int = 100000,
-        seed: int = 0,
+        max_delay_us: int = 50000,
+        seed: int | None = None,
     ) -> None: ...
     @property
     def max_attempts(self) -> int: ...
+    @property
+    def deadline_us(self) -> int: ...
     @property
     def base_delay_us(self) -> int: ...
     @property
     def max_delay_us(self) -> int: ...
     @property
-    def seed(self) -> int: ...
+    def seed(self) -> int | None: ...
 
 # ---- inputs ------------------------------------------------------------------
 
@@ -365,10 +381,39 @@ class OverLimitInfo:
 
 @final
 class CommitOutcome:
+    """What a store's ``commit`` or ``commit_batch`` did. A store may also
+    return the value's name: ``"committed"``, ``"conflict"`` or
+    ``"conflict-after-wait"``.
+
+    ``CONFLICT``: a claimed generation had moved on (or the database
+    aborted the transaction as a deadlock or serialization failure);
+    everything was rolled back, and the driver backs off before it reads
+    again. ``CONFLICT_AFTER_WAIT``: the same, but the losing statement had
+    waited for the winning writer, which has committed: the driver reads
+    again at once."""
+
     COMMITTED: CommitOutcome
     CONFLICT: CommitOutcome
+    CONFLICT_AFTER_WAIT: CommitOutcome
     @property
     def value(self) -> str: ...
+
+@final
+class MemberFailure:
+    """What ``commit_batch`` returns when the rows of one member failed to
+    write, after rolling the whole transaction back: ``index`` is the
+    member's place in the ``members`` passed (from 0). ``message`` may be
+    the failure's text or the exception itself (then kept as ``original``,
+    its ``str()`` being the message): that member's ``StorageError``
+    carries it as ``original``, as ``consume``'s would."""
+
+    def __init__(self, index: int, message: str | BaseException) -> None: ...
+    @property
+    def index(self) -> int: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def original(self) -> BaseException | None: ...
 
 @final
 class Consumed:
@@ -381,10 +426,37 @@ class Consumed:
 # ---- functions -----------------------------------------------------------------
 
 class _Store(Protocol):
-    """What ``consume`` drives (``backoff`` is optional)."""
+    """What ``consume`` drives. Optional, looked up when a consume starts:
+    ``backoff(attempt, delay_us)`` (without it the driver sleeps, without
+    the GIL), ``now_us() -> int`` (a monotonic clock in microseconds, any
+    origin, the deadline is measured on; without it, the process's
+    monotonic clock) and ``entropy() -> int`` (64 random bits, asked once
+    per call whose policy has no seed; without it, fresh random bits)."""
 
     def read(self, project: str, resources: list[str]) -> Snapshot: ...
     def commit(self, claim: list[ClaimEntry], request: Request) -> Union[CommitOutcome, str]: ...
+
+class _BatchStore(_Store, Protocol):
+    """What ``consume_batch`` drives: a ``_Store`` with the batch calls.
+
+    ``read_batch(projects, resources)``: in ONE read view, the limits on
+    ``resources``, the generations and the local usage (a list of
+    ``UsageEntry``) of every project of the trees the members' projects are
+    in (a subtree sum needs every descendant).
+
+    ``commit_batch(claim, members)``: in ONE transaction, compare and bump
+    each entry of ``claim`` once, in the order given (root first, then by
+    depth, then project id), then write each member's rows in order.
+    Returns ``CommitOutcome.COMMITTED``; ``CONFLICT`` or
+    ``CONFLICT_AFTER_WAIT`` on a generation miss (everything rolled back);
+    or ``MemberFailure(i, error)`` when member ``i``'s rows failed
+    (everything rolled back). Raising ``StorageError`` fails every member."""
+
+    def read_batch(self, projects: list[str], resources: list[str]) -> Snapshot: ...
+    def commit_batch(
+        self, claim: list[ClaimEntry], members: list[Request]
+    ) -> Union[CommitOutcome, str, MemberFailure]: ...
+
 
 def evaluate(
     snapshot: Snapshot,
@@ -439,6 +511,47 @@ def consume(
     ``StorageError`` carried, e.g. SQLAlchemy's ``IntegrityError``, else
     that ``StorageError``). Any other exception a store method raises
     propagates as itself. Nothing is committed in any of these cases."""
+def evaluate_batch(
+    snapshot: Snapshot,
+    requests: Sequence[Request],
+    config: Config | None = None,
+    *,
+    fuel: int | None = None,
+    memory_limit: int | None = None,
+) -> list[Union[Decision, InvalidInput]]:
+    """Decides ``requests`` in order against one snapshot, each against the
+    snapshot plus the deltas of the requests admitted before it (what they
+    would get one by one, each committed before the next is read). One
+    element per request: its ``Decision``, or the ``InvalidInput`` it would
+    raise, returned rather than raised (a snapshot problem is every
+    request's). Raises only ``GuestFault``."""
+def consume_batch(
+    store: _BatchStore,
+    requests: Sequence[Request],
+    config: Config | None = None,
+    policy: RetryPolicy | None = None,
+    *,
+    fuel: int | None = None,
+    memory_limit: int | None = None,
+) -> list[Union[Consumed, QuotaError]]:
+    """Consumes ``requests`` as one batch through ``store``: one
+    ``read_batch``, decisions in arrival order (``evaluate_batch``), one
+    ``commit_batch`` of the admitted members with their claims' union; a
+    conflict re-runs the whole batch within ``policy``'s budget (deadline
+    and attempts counted for the batch); a member whose rows failed gets
+    its ``StorageError`` and the others are decided again without it. No
+    result before the commit that made it (or the read, if none was
+    admitted).
+
+    One element per request, in order: its ``Consumed``, or the exception
+    ``consume`` would raise for it, returned rather than raised
+    (``OverLimit``, ``RetriesExhausted``, ``InvalidInput``, ``StorageError``
+    with ``attempts`` and ``original`` as ``consume``'s; a storage failure
+    of the read or the commit is every pending member's). Raises
+    ``GuestFault``, or an exception other than ``StorageError`` that a
+    store method raised, as itself; nothing is committed then. Most callers
+    want ``delimiter.Combiner``, which makes the batches of concurrent
+    consumes."""
 def parse_model(
     name: str, *, fuel: int | None = None, memory_limit: int | None = None
 ) -> Model: ...

@@ -2,20 +2,44 @@
 
 __all__ = ["CallbackStore"]
 
+_OPTIONAL = ("backoff", "now_us", "entropy", "read_batch", "commit_batch")
+
 
 class CallbackStore:
-    """Adapts three callables to the store ``consume`` expects.
+    """Adapts callables to the store ``consume`` (and ``consume_batch``)
+    expects.
 
     ``read(project, resources) -> Snapshot``; ``commit(claim, request) ->
-    CommitOutcome`` (or ``"committed"`` / ``"conflict"``); ``backoff(attempt,
-    delay_us)``, optional: without it the driver sleeps ``delay_us``
-    microseconds itself, without the GIL.
+    CommitOutcome`` (or ``"committed"`` / ``"conflict"`` /
+    ``"conflict-after-wait"``). Optional, each becoming a method only when
+    given: ``backoff(attempt, delay_us)`` (without it the driver sleeps
+    ``delay_us`` microseconds itself, without the GIL), ``now_us()`` and
+    ``entropy()`` (without them, the process's monotonic clock and fresh
+    random bits), ``read_batch(projects, resources) -> Snapshot`` and
+    ``commit_batch(claim, members) -> CommitOutcome | MemberFailure`` (both
+    or neither: what ``consume_batch`` and ``Combiner`` need).
     """
 
-    __slots__ = ("read", "commit", "backoff")
+    __slots__ = ("read", "commit") + _OPTIONAL
 
-    def __init__(self, read, commit, backoff=None):
+    def __init__(
+        self,
+        read,
+        commit,
+        backoff=None,
+        *,
+        now_us=None,
+        entropy=None,
+        read_batch=None,
+        commit_batch=None,
+    ):
+        if (read_batch is None) != (commit_batch is None):
+            raise TypeError("CallbackStore takes read_batch and commit_batch together")
         self.read = read
         self.commit = commit
-        if backoff is not None:
-            self.backoff = backoff
+        given = dict(
+            backoff=backoff, now_us=now_us, entropy=entropy, read_batch=read_batch, commit_batch=commit_batch
+        )
+        for name, value in given.items():
+            if value is not None:
+                setattr(self, name, value)

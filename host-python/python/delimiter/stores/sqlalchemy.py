@@ -27,8 +27,19 @@ IMMEDIATE`` on SQLite)::
     UPDATE delimiter_generations SET generation = generation + 1
      WHERE project_id = :p AND generation = :expected   -- per claim entry
 
-and rolls everything back as a conflict on the first that matches no row.
+root first (the one row order: root first, then by depth, then project id,
+for every commit path), and rolls everything back as a conflict on the
+first that matches no row: ``conflict-after-wait`` when that UPDATE took
+``waited_us`` or longer (it had waited for the winner's row lock; on SQLite
+for the write lock at ``BEGIN IMMEDIATE``), plain ``conflict`` otherwise.
 No SERIALIZABLE, no ``SELECT ... FOR UPDATE``.
+
+For ``consume_batch`` and :class:`delimiter.Combiner`, ``read_batch`` reads
+in ONE statement the whole trees of the members (projects, generations,
+local usage, limits), and ``commit_batch`` compares and bumps the batch's
+claim once per entry in the one row order, then writes each member's rows,
+in one transaction; a member whose rows fail is reported by its index
+(``MemberFailure``) after rolling everything back.
 
 On a MariaDB Galera cluster a replicated DDL (an ``ALTER TABLE`` on any node)
 aborts a snapshot that already read its table (error 1213), where a single
@@ -313,6 +324,8 @@ _SQLITE_CONFLICTS = frozenset({5, 6})
 #: Execution option read by the SQLite ``begin`` listener: the statement
 #: that opens the transaction.
 _SQLITE_BEGIN = "delimiter_sqlite_begin"
+#: Where the SQLite ``begin`` listener notes how long BEGIN took (seconds).
+_BEGIN_WAITED = "delimiter_begin_waited"
 
 
 def _sqlite_begin(conn: Connection) -> None:
@@ -332,7 +345,11 @@ def _sqlite_begin(conn: Connection) -> None:
         # answers "memory", which is fine).
         conn.exec_driver_sql("PRAGMA journal_mode = WAL").scalar()
         record.info["delimiter_sqlite"] = True
+    began = time.perf_counter()
     conn.exec_driver_sql(conn.get_execution_options().get(_SQLITE_BEGIN, "BEGIN"))
+    # How long BEGIN (IMMEDIATE: behind other writers) waited, for a miss
+    # after it to tell whether it had waited for the winner.
+    record.info[_BEGIN_WAITED] = time.perf_counter() - began
 
 
 class _Conflict(Exception):
@@ -350,16 +367,17 @@ _CAUSES = ("generation_miss", "brute_force_abort", "certification_failure", "rea
 _T = TypeVar("_T")
 
 
-def _from_miss(e: BaseException) -> bool:
-    """Whether ``e`` was raised while rolling back a generation miss (the
-    ROLLBACK itself can fail on Galera, with 1213, and would otherwise
-    replace the miss)."""
+def _cause(e: BaseException) -> Optional[BaseException]:
+    """The generation miss (``_Conflict``) or member failure
+    (``_MemberFailed``) whose ROLLBACK raised ``e``, if any (the ROLLBACK
+    itself can fail on Galera, with 1213, and would otherwise replace the
+    miss)."""
     seen: Optional[BaseException] = e
     while seen is not None:
-        if isinstance(seen, _Conflict):
-            return True
+        if isinstance(seen, (_Conflict, _MemberFailed)):
+            return seen
         seen = seen.__context__
-    return False
+    return None
 
 
 # ---- the store -------------------------------------------------------------------------
@@ -384,6 +402,13 @@ class SqlAlchemyStore:
     service's own rows, counted the way Nova counts instances. The counter
     table is then neither read nor written, and ``write_rows`` is required:
     it is what changes the counted rows.
+
+    ``waited_us`` (default 1000): a compare-and-update that misses after
+    taking this long (on SQLite, counting the wait at ``BEGIN IMMEDIATE``)
+    had waited for the winning writer, and is reported as
+    ``CONFLICT_AFTER_WAIT`` (the driver reads again at once) rather than
+    ``CONFLICT`` (it backs off first). A timing heuristic: on a loaded
+    machine a miss that waited for nobody may take that long too.
 
     On SQLite the store installs, once per engine, a ``begin`` listener that
     opens transactions itself (SQLAlchemy's recipe for pysqlite, ``BEGIN`` or
@@ -565,30 +590,155 @@ class SqlAlchemyStore:
 
     def commit(self, claim: Sequence[d.ClaimEntry], request: d.Request) -> d.CommitOutcome:
         """Bumps every claimed generation (``UPDATE ... WHERE generation =
-        :expected``), writes the usage and the service's rows, in one
-        transaction; a claim entry that matches no row rolls it all back
-        and reports a conflict, as does a deadlock, a serialization failure,
-        a lock wait timeout or a Galera certification failure. Any other
-        database error (also one ``write_rows`` raises, such as a duplicate
-        key's ``IntegrityError``) rolls back and raises
-        :class:`delimiter.StorageError` with that error as ``original``
-        (which ``consume``'s ``StorageError`` carries on as its own
-        ``original``); any other exception from ``write_rows`` rolls back
-        and propagates."""
-        applied = False  # after _apply, leaving the block runs COMMIT
+        :expected``), root first (the claim comes from the project up; the
+        one row order of every commit path), then writes the usage and the
+        service's rows, in one transaction.
+
+        A claim entry that matches no row rolls it all back and reports a
+        conflict: ``CONFLICT_AFTER_WAIT`` when the missed UPDATE took
+        ``waited_us`` or longer (it had waited for the winning writer, which
+        has committed: the driver reads again at once; on SQLite the wait at
+        ``BEGIN IMMEDIATE`` counts too), else ``CONFLICT``. A deadlock, a serialization failure, a
+        lock wait timeout or a Galera certification failure is a
+        ``CONFLICT``. Any other database error (also one ``write_rows``
+        raises, such as a duplicate key's ``IntegrityError``) rolls back
+        and raises :class:`delimiter.StorageError` with that error as
+        ``original`` (which ``consume``'s ``StorageError`` carries on as
+        its own ``original``); any other exception from ``write_rows`` rolls
+        back and propagates."""
+        rows = [(entry.project, entry.generation) for entry in reversed(list(claim))]
+
+        def body(conn: Connection) -> None:
+            self._compare(conn, rows)
+            self._write(conn, request, {c.project for c in claim}, self._write_rows, set())
+
+        outcome = self._transact(body)
+        assert not isinstance(outcome, d.MemberFailure)
+        return outcome
+
+    def read_batch(self, projects: Sequence[str], resources: Sequence[str]) -> d.Snapshot:
+        """``consume_batch``'s read, in ONE statement (so one read view):
+        every project of the trees ``projects`` are in (the whole tree under
+        each of their roots, which subtree sums need) with its generation,
+        the local usage of those projects for ``resources`` (a list of
+        ``UsageEntry``), the registered limits on ``resources`` and those
+        projects' limits on them."""
+        params = {"projects": list(projects), "resources": list(resources)}
+        query = self._queries.batch
+        rows = self._read(lambda conn: conn.execute(query, params).all())
+        parent_of: dict[str, Optional[str]] = {}
+        gens: list[d.Generation] = []
+        used: list[d.UsageEntry] = []
+        registered: list[d.RegisteredLimit] = []
+        limits: list[d.ProjectLimit] = []
+        for kind, a, b, n in rows:
+            if kind == "p":
+                parent_of[a] = b
+                if n is not None:
+                    if n < 0:
+                        raise _storage_error(f"{self._kind}: negative generation {n} for {a!r}")
+                    gens.append(d.Generation(a, int(n)))
+            elif kind == "u":
+                used.append(d.UsageEntry(a, b, int(n)))
+            elif kind == "r":
+                registered.append(d.RegisteredLimit(b, int(n)))
+            else:
+                limits.append(d.ProjectLimit(a, b, int(n)))
+        self._depth_of.update(_depths(parent_of))
+        return d.Snapshot(
+            projects=[d.Project(pid, parent) for pid, parent in sorted(parent_of.items())],
+            limits=d.Limits(registered=registered, project=limits),
+            usage=used,
+            generations=gens,
+        )
+
+    def commit_batch(
+        self,
+        claim: Sequence[d.ClaimEntry],
+        members: Sequence[d.Request],
+        *,
+        stores: Optional[Sequence[Optional[SqlAlchemyStore]]] = None,
+    ) -> Union[d.CommitOutcome, d.MemberFailure]:
+        """``consume_batch``'s commit, in ONE transaction: compares and bumps
+        each entry of ``claim`` once, in the order given (root first, then
+        by depth, then project id: the one row order), then writes each
+        member's usage and rows, in order. The project of a member that only
+        releases (so is in no claim) has its generation bumped too, once,
+        taken in that same row order among the claim's rows.
+
+        A generation miss rolls everything back: ``CONFLICT_AFTER_WAIT`` or
+        ``CONFLICT`` as for :meth:`commit` (by timing the missed UPDATE
+        against ``waited_us``), as is a deadlock, serialization failure,
+        lock wait timeout or certification failure. A database error while
+        writing member ``i``'s rows (a release below zero that the CHECK
+        refuses, a duplicate key from ``write_rows``) rolls everything back
+        and returns ``MemberFailure(i, StorageError(..., original=error))``.
+        Another database error raises :class:`delimiter.StorageError` (every
+        member fails); another exception from a ``write_rows`` propagates.
+
+        ``stores``: the store each member's caller passed (what
+        :class:`delimiter.Combiner` hands over), one per member, None for
+        this one: member ``i``'s rows are written with ``stores[i]``'s
+        ``write_rows`` (say, a ``with_rows`` binding of that caller's)."""
+        members = list(members)
+        writers = [
+            (self if stores is None or stores[i] is None else stores[i])._write_rows  # type: ignore[union-attr]
+            for i in range(len(members))
+        ]
+        if self._counted and any(w is None for w in writers):
+            raise ValueError("counted_usage needs write_rows for every member")
+        claimed = {c.project for c in claim}
+        rows: list[tuple[str, Optional[int]]] = [(c.project, c.generation) for c in claim]
+        releases = sorted(
+            {m.project for m in members if m.project not in claimed and any(x.delta != 0 for x in m.deltas)}
+        )
+
+        def body(conn: Connection) -> None:
+            order = rows
+            if releases:
+                # The one row order: the releases' rows among the claim's.
+                depth = self._depths_for(conn, [p for p, _ in rows] + releases)
+                order = sorted(
+                    rows + [(p, None) for p in releases], key=lambda r: (depth.get(r[0], 0), r[0])
+                )
+            self._compare(conn, order)
+            bumped = set(releases)
+            for i, member in enumerate(members):
+                try:
+                    self._write(conn, member, claimed | bumped, writers[i], bumped)
+                except self._db_errors as e:
+                    if self._is_conflict(e):
+                        raise
+                    raise _MemberFailed(i, e) from e
+
+        return self._transact(body)
+
+    # ---- inside ----------------------------------------------------------------------------
+
+    def _transact(self, body: Callable[[Connection], None]) -> Union[d.CommitOutcome, d.MemberFailure]:
+        """``body(connection)`` in one write transaction, its end
+        as an outcome: a generation miss (``_Conflict``), a member's failed
+        rows (``_MemberFailed``), a conflict of the database's; other
+        database errors raise :class:`delimiter.StorageError`."""
+        applied = False  # after body, leaving the block runs COMMIT
         try:
             with self._writing() as conn:
-                self._apply(conn, claim, request)
+                body(conn)
                 applied = True
-        except _Conflict:
+        except _Conflict as miss:
             self._count("generation_miss")
-            return d.CommitOutcome.CONFLICT
+            return d.CommitOutcome.CONFLICT_AFTER_WAIT if miss.waited else d.CommitOutcome.CONFLICT
+        except _MemberFailed as failed:
+            return d.MemberFailure(failed.index, self._storage_error(failed.error))
         except self._db_errors as e:
-            if _from_miss(e):
+            cause = _cause(e)
+            if isinstance(cause, _Conflict):
                 # The ROLLBACK after a miss failed (Galera: aborted by a
                 # replicated write meanwhile); nothing was written either way.
                 self._count("generation_miss")
-                return d.CommitOutcome.CONFLICT
+                return d.CommitOutcome.CONFLICT_AFTER_WAIT if cause.waited else d.CommitOutcome.CONFLICT
+            if isinstance(cause, _MemberFailed):
+                return d.MemberFailure(cause.index, self._storage_error(cause.error))
             if self._is_conflict(e):
                 # Galera certifies at COMMIT; a replicated write or DDL
                 # aborts a transaction at the statement running or next.
@@ -597,21 +747,45 @@ class SqlAlchemyStore:
             raise self._storage_error(e) from e
         return d.CommitOutcome.COMMITTED
 
-    # ---- inside ----------------------------------------------------------------------------
-
-    def _apply(self, conn: Connection, claim: Sequence[d.ClaimEntry], request: d.Request) -> None:
-        for entry in claim:
-            if entry.generation > _MAX_GENERATION:
+    def _compare(self, conn: Connection, rows: Sequence[tuple[str, Optional[int]]]) -> None:
+        """Bumps each row's generation in the order given: compared with the
+        generation read (``UPDATE ... WHERE generation = :expected``), or
+        not compared (None: the project of a pure release). A compared row
+        that matches nothing raises ``_Conflict``, marked as waited when
+        the UPDATE (on SQLite, with the transaction's BEGIN IMMEDIATE) took
+        ``waited_us`` or longer."""
+        for project, expected in rows:
+            if expected is None:
+                conn.execute(_bump, {"p": project})
+                continue
+            if expected > _MAX_GENERATION:
                 raise _Conflict  # no stored generation can equal it: stale
-            bumped = conn.execute(_bump_expected, {"p": entry.project, "expected": entry.generation})
+            began = time.perf_counter()
+            bumped = conn.execute(_bump_expected, {"p": project, "expected": expected})
             if bumped.rowcount == 0:
-                raise _Conflict
+                took = time.perf_counter() - began
+                if self._kind == "sqlite":
+                    # A SQLite writer waits for the winner at BEGIN IMMEDIATE.
+                    took += conn.connection.info.get(_BEGIN_WAITED, 0.0)
+                raise _Conflict(took >= self._waited_s)
+
+    def _write(
+        self,
+        conn: Connection,
+        request: d.Request,
+        claimed: set[str],
+        write_rows: Optional[WriteRows],
+        bumped: set[str],
+    ) -> None:
+        """Writes ``request``'s usage and the service's rows. Every write
+        moves the project's generation (compare generations, never usage
+        values: the ABA case); a pure release has an empty claim, so its
+        project is bumped here, unless ``claimed`` (or ``bumped``, which
+        records it) already has it."""
         writes = [x for x in request.deltas if x.delta != 0]
-        # Every write moves the project's generation (compare generations,
-        # never usage values: the ABA case); a pure release has an empty
-        # claim, so bump it here.
-        if writes and all(c.project != request.project for c in claim):
+        if writes and request.project not in claimed and request.project not in bumped:
             conn.execute(_bump, {"p": request.project})
+            bumped.add(request.project)
         if not self._counted:
             for x in writes:
                 # CHECK (usage >= 0) fails a release below zero, rolling
@@ -623,8 +797,17 @@ class SqlAlchemyStore:
                 row = {"p": request.project, "r": x.resource, "delta": x.delta}
                 if conn.execute(_add_usage, row).rowcount == 0:
                     conn.execute(_insert_usage, row)
-        if self._write_rows is not None:
-            self._write_rows(conn, request)
+        if write_rows is not None:
+            write_rows(conn, request)
+
+    def _depths_for(self, conn: Connection, wanted: Sequence[str]) -> dict[str, int]:
+        """The depths of ``wanted``, as the batch reads saw them, else from
+        the tree read now (in the commit's transaction)."""
+        known = self._depth_of
+        if any(p not in known for p in wanted):
+            tree = conn.execute(select(projects.c.project_id, projects.c.parent_id)).all()
+            known.update(_depths({pid: parent for pid, parent in tree}))
+        return known
 
     def _read(self, body: Callable[[Connection], _T]) -> _T:
         """``body`` in a read-only transaction with one snapshot for every
