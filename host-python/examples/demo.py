@@ -86,7 +86,7 @@ def demo(engine, folder: Path, began: float) -> int:  # type: ignore[no-untyped-
 
     def worker(index: int) -> None:
         rng = random.Random(index)
-        policy = d.RetryPolicy(seed=index)
+        policy = d.RetryPolicy()  # a 2 s deadline, jitter drawn per call
         held: Counter[str] = Counter()  # what this worker holds, to release only its own
         for _ in range(OPS_PER_WORKER):
             project = rng.choice(["web", "batch", "ops", "eng"])

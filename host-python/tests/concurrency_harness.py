@@ -3,6 +3,12 @@ random amounts across a nested tree with tight limits on two resources,
 through ``delimiter.consume`` and :class:`SqlAlchemyStore`, on SQLite,
 PostgreSQL and MariaDB; then each database is audited.
 
+Then the same workload twice more through ``delimiter.Combiner`` (the
+store's ``read_batch`` and ``commit_batch``): as 16 threads of one process
+sharing one combiner, and as 4 processes of 4 threads, each process with a
+combiner of its own (so batches of different processes race), each audited
+the same way. Every run uses the default retry policy (a 2 s deadline).
+
 The contract (tree, limits, workload, audit, output) is the one of the Rust
 harness, ``host-rust/tests/concurrency.rs``, written down in
 ``conformance/concurrency/README.md``; the audit triggers are the SQL files
@@ -11,7 +17,10 @@ beside that README, which both harnesses run.
 Prints, per database:
 ``<db>: oversubscribed=0 lost_updates=0 commits=C conflicts=K retries_exhausted=E``
 then ``<db>: with the claim cut down to the project alone, oversubscription
-caught: true``. PostgreSQL and MariaDB run when DELIMITER_TEST_POSTGRES_URL
+caught: true``, then one line per combined run,
+``<db> (16 threads, one combiner): oversubscribed=0 ... retries_exhausted=E
+(batches=B mean_batch=M)`` and ``<db> (4 processes x 4 threads, a combiner
+each): ...``. PostgreSQL and MariaDB run when DELIMITER_TEST_POSTGRES_URL
 and DELIMITER_TEST_MARIADB_URL are set, and say they are skipped otherwise.
 Exits 1 on any failure.
 
@@ -222,12 +231,14 @@ def prepare(db: Database) -> None:
 class WorkerStore:
     """The shipped store, with a pause after each read (a service works
     between reading and committing; the pause makes the race window real)
-    and, under the test-only switch, the claim cut down to the project."""
+    and, under the test-only switch, the claim cut down to the project (for
+    a batch: to the members' projects)."""
 
     def __init__(self, inner: Any, project_only: bool) -> None:
         self.inner = inner
         self.project_only = project_only
         self.conflicts = 0
+        self.after_wait = 0
         self.claimed: list[tuple[str, int]] = []
 
     def read(self, project: str, resources: list[str]) -> Any:
@@ -235,31 +246,96 @@ class WorkerStore:
         time.sleep(0.0003)
         return snapshot
 
-    def commit(self, claim: list[Any], request: Any) -> Any:
+    def read_batch(self, projects: list[str], resources: list[str]) -> Any:
+        snapshot = self.inner.read_batch(projects, resources)
+        time.sleep(0.0003)
+        return snapshot
+
+    def _count(self, outcome: Any, claim: list[Any]) -> Any:
         import delimiter as d
 
-        if self.project_only:
-            claim = claim[:1]
-        outcome = self.inner.commit(claim, request)
-        if outcome == d.CommitOutcome.CONFLICT:
+        if outcome in (d.CommitOutcome.CONFLICT, d.CommitOutcome.CONFLICT_AFTER_WAIT):
             self.conflicts += 1
-        else:
+            self.after_wait += outcome == d.CommitOutcome.CONFLICT_AFTER_WAIT
+        elif outcome == d.CommitOutcome.COMMITTED:
             self.claimed.extend((c.project, c.generation) for c in claim)
         return outcome
 
+    def commit(self, claim: list[Any], request: Any) -> Any:
+        if self.project_only:
+            claim = claim[:1]
+        return self._count(self.inner.commit(claim, request), claim)
 
-def work(db: Database, index: int, project_only: bool, start: Any) -> dict[str, Any]:
-    """One worker's share: OPS random consumes and releases of its own."""
-    import delimiter as d
+    def commit_batch(self, claim: list[Any], members: list[Any], *, stores: Any = None) -> Any:
+        if self.project_only:
+            own = {m.project for m in members}
+            claim = [c for c in claim if c.project in own]
+        return self._count(self.inner.commit_batch(claim, members), claim)
 
+
+def work(db: Database, index: int, project_only: bool, start: Any, threads: int) -> dict[str, Any]:
+    """One worker's share: OPS random consumes and releases of its own; or,
+    with ``threads``, that many threads' shares (threads ``index *
+    threads`` on), through one Combiner."""
     from delimiter.stores.sqlalchemy import SqlAlchemyStore
 
     if isinstance(db, Galera):
         db = db.node(index)
-    engine = db.engine(pool_size=1, max_overflow=0)
-    store = WorkerStore(SqlAlchemyStore(engine), project_only)
+    if threads == 0:
+        start.wait()
+        return {"commits": [], "claimed": [], "conflicts": 0, "after_wait": 0, "causes": {},
+                "refused": 0, "exhausted": 0, "batches": 0, "combined": 0}
+    engine = db.engine(pool_size=max(threads, 1), max_overflow=0)
+    shared = SqlAlchemyStore(engine)
+    if threads == 1 and index >= 0:
+        report = consume_share(WorkerStore(shared, project_only), index, start, None)
+        report["batches"] = report["combined"] = 0
+    else:
+        import threading
+
+        import delimiter as d
+
+        combiner = d.Combiner(d.Config("nested"))
+        local_start = threading.Barrier(threads)
+        reports: list[Any] = [None] * threads
+
+        def thread(j: int) -> None:
+            try:
+                reports[j] = consume_share(
+                    WorkerStore(shared, project_only), index * threads + j, start, combiner, local_start
+                )
+            except BaseException:
+                reports[j] = traceback.format_exc()
+
+        pool = [threading.Thread(target=thread, args=(j,)) for j in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        failed = [r for r in reports if isinstance(r, str)]
+        if failed:
+            raise RuntimeError(failed[0])
+        report = {
+            key: [x for r in reports for x in r[key]] if key in ("commits", "claimed") else sum(r[key] for r in reports)
+            for key in ("commits", "claimed", "conflicts", "after_wait", "refused", "exhausted")
+        }
+        report["causes"] = {}
+        stats = combiner.stats
+        report["batches"], report["combined"] = stats.batches, stats.combined
+    report["causes"] = shared.conflict_causes()
+    engine.dispose()
+    return report
+
+
+def consume_share(
+    store: WorkerStore, index: int, start: Any, combiner: Any, local_start: Any = None
+) -> dict[str, Any]:
+    """OPS random consumes and releases of workload ``index``, through
+    ``delimiter.consume`` or ``combiner``, with the default retry policy."""
+    import delimiter as d
+
     config = d.Config("nested")
-    policy = d.RetryPolicy(max_attempts=8, base_delay_us=200, max_delay_us=5000, seed=index)
+    policy = d.RetryPolicy()
     # The Rust harness's xorshift, so both run the same workload.
     mask = (1 << 64) - 1
     rng = (0x9E3779B97F4A7C15 * (index + 1)) & mask
@@ -275,7 +351,10 @@ def work(db: Database, index: int, project_only: bool, start: Any) -> dict[str, 
     commits: list[tuple[str, int, int]] = []
     refused = exhausted = 0
     store.inner.read("org", list(RESOURCES))  # connect before the start line
-    start.wait()
+    if local_start is None or local_start.wait() == 0:
+        start.wait()  # one thread per process at the processes' barrier
+    if local_start is not None:
+        local_start.wait()
     for _ in range(OPS):
         project = TARGETS[below(len(TARGETS))]
         mine = held.setdefault(project, [0, 0])
@@ -286,7 +365,10 @@ def work(db: Database, index: int, project_only: bool, start: Any) -> dict[str, 
             deltas = (1 + below(2), 2 + below(5))
         request = d.Request(project, dict(zip(RESOURCES, deltas)))
         try:
-            d.consume(store, request, config, policy)
+            if combiner is None:
+                d.consume(store, request, config, policy)
+            else:
+                combiner.consume(store, request)
         except d.OverLimit:
             refused += 1
             continue
@@ -296,12 +378,11 @@ def work(db: Database, index: int, project_only: bool, start: Any) -> dict[str, 
         mine[0] += deltas[0]
         mine[1] += deltas[1]
         commits.append((project, *deltas))
-    engine.dispose()
     return {
         "commits": commits,
         "claimed": store.claimed,
         "conflicts": store.conflicts,
-        "causes": store.inner.conflict_causes(),
+        "after_wait": store.after_wait,
         "refused": refused,
         "exhausted": exhausted,
     }
@@ -313,9 +394,9 @@ def worker_main(index: int, jobs: Any, results: Any, start: Any) -> None:
         job = jobs.get()
         if job is None:
             return
-        db, project_only = job
+        db, project_only, threads = job
         try:
-            results.put((index, work(db, index, project_only, start)))
+            results.put((index, work(db, index, project_only, start, threads[index])))
         except BaseException:
             results.put((index, traceback.format_exc()))
 
@@ -326,7 +407,10 @@ class Audit:
     lost_updates: int = 0
     commits: int = 0
     conflicts: int = 0
+    after_wait: int = 0
     retries_exhausted: int = 0
+    batches: int = 0
+    combined: int = 0
     causes: Counter[str] = dataclasses.field(default_factory=Counter)
     #: Galera: nodes whose data differ from the first node's.
     diverged: int = 0
@@ -339,6 +423,10 @@ class Audit:
             f"commits={self.commits} conflicts={self.conflicts} "
             f"retries_exhausted={self.retries_exhausted}"
         )
+
+    def batches_part(self) -> str:
+        mean = self.combined / self.batches if self.batches else 0.0
+        return f" (batches={self.batches} mean_batch={mean:.1f}; conflicts after a wait: {self.after_wait})"
 
     def causes_line(self, kind: str) -> str:
         c = self.causes
@@ -369,9 +457,11 @@ class Pool:
         for p in self.processes:
             p.start()
 
-    def run(self, db: Database, project_only: bool) -> list[dict[str, Any]]:
+    def run(self, db: Database, project_only: bool, threads: tuple[int, ...]) -> list[dict[str, Any]]:
+        """``threads[i]``: worker i's threads (1: one consume at a time
+        without a combiner; 0: idle)."""
         for q in self.jobs:
-            q.put((db, project_only))
+            q.put((db, project_only, threads))
         outcomes: dict[int, Any] = {}
         while len(outcomes) < WORKERS:
             index, outcome = self.results.get(timeout=300)
@@ -388,7 +478,20 @@ class Pool:
             p.join(timeout=10)
 
 
-def run(pool: Pool, db: Database, project_only: bool) -> Audit:
+#: The shapes of a run: worker i's threads. One consume per process at a
+#: time; 16 threads in one process with one combiner; 4 processes of 4
+#: threads with a combiner each.
+PROCESSES = (1,) * WORKERS
+THREADS = (16,) + (0,) * (WORKERS - 1)
+MIXED = (4,) * 4 + (0,) * (WORKERS - 4)
+SHAPES = (
+    ("", PROCESSES),
+    (" (16 threads, one combiner)", THREADS),
+    (" (4 processes x 4 threads, a combiner each)", MIXED),
+)
+
+
+def run(pool: Pool, db: Database, project_only: bool, threads: tuple[int, ...] = PROCESSES) -> Audit:
     """One run on fresh tables, audited from the database itself."""
     from sqlalchemy import select, text
 
@@ -397,14 +500,17 @@ def run(pool: Pool, db: Database, project_only: bool) -> Audit:
     prepare(db)
     try:
         counters_before = db.node_counters() if isinstance(db, Galera) else None
-        reports = pool.run(db, project_only)
+        reports = pool.run(db, project_only, threads)
         audit = Audit()
         committed: Counter[tuple[str, str]] = Counter()
         claimed: set[tuple[str, int]] = set()
         for report in reports:
             audit.commits += len(report["commits"])
             audit.conflicts += report["conflicts"]
+            audit.after_wait += report["after_wait"]
             audit.retries_exhausted += report["exhausted"]
+            audit.batches += report["batches"]
+            audit.combined += report["combined"]
             audit.causes.update(report["causes"])
             for project, servers, cores in report["commits"]:
                 committed[(project, "servers")] += servers
@@ -471,7 +577,7 @@ def main() -> int:
     try:
         for kind, new in dbs:
             audit = run(pool, new(), mode == "project-only")
-            print(audit.line(kind), flush=True)
+            print(audit.line(kind) + f" (conflicts after a wait: {audit.after_wait})", flush=True)
             if kind in ("mariadb", "galera"):
                 print(audit.causes_line(kind), flush=True)
             if kind == "galera":
@@ -490,6 +596,12 @@ def main() -> int:
                 flush=True,
             )
             failed |= not caught
+
+            # The combined runs: the same audit.
+            for label, shape in SHAPES[1:]:
+                combined = run(pool, new(), mode == "project-only", shape)
+                print(combined.line(kind + label) + combined.batches_part(), flush=True)
+                failed |= combined.oversubscribed > 0 or combined.lost_updates > 0 or combined.commits == 0
     finally:
         pool.close()
     print(f"harness: {len(dbs)} database(s), {WORKERS} workers, {time.monotonic() - began:.1f} s", flush=True)

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 import threading
+import time
 from contextlib import contextmanager
 from typing import Any, Callable, Literal, Optional, TypeVar, Union
 
@@ -73,10 +74,13 @@ from sqlalchemy import (
     Text,
     bindparam,
     cast,
+    null,
     event,
     func,
     literal_column,
     select,
+    union,
+    union_all,
     update,
 )
 from sqlalchemy import insert as sql_insert
@@ -253,49 +257,141 @@ def _resources() -> Any:
     return bindparam("resources", expanding=True)
 
 
+def _batch_query(source: FromClause) -> Any:
+    """``read_batch``'s one statement: rows ``(kind, a, b, n)``, ``kind``
+    being ``p`` for a project (id, parent, generation or NULL), ``u`` for
+    local usage (project, resource, usage), ``r`` for a registered limit
+    (NULL, resource, limit) and ``l`` for a project limit (project,
+    resource, limit). The projects are those of the whole trees the members
+    (``:projects``) are in: their paths up (``up``), then everything under
+    the roots found (``down``); a cycle stored by mistake has no root, so
+    its nodes come from ``up`` alone and the component reports the cycle."""
+    start = select(
+        projects.c.project_id, projects.c.parent_id, literal_column("0").label("depth")
+    ).where(projects.c.project_id.in_(bindparam("projects", expanding=True)))
+    up = start.cte("batch_up", recursive=True)
+    above = projects.alias("above")
+    up = up.union_all(
+        select(above.c.project_id, above.c.parent_id, up.c.depth + literal_column("1")).where(
+            above.c.project_id == up.c.parent_id, up.c.depth < literal_column(str(_MAX_CHAIN))
+        )
+    )
+    roots = select(up.c.project_id, literal_column("0").label("depth")).where(up.c.parent_id.is_(None)).distinct()
+    down = roots.cte("batch_down", recursive=True)
+    below = projects.alias("below")
+    down = down.union_all(
+        select(below.c.project_id, down.c.depth + literal_column("1")).where(
+            below.c.parent_id == down.c.project_id, down.c.depth < literal_column(str(_MAX_CHAIN))
+        )
+    )
+    nodes = union(select(up.c.project_id), select(down.c.project_id)).cte("batch_nodes")
+    in_trees = select(nodes.c.project_id)
+    tree = (
+        select(
+            literal_column("'p'").label("kind"),
+            projects.c.project_id.label("a"),
+            projects.c.parent_id.label("b"),
+            generations.c.generation.label("n"),
+        )
+        .select_from(
+            nodes.join(projects, projects.c.project_id == nodes.c.project_id).outerjoin(
+                generations, generations.c.project_id == nodes.c.project_id
+            )
+        )
+    )
+    local = (
+        select(literal_column("'u'"), source.c.project_id, source.c.resource, cast(func.sum(source.c.usage), BigInteger))
+        .where(source.c.project_id.in_(in_trees), source.c.resource.in_(_resources()))
+        .group_by(source.c.project_id, source.c.resource)
+    )
+    registered = select(
+        literal_column("'r'"), null(), registered_limits.c.resource, registered_limits.c.limit_value
+    ).where(registered_limits.c.resource.in_(_resources()))
+    limits = select(
+        literal_column("'l'"), project_limits.c.project_id, project_limits.c.resource, project_limits.c.limit_value
+    ).where(project_limits.c.project_id.in_(in_trees), project_limits.c.resource.in_(_resources()))
+    return union_all(tree, local, registered, limits)
+
+
+def _depths(parent_of: dict[str, Optional[str]]) -> dict[str, int]:
+    """Each project's depth (a root is 1) from the parent links read; a
+    project whose chain leaves the links read (or loops) is left out."""
+    depths: dict[str, int] = {}
+    for start in parent_of:
+        chain: list[str] = []
+        at: Optional[str] = start
+        while at is not None and at not in depths and at in parent_of and len(chain) <= _MAX_CHAIN:
+            if at in chain:
+                break
+            chain.append(at)
+            at = parent_of[at]
+        if at is None:
+            base = 0
+        elif at in depths:
+            base = depths[at]
+        else:
+            continue
+        for k, node in enumerate(reversed(chain)):
+            depths[node] = base + k + 1
+    return depths
+
+
 class _Queries:
     """The read queries over one usage source (the counter table, or the
     service's counted rows)."""
 
     def __init__(self, source: FromClause) -> None:
-        path = _path_cte()
-        self.path = (
-            select(path.c.project_id, path.c.parent_id, generations.c.generation)
-            .select_from(path.outerjoin(generations, generations.c.project_id == path.c.project_id))
-            .order_by(path.c.depth)
-        )
-        total = cast(func.sum(source.c.usage), BigInteger)
-        self.local = (
-            select(source.c.resource, total)
-            .where(source.c.project_id == bindparam("project"), source.c.resource.in_(_resources()))
-            .group_by(source.c.resource)
-            .order_by(source.c.resource)
-        )
-        subtree = _subtree_cte(path)
-        self.subtree = (
-            select(subtree.c.anchor, source.c.resource, total)
-            .select_from(subtree.join(source, source.c.project_id == subtree.c.project_id))
-            .where(source.c.resource.in_(_resources()))
-            .group_by(subtree.c.anchor, source.c.resource)
-            .order_by(subtree.c.anchor, source.c.resource)
-        )
-        self.registered = (
-            select(registered_limits.c.resource, registered_limits.c.limit_value)
-            .where(registered_limits.c.resource.in_(_resources()))
-            .order_by(registered_limits.c.resource)
-        )
-        path_limits = _path_cte()
-        self.project_limits = (
-            select(project_limits.c.project_id, project_limits.c.resource, project_limits.c.limit_value)
-            .select_from(
-                path_limits.join(project_limits, project_limits.c.project_id == path_limits.c.project_id)
-            )
-            .where(project_limits.c.resource.in_(_resources()))
-            .order_by(path_limits.c.depth, project_limits.c.resource)
-        )
+        self.path = _path_query(source)
         self.usage_of = select(func.coalesce(cast(func.sum(source.c.usage), BigInteger), 0)).where(
             source.c.project_id == bindparam("project"), source.c.resource == bindparam("resource")
         )
+        self.batch = _batch_query(source)
+
+
+def _path_query(source: FromClause) -> Any:
+    """``read``'s one statement (one round trip, one read view): rows
+    ``(kind, a, b, n, depth)``, ``kind`` being ``p`` for a path node
+    (project, parent, generation or NULL, depth from the project), ``l`` for
+    the project's own usage (NULL, resource, usage), ``s`` for a path node's
+    subtree usage (node, resource, usage), ``r`` for a registered limit
+    (NULL, resource, limit) and ``q`` for a path node's own limit (project,
+    resource, limit, depth)."""
+    path = _path_cte()
+    total = cast(func.sum(source.c.usage), BigInteger)
+    nodes = select(
+        literal_column("'p'").label("kind"),
+        path.c.project_id.label("a"),
+        path.c.parent_id.label("b"),
+        generations.c.generation.label("n"),
+        path.c.depth.label("depth"),
+    ).select_from(path.outerjoin(generations, generations.c.project_id == path.c.project_id))
+    local = (
+        select(literal_column("'l'"), null(), source.c.resource, total, null())
+        .where(source.c.project_id == bindparam("project"), source.c.resource.in_(_resources()))
+        .group_by(source.c.resource)
+    )
+    subtree = _subtree_cte(path)
+    sums = (
+        select(literal_column("'s'"), subtree.c.anchor, source.c.resource, total, null())
+        .select_from(subtree.join(source, source.c.project_id == subtree.c.project_id))
+        .where(source.c.resource.in_(_resources()))
+        .group_by(subtree.c.anchor, source.c.resource)
+    )
+    registered = select(
+        literal_column("'r'"), null(), registered_limits.c.resource, registered_limits.c.limit_value, null()
+    ).where(registered_limits.c.resource.in_(_resources()))
+    limits = (
+        select(
+            literal_column("'q'"),
+            project_limits.c.project_id,
+            project_limits.c.resource,
+            project_limits.c.limit_value,
+            path.c.depth,
+        )
+        .select_from(path.join(project_limits, project_limits.c.project_id == path.c.project_id))
+        .where(project_limits.c.resource.in_(_resources()))
+    )
+    return union_all(nodes, local, sums, registered, limits)
 
 
 _counter_queries = _Queries(usage)
@@ -353,7 +449,29 @@ def _sqlite_begin(conn: Connection) -> None:
 
 
 class _Conflict(Exception):
-    """A claimed generation had moved: roll back, report a conflict."""
+    """A claimed generation had moved: roll back, report a conflict
+    (``waited``: after waiting for the winning writer)."""
+
+    def __init__(self, waited: bool = False) -> None:
+        super().__init__()
+        self.waited = waited
+
+
+class _MemberFailed(Exception):
+    """The rows of member ``index`` of a batch failed to write: roll back,
+    report that member."""
+
+    def __init__(self, index: int, error: BaseException) -> None:
+        super().__init__(index)
+        self.index = index
+        self.error = error
+
+
+#: A missed compare-and-update that took at least this long (from the
+#: start of the transaction on SQLite, where a writer waits at BEGIN
+#: IMMEDIATE; the UPDATE itself elsewhere) had waited for the winner:
+#: reported as conflict-after-wait. The default of ``waited_us``.
+_WAITED_US = 1000
 
 
 #: How many times ``read`` runs when a conflict (on Galera, a replicated
@@ -423,6 +541,7 @@ class SqlAlchemyStore:
         *,
         write_rows: Optional[WriteRows] = None,
         counted_usage: Union[FromClause, SelectBase, None] = None,
+        waited_us: int = _WAITED_US,
     ) -> None:
         kind = _KINDS.get(engine.dialect.name)
         if kind is None:
@@ -463,6 +582,11 @@ class SqlAlchemyStore:
         # Shared by the copies with_rows makes: one store, one count.
         self._causes = dict.fromkeys(_CAUSES, 0)
         self._causes_lock = threading.Lock()
+        self._waited_s = waited_us / 1e6
+        # Each project's depth, as the last batch reads saw the trees (a
+        # batch commit takes the rows of pure releases in the one row order
+        # with the claim's); shared by the copies with_rows makes.
+        self._depth_of: dict[str, int] = {}
 
     def conflict_causes(self) -> dict[str, int]:
         """The conflicts this store's commits reported so far, by cause
@@ -557,33 +681,43 @@ class SqlAlchemyStore:
         """One consistent snapshot of ``project``'s path: the projects from
         it up to the root, their generations, the limits on ``resources``,
         its local usage and every path node's subtree usage."""
-        q = self._queries
         params = {"project": project, "resources": list(resources)}
-
-        def rows(conn: Connection) -> tuple[Any, ...]:
-            # Generations first, in the same snapshot as the usage.
-            return tuple(
-                conn.execute(query, params).all()
-                for query in (q.path, q.local, q.subtree, q.registered, q.project_limits)
-            )
-
-        path, local, subtree, registered, limits = self._read(rows)
+        query = self._queries.path
+        # One statement: the generations in the same snapshot as the usage.
+        rows = self._read(lambda conn: conn.execute(query, params).all())
+        path: list[tuple[int, str, Optional[str], Optional[int]]] = []
+        local: list[d.ResourceUsage] = []
+        subtree: list[d.UsageEntry] = []
+        registered: list[d.RegisteredLimit] = []
+        limits: list[tuple[int, str, str, int]] = []
+        for kind, a, b, n, depth in rows:
+            if kind == "p":
+                path.append((int(depth), a, b, n))
+            elif kind == "l":
+                local.append(d.ResourceUsage(b, int(n)))
+            elif kind == "s":
+                subtree.append(d.UsageEntry(a, b, int(n)))
+            elif kind == "r":
+                registered.append(d.RegisteredLimit(b, int(n)))
+            else:
+                limits.append((int(depth), a, b, int(n)))
+        path.sort()
         gens = []
-        for pid, _parent, g in path:
+        for _depth, pid, _parent, g in path:
             if g is None:
                 continue  # the component reports it if the claim needs it
             if g < 0:
                 raise _storage_error(f"{self._kind}: negative generation {g} for {pid!r}")
             gens.append(d.Generation(pid, int(g)))
         return d.Snapshot(
-            projects=[d.Project(pid, parent) for pid, parent, _ in path],
+            projects=[d.Project(pid, parent) for _, pid, parent, _ in path],
             limits=d.Limits(
-                registered=[d.RegisteredLimit(r, int(v)) for r, v in registered],
-                project=[d.ProjectLimit(p, r, int(v)) for p, r, v in limits],
+                registered=sorted(registered, key=lambda r: r.resource),
+                project=[d.ProjectLimit(p, r, v) for _, p, r, v in sorted(limits)],
             ),
             usage=d.PathUsage(
-                local=[d.ResourceUsage(r, int(u)) for r, u in local],
-                subtree=[d.UsageEntry(a, r, int(u)) for a, r, u in subtree],
+                local=sorted(local, key=lambda u: u.resource),
+                subtree=sorted(subtree, key=lambda u: (u.project, u.resource)),
             ),
             generations=gens,
         )
