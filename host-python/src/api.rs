@@ -12,10 +12,10 @@ use crate::errors::to_pyerr;
 use crate::store::PyStore;
 use delimiter_embed::Error;
 use delimiter_embed::types as w;
-use std::sync::Arc;
 use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use std::sync::Arc;
 
 record! {
     @custom
@@ -300,7 +300,10 @@ pub fn consume_batch(
     out?.into_iter()
         .map(|result| match result {
             Ok(done) => Consumed(done).into_py_any(py),
-            Err(Error::Storage { mut error, attempts }) => {
+            Err(Error::Storage {
+                mut error,
+                attempts,
+            }) => {
                 // A member failure: the exception commit_batch gave with it.
                 if error.source.is_none()
                     && let Some(k) = member_errors.iter().position(|(m, _)| *m == error.message)
@@ -308,7 +311,9 @@ pub fn consume_batch(
                     let (_, original) = member_errors.remove(k);
                     error.source = Some(Arc::new(original));
                 }
-                Ok(to_pyerr(py, Error::Storage { error, attempts }).into_value(py).into_any())
+                Ok(to_pyerr(py, Error::Storage { error, attempts })
+                    .into_value(py)
+                    .into_any())
             }
             Err(e) => Ok(to_pyerr(py, e).into_value(py).into_any()),
         })

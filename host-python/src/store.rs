@@ -53,7 +53,11 @@ impl Store for Defaults {
         Err(StorageError::new("unused"))
     }
 
-    fn commit(&mut self, _: &[w::ClaimEntry], _: &w::Request) -> Result<w::CommitOutcome, StorageError> {
+    fn commit(
+        &mut self,
+        _: &[w::ClaimEntry],
+        _: &w::Request,
+    ) -> Result<w::CommitOutcome, StorageError> {
         Err(StorageError::new("unused"))
     }
 }
@@ -160,7 +164,8 @@ impl Store for PyStore {
     ) -> Result<w::CommitOutcome, StorageError> {
         self.call("commit", true, |py, store| {
             let request = Request(request.clone());
-            let outcome = store.call_method1(intern!(py, "commit"), (Self::claim(claim), request))?;
+            let outcome =
+                store.call_method1(intern!(py, "commit"), (Self::claim(claim), request))?;
             Self::outcome(&outcome).ok_or_else(|| {
                 let shown = outcome.repr().map(|r| r.to_string()).unwrap_or_default();
                 PyTypeError::new_err(format!(
@@ -225,8 +230,7 @@ impl Store for PyStore {
             ));
         }
         self.call("read_batch", true, |py, store| {
-            let snapshot =
-                store.call_method1(intern!(py, "read_batch"), (projects, resources))?;
+            let snapshot = store.call_method1(intern!(py, "read_batch"), (projects, resources))?;
             Self::snapshot("read_batch", &snapshot)
         })
     }

@@ -460,8 +460,45 @@ EVENTLET_SCRIPT = textwrap.dedent(
     assert used == net, (used, net)
     assert sum(used.values()) <= 10 and max(used.values()) <= 5
     assert refused, "the limits were reached"
-    print(f"eventlet ok: batches={{s.batches}} combined={{s.combined}} mean={{s.mean_batch:.1f}}")
     assert s.mean_batch > 1.5, s
+
+    # A follower that gives up waiting (eventlet.Timeout inside the wait)
+    # leaves the queue: the one behind it leads the next batch.
+    gate = threading.Event()
+
+    class Slow(BatchMemoryStore):
+        def read_batch(self, projects, resources):
+            gate.wait()
+            return super().read_batch(projects, resources)
+
+    slow, patient = Slow(), d.Combiner()
+    out = {{}}
+
+    def lead():
+        out["lead"] = patient.consume(slow, d.Request("a", {{"servers": 1}})).attempts
+
+    def impatient():
+        try:
+            with eventlet.Timeout(0.05):
+                patient.consume(slow, d.Request("a", {{"servers": 1}}))
+        except eventlet.Timeout:
+            out["impatient"] = "gave up"
+
+    def late():
+        out["late"] = patient.consume(slow, d.Request("b", {{"servers": 1}})).attempts
+
+    waiting = []
+    for target in (lead, impatient, late):
+        waiting.append(threading.Thread(target=target))
+        waiting[-1].start()
+        eventlet.sleep(0.01)
+    eventlet.sleep(0.1)
+    gate.set()
+    for t in waiting:
+        t.join()
+    assert out == {{"lead": 1, "impatient": "gave up", "late": 1}}, out
+    assert (slow.used("a"), slow.used("b")) == (1, 1)
+    print(f"eventlet ok: batches={{s.batches}} combined={{s.combined}} mean={{s.mean_batch:.1f}}")
     """
 )
 

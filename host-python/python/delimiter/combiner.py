@@ -260,14 +260,23 @@ class Combiner:
         slot = _Slot(request, store)
         with group.cond:
             group.queue.append(slot)
-            while not slot.done:
-                if not group.busy and group.queue[0] is slot:
-                    group.busy = True
-                    batch = self._take(group.queue, _takes_stores(store))
-                    break
-                group.cond.wait()
-            else:
-                return slot.outcome()
+            try:
+                while not slot.done:
+                    if not group.busy and group.queue[0] is slot:
+                        group.busy = True
+                        batch = self._take(group.queue, _takes_stores(store))
+                        break
+                    group.cond.wait()
+                else:
+                    return slot.outcome()
+            except BaseException:
+                # Interrupted while waiting (KeyboardInterrupt, a green
+                # thread killed or timed out): leave the queue, unless a
+                # leader already took the request (it runs, unread).
+                if slot in group.queue:
+                    group.queue.remove(slot)
+                    group.cond.notify_all()
+                raise
         self._lead(group, batch, store)
         return slot.outcome()
 
