@@ -815,10 +815,12 @@ class SqlAlchemyStore:
         this one: member ``i``'s rows are written with ``stores[i]``'s
         ``write_rows`` (say, a ``with_rows`` binding of that caller's)."""
         members = list(members)
-        writers = [
-            (self if stores is None or stores[i] is None else stores[i])._write_rows  # type: ignore[union-attr]
-            for i in range(len(members))
-        ]
+        writers: list[Optional[WriteRows]] = []
+        for i in range(len(members)):
+            own = self if stores is None or stores[i] is None else stores[i]
+            if not isinstance(own, SqlAlchemyStore):
+                raise TypeError(f"commit_batch's stores are SqlAlchemyStores (or None), not {type(own).__name__}")
+            writers.append(own._write_rows)
         if self._counted and any(w is None for w in writers):
             raise ValueError("counted_usage needs write_rows for every member")
         claimed = {c.project for c in claim}
