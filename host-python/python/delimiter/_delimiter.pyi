@@ -503,8 +503,12 @@ def consume(
     fuel: int | None = None,
     memory_limit: int | None = None,
 ) -> Consumed:
-    """Read, decide, commit through ``store``, retrying conflicts. Raises
-    ``OverLimit``, ``RetriesExhausted``, ``InvalidInput``, ``GuestFault``,
+    """Read, decide, commit through ``store``, retrying conflicts: at once
+    after ``CONFLICT_AFTER_WAIT``, after a jittered backoff after
+    ``CONFLICT``, until ``policy``'s deadline (default 2 s, on the store's
+    ``now_us`` clock) or attempt cap (default 100). A refusal is final.
+    Raises ``OverLimit``, ``RetriesExhausted``, ``InvalidInput`` (also
+    ``invalid-config`` for a bad policy, before any store call), ``GuestFault``,
     or ``StorageError`` when a store method raised one: its ``attempts`` is
     the attempt that failed and its ``original`` (also its ``__cause__``)
     the storage's own exception (the ``original`` the store's
