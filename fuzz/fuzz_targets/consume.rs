@@ -1,21 +1,26 @@
-//! The consume driver against a scripted store (snapshots, conflicts and
-//! storage errors in any order): no panic; a commit only ever carries the
-//! claim of an admission on the snapshot just read; the outcome says what
-//! happened (a success is the last commit, committed; a refusal is final
-//! and its violations are those of the last snapshot; retries run out only
-//! after every attempt conflicted); one backoff between attempts.
+//! The consume driver against a scripted store (snapshots, conflicts that
+//! did or did not wait, storage errors, a virtual clock and entropy, in any
+//! order): no panic; a commit only ever carries the claim of an admission
+//! on the snapshot just read; the outcome says what happened (a success is
+//! the last commit, committed; a refusal is final, returned at once, and
+//! its violations are those of the last snapshot; retries run out only
+//! after every attempt lost, when the attempt cap or the deadline says
+//! so); and the loop keeps its budget (`Retries::check`: no attempt starts
+//! past the deadline, so a call never lasts longer than the deadline plus
+//! one attempt; backoffs within [cap / 2, cap], none after a waited
+//! conflict; one draw of entropy per unseeded call).
 #![no_main]
 
 use arbitrary::{Arbitrary, Result, Unstructured};
 use delimiter_core::*;
-use delimiter_fuzz::{self as f};
+use delimiter_fuzz::{self as f, Clock, Retries};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Clone)]
 enum Step {
     Read(Snapshot),
     ReadFails,
-    Commit(CommitOutcome),
+    Commit(Vec<ClaimEntry>, CommitOutcome),
     CommitFails,
 }
 
@@ -27,8 +32,11 @@ struct Input {
     /// The snapshots reads return, in turn (the last one repeats).
     snapshots: Vec<Snapshot>,
     reads_fail_at: Option<u8>,
-    /// What each commit does, in turn (then: committed).
+    /// What each commit does, in turn (None: a storage error) ...
     commits: Vec<Option<CommitOutcome>>,
+    /// ... and then, every time.
+    then: CommitOutcome,
+    clock: Clock,
 }
 
 impl<'a> Arbitrary<'a> for Input {
@@ -47,34 +55,33 @@ impl<'a> Arbitrary<'a> for Input {
             .map(|_| {
                 Ok(match u.int_in_range(0u8..=4)? {
                     0 => None,
-                    1 | 2 => Some(CommitOutcome::Conflict),
-                    _ => Some(CommitOutcome::Committed),
+                    _ => Some(f::commit_outcome(u)?),
                 })
             })
             .collect::<Result<_>>()?;
         Ok(Input {
             config: s.config,
-            policy: RetryPolicy {
-                max_attempts: u.int_in_range(0..=6)?,
-                base_delay_us: u.arbitrary()?,
-                max_delay_us: u.arbitrary()?,
-                seed: u.arbitrary()?,
-            },
+            policy: f::policy(u)?,
             request: s.request,
             snapshots,
             reads_fail_at: u.arbitrary()?,
             commits,
+            then: if u.arbitrary()? {
+                CommitOutcome::Committed
+            } else {
+                f::commit_outcome(u)?
+            },
+            clock: u.arbitrary()?,
         })
     }
 }
 
 struct Scripted<'i> {
     input: &'i Input,
-    config: Config,
     log: Vec<Step>,
     reads: usize,
     commits: usize,
-    backoffs: u32,
+    retries: Retries,
 }
 
 impl Store for Scripted<'_> {
@@ -84,6 +91,22 @@ impl Store for Scripted<'_> {
         resources: &[&str],
     ) -> std::result::Result<Snapshot, StorageError> {
         assert_eq!(project, self.input.request.project);
+        let wanted: Vec<&str> = self
+            .input
+            .request
+            .deltas
+            .iter()
+            .map(|d| d.resource.as_str())
+            .collect();
+        assert_eq!(resources, wanted.as_slice());
+        // A read follows the start, a lost commit or a backoff: never a
+        // read whose decision was final.
+        assert!(
+            matches!(self.log.last(), None | Some(Step::Commit(_, _))),
+            "a read after {:?}",
+            self.log.last()
+        );
+        self.retries.attempt();
         let at = self.reads;
         self.reads += 1;
         if self.input.reads_fail_at.map(usize::from) == Some(at) {
@@ -107,11 +130,12 @@ impl Store for Scripted<'_> {
             panic!("a commit not right after a read: {:?}", self.log)
         };
         assert_eq!(
-            evaluate(&self.config, snapshot, request),
+            evaluate(&self.input.config, snapshot, request),
             Ok(Decision::Admitted {
                 claim: claim.to_vec()
             })
         );
+        self.retries.spend();
         let at = self.commits;
         self.commits += 1;
         match self
@@ -119,10 +143,13 @@ impl Store for Scripted<'_> {
             .commits
             .get(at)
             .copied()
-            .unwrap_or(Some(CommitOutcome::Committed))
+            .unwrap_or(Some(self.input.then))
         {
             Some(outcome) => {
-                self.log.push(Step::Commit(outcome));
+                self.log.push(Step::Commit(claim.to_vec(), outcome));
+                if outcome != CommitOutcome::Committed {
+                    self.retries.lost(outcome);
+                }
                 Ok(outcome)
             }
             None => {
@@ -133,37 +160,44 @@ impl Store for Scripted<'_> {
     }
 
     fn backoff(&mut self, attempt: u32, delay_us: u64) {
-        self.backoffs += 1;
-        assert_eq!(attempt, self.backoffs);
-        assert!(delay_us <= self.input.policy.max_delay_us, "{delay_us}");
+        self.retries.backoff(attempt, delay_us);
+    }
+
+    fn now_us(&mut self) -> u64 {
+        self.retries.now_us()
+    }
+
+    fn entropy(&mut self) -> u64 {
+        self.retries.entropy()
     }
 }
 
 fuzz_target!(|input: Input| {
     let mut store = Scripted {
         input: &input,
-        config: input.config,
         log: vec![],
         reads: 0,
         commits: 0,
-        backoffs: 0,
+        retries: Retries::new(input.policy, input.clock.clone()),
     };
     let got = consume(&input.config, &input.policy, &mut store, &input.request);
     let attempts = store.reads as u32;
-    assert!(attempts <= input.policy.max_attempts);
+    assert_eq!(attempts, store.retries.attempts());
     match &got {
         Ok(done) => {
             assert_eq!(done.attempts, attempts);
-            assert!(matches!(
-                store.log.last(),
-                Some(Step::Commit(CommitOutcome::Committed))
-            ));
+            let Some(Step::Commit(claim, CommitOutcome::Committed)) = store.log.last() else {
+                panic!("a success without a commit: {:?}", store.log)
+            };
+            assert_eq!(&done.claim, claim);
         }
         Err(ConsumeError::OverLimit {
             violations,
             attempts: a,
         }) => {
             assert_eq!(*a, attempts);
+            // Final: the last thing the driver did was the read it was
+            // refused on.
             let Some(Step::Read(snapshot)) = store.log.last() else {
                 panic!("{:?}", store.log)
             };
@@ -175,17 +209,15 @@ fuzz_target!(|input: Input| {
             );
         }
         Err(ConsumeError::RetriesExhausted { attempts: a }) => {
-            assert_eq!(
-                (*a, attempts),
-                (input.policy.max_attempts, input.policy.max_attempts)
-            );
+            assert_eq!(*a, attempts);
             assert_eq!(store.commits as u32, attempts, "every attempt committed");
-            let conflicts = store
-                .log
-                .iter()
-                .filter(|s| matches!(s, Step::Commit(CommitOutcome::Conflict)))
-                .count();
-            assert_eq!(conflicts as u32, attempts, "and every commit conflicted");
+            assert!(
+                store
+                    .log
+                    .iter()
+                    .all(|s| !matches!(s, Step::Commit(_, CommitOutcome::Committed))),
+                "and every commit lost"
+            );
         }
         Err(ConsumeError::Storage { attempts: a, .. }) => {
             assert_eq!(*a, attempts);
@@ -194,13 +226,23 @@ fuzz_target!(|input: Input| {
                 Some(Step::ReadFails | Step::CommitFails)
             ));
         }
-        Err(ConsumeError::Invalid(_)) => {
-            assert!(!matches!(
-                store.log.last(),
-                Some(Step::Commit(_) | Step::CommitFails)
-            ));
-        }
+        Err(ConsumeError::Invalid(e)) => match input.policy.check() {
+            Err(bad) => {
+                assert_eq!(e, &bad);
+                assert!(store.log.is_empty());
+            }
+            Ok(()) => {
+                let Some(Step::Read(snapshot)) = store.log.last() else {
+                    panic!("{:?}", store.log)
+                };
+                assert_eq!(
+                    evaluate(&input.config, snapshot, &input.request),
+                    Err(e.clone())
+                );
+            }
+        },
     }
-    // One backoff between attempts, none after the last.
-    assert_eq!(store.backoffs, attempts.saturating_sub(1));
+    store
+        .retries
+        .check(matches!(got, Err(ConsumeError::RetriesExhausted { .. })));
 });
