@@ -6,7 +6,9 @@
 //! collects the members, a [`BatchStore`] reads and commits for them.
 
 use crate::claim::ClaimEntry;
-use crate::consume::{Budget, CommitOutcome, ConsumeError, Consumed, RetryPolicy, StorageError, Store};
+use crate::consume::{
+    Budget, CommitOutcome, ConsumeError, Consumed, RetryPolicy, StorageError, Store,
+};
 use crate::decide::{Decision, Request, evaluate_after};
 use crate::error::Result;
 use crate::model::Config;
@@ -45,7 +47,11 @@ pub fn evaluate_batch(
 /// The claims of a batch's admissions as one list, each (project,
 /// generation) once, in the one row order every commit path takes: root
 /// first, then by depth, then by project id (semantics, "Claims").
-pub fn union_claims(config: &Config, snapshot: &Snapshot, claims: &[&[ClaimEntry]]) -> Vec<ClaimEntry> {
+pub fn union_claims(
+    config: &Config,
+    snapshot: &Snapshot,
+    claims: &[&[ClaimEntry]],
+) -> Vec<ClaimEntry> {
     let depth_of: BTreeMap<&str, u32> = match config
         .effective_max_depth()
         .and_then(|max| Tree::build(&snapshot.projects, max))
@@ -53,7 +59,10 @@ pub fn union_claims(config: &Config, snapshot: &Snapshot, claims: &[&[ClaimEntry
         Ok(tree) => claims
             .iter()
             .flat_map(|c| c.iter())
-            .filter_map(|e| tree.lookup(&e.project).map(|n| (e.project.as_str(), tree.depth(n))))
+            .filter_map(|e| {
+                tree.lookup(&e.project)
+                    .map(|n| (e.project.as_str(), tree.depth(n)))
+            })
             .collect(),
         // Claims come from decisions on this snapshot, so its tree is
         // valid; were it not, id order is still one order.
@@ -89,8 +98,11 @@ pub trait BatchStore: Store {
     /// Reads, in ONE read view, the limits, usage (local form, with every
     /// project of the members' paths) and generations of the paths of all
     /// `projects` for `resources`.
-    fn read_batch(&mut self, projects: &[&str], resources: &[&str])
-    -> std::result::Result<Snapshot, StorageError>;
+    fn read_batch(
+        &mut self,
+        projects: &[&str],
+        resources: &[&str],
+    ) -> std::result::Result<Snapshot, StorageError>;
 
     /// In ONE transaction: compares and bumps every entry of `claim` once,
     /// in the order given (the one row order), and writes the rows of
@@ -117,7 +129,10 @@ pub fn consume_batch<S: BatchStore + ?Sized>(
     requests: &[Request],
 ) -> Vec<std::result::Result<Consumed, ConsumeError>> {
     if let Err(e) = policy.check() {
-        return requests.iter().map(|_| Err(ConsumeError::Invalid(e.clone()))).collect();
+        return requests
+            .iter()
+            .map(|_| Err(ConsumeError::Invalid(e.clone())))
+            .collect();
     }
     let mut results: Vec<Option<std::result::Result<Consumed, ConsumeError>>> =
         requests.iter().map(|_| None).collect();
@@ -146,7 +161,9 @@ pub fn consume_batch<S: BatchStore + ?Sized>(
         };
         // Decided again after a member's rows failed, without that member.
         loop {
-            let pending: Vec<usize> = (0..requests.len()).filter(|&i| results[i].is_none()).collect();
+            let pending: Vec<usize> = (0..requests.len())
+                .filter(|&i| results[i].is_none())
+                .collect();
             let members: Vec<Request> = pending.iter().map(|&i| requests[i].clone()).collect();
             let decisions = evaluate_batch(config, &snapshot, &members);
             let admitted: Vec<(usize, &[ClaimEntry])> = decisions
@@ -183,7 +200,10 @@ pub fn consume_batch<S: BatchStore + ?Sized>(
                             Err(e) => Err(ConsumeError::Invalid(e)),
                         });
                     }
-                    return results.into_iter().map(|r| r.expect("every member decided")).collect();
+                    return results
+                        .into_iter()
+                        .map(|r| r.expect("every member decided"))
+                        .collect();
                 }
                 BatchOutcome::MemberFailed { index, error } => {
                     let Some(&(m, _)) = admitted.get(index as usize) else {

@@ -45,10 +45,12 @@ pub fn max_count(
     let limited = positive()
         .flat_map(|&r| {
             let d = per_unit[r].delta;
-            view.constraints[r].iter().filter_map(move |c| match c.limit {
-                Limit::Finite(limit) => Some((limit - c.usage).max(0) / d),
-                Limit::Unlimited => None,
-            })
+            view.constraints[r]
+                .iter()
+                .filter_map(move |c| match c.limit {
+                    Limit::Finite(limit) => Some((limit - c.usage).max(0) / d),
+                    Limit::Unlimited => None,
+                })
         })
         .min();
     // evaluate's checked arithmetic: usage plus the delta must fit in 64
@@ -58,7 +60,9 @@ pub fn max_count(
     let in_range = positive()
         .flat_map(|&r| {
             let d = per_unit[r].delta;
-            view.constraints[r].iter().map(move |c| (i64::MAX - c.usage) / d)
+            view.constraints[r]
+                .iter()
+                .map(move |c| (i64::MAX - c.usage) / d)
         })
         .min();
     let fit = limited.map(|n| in_range.map_or(n, |m| n.min(m)));

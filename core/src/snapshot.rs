@@ -156,7 +156,9 @@ impl<'a> View<'a> {
                 resource: resource.to_string(),
             };
             if node == self.path[0] {
-                self.local[r] = self.local[r].checked_add(delta).ok_or_else(|| overflow(node))?;
+                self.local[r] = self.local[r]
+                    .checked_add(delta)
+                    .ok_or_else(|| overflow(node))?;
             }
             for (k, &n) in self.path.iter().enumerate() {
                 if above.contains(&n) {

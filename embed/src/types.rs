@@ -53,7 +53,10 @@ impl Limits {
     /// then is the config's `missing-limit`). -1 is unlimited. The first
     /// match wins; `validate` reports duplicates.
     pub fn limit_of(&self, project: &str, resource: &str) -> Option<i64> {
-        let own = self.project.iter().find(|l| l.project == project && l.resource == resource);
+        let own = self
+            .project
+            .iter()
+            .find(|l| l.project == project && l.resource == resource);
         own.map(|l| l.limit).or_else(|| {
             let registered = self.registered.iter().find(|l| l.resource == resource);
             registered.map(|l| l.limit)

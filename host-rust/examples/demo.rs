@@ -68,10 +68,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 scope.spawn(move || -> Result<[u32; 4], Error> {
                     let mut store = SqliteStore::open(path).expect("the demo database opens");
                     let mut enforcer = Enforcer::new();
-                    let policy = RetryPolicy {
-                        seed: w,
-                        ..RetryPolicy::default()
-                    };
+                    // The default policy: a 2 s deadline, jitter drawn per call.
+                    let policy = RetryPolicy::default();
                     let mut rng = 0x2545_F491_4F6C_DD1Du64 ^ (w + 1);
                     let mut next = move |n: u64| {
                         rng ^= rng << 13;

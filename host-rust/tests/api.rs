@@ -261,7 +261,7 @@ fn every_invalid_input() -> Vec<(Error, InvalidInput, &'static str)> {
         (
             eval(&snapshot(), &one("")),
             EmptyId(EmptyIdInfo {
-                what: IdKind::Project
+                what: IdKind::Project,
             }),
             "empty project id",
         ),
@@ -271,14 +271,14 @@ fn every_invalid_input() -> Vec<(Error, InvalidInput, &'static str)> {
                 &one("a"),
             ),
             EmptyId(EmptyIdInfo {
-                what: IdKind::Parent
+                what: IdKind::Parent,
             }),
             "empty parent id",
         ),
         (
             eval(&snapshot(), &Request::new("a", vec![Delta::new("", 1)])),
             EmptyId(EmptyIdInfo {
-                what: IdKind::Resource
+                what: IdKind::Resource,
             }),
             "empty resource id",
         ),

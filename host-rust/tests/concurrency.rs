@@ -393,7 +393,11 @@ struct WorkerStore {
 
 impl WorkerStore {
     fn cut(&self, claim: &[ClaimEntry]) -> Vec<ClaimEntry> {
-        let keep = if self.project_only { claim.len().min(1) } else { claim.len() };
+        let keep = if self.project_only {
+            claim.len().min(1)
+        } else {
+            claim.len()
+        };
         claim[..keep].to_vec()
     }
 
@@ -583,7 +587,10 @@ fn run(db: &Db, project_only: bool, workers: Workers) -> Audit {
                         scope.spawn(move || worker(db, i, project_only, Some(combiner)))
                     })
                     .collect();
-                handles.into_iter().map(|h| h.join().expect("a worker thread failed")).collect()
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a worker thread failed"))
+                    .collect()
             });
             let stats = combiner.stats();
             println!(
@@ -634,7 +641,11 @@ fn run_processes(db: &Db, project_only: bool) -> Vec<String> {
         .into_iter()
         .map(|child| {
             let output = child.wait_with_output().unwrap();
-            assert!(output.status.success(), "a worker failed: {}", output.status);
+            assert!(
+                output.status.success(),
+                "a worker failed: {}",
+                output.status
+            );
             String::from_utf8(output.stdout).unwrap()
         })
         .collect()
@@ -745,7 +756,11 @@ fn report(db: &Db, workers: Workers, audit: &Audit) {
     println!(
         "{}{}: oversubscribed={} lost_updates={} commits={} conflicts={} retries_exhausted={}",
         db.name(),
-        if workers == Workers::Threads { " threads" } else { "" },
+        if workers == Workers::Threads {
+            " threads"
+        } else {
+            ""
+        },
         audit.oversubscribed,
         audit.lost_updates,
         audit.commits,

@@ -272,7 +272,9 @@ fn sqlite_batch_read_holds_the_whole_tree_in_local_form() {
     let path = db_path("batch-read");
     let mut store = sqlite(&path);
     let mut enforcer = Enforcer::new();
-    enforcer.consume(&config(), &quick(), &mut store, &servers("b", 3)).unwrap();
+    enforcer
+        .consume(&config(), &quick(), &mut store, &servers("b", 3))
+        .unwrap();
     let snapshot = store
         .read_batch(&["a".to_string()], &["servers".to_string()])
         .unwrap();
@@ -280,12 +282,20 @@ fn sqlite_batch_read_holds_the_whole_tree_in_local_form() {
     ids.sort();
     assert_eq!(ids, ["a", "b", "org", "team"], "a's whole tree, b included");
     assert_eq!(snapshot.generations.len(), 4);
-    assert_eq!(snapshot.usage, Usage::Local(vec![UsageEntry::new("b", "servers", 3)]));
+    assert_eq!(
+        snapshot.usage,
+        Usage::Local(vec![UsageEntry::new("b", "servers", 3)])
+    );
     // a batch of two decides the second against the first's deltas
     let requests = [servers("a", 6), servers("a", 2)];
-    let decided = enforcer.evaluate_batch(&config(), &snapshot, &requests).unwrap();
+    let decided = enforcer
+        .evaluate_batch(&config(), &snapshot, &requests)
+        .unwrap();
     assert!(decided[0].as_ref().unwrap().is_admitted(), "6 + 3 <= 10");
-    assert!(!decided[1].as_ref().unwrap().is_admitted(), "3 + 6 + 2 > 10");
+    assert!(
+        !decided[1].as_ref().unwrap().is_admitted(),
+        "3 + 6 + 2 > 10"
+    );
 }
 
 #[test]
@@ -326,8 +336,18 @@ fn two_default_policies_back_off_differently() {
     let default = RetryPolicy::default();
     let (one, two) = (run(&default), run(&default));
     assert!(one.len() > 5 && two.len() > 5);
-    assert!(one.iter().sum::<u64>() < default.deadline_us, "stopped by the 2 s deadline");
+    assert!(
+        one.iter().sum::<u64>() < default.deadline_us,
+        "stopped by the 2 s deadline"
+    );
     assert_ne!(one, two, "the default policy draws its jitter per call");
-    let seeded = RetryPolicy { seed: Some(42), ..default };
-    assert_eq!(run(&seeded), run(&seeded), "a fixed seed backs off in lockstep");
+    let seeded = RetryPolicy {
+        seed: Some(42),
+        ..default
+    };
+    assert_eq!(
+        run(&seeded),
+        run(&seeded),
+        "a fixed seed backs off in lockstep"
+    );
 }

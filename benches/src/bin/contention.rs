@@ -30,35 +30,47 @@ mod pg;
 mod workload;
 
 use delimiter::{
-    Decision, Delta, Enforcer, Limits, Project, RegisteredLimit, Request, RetryPolicy, Snapshot,
-    Usage, UsageEntry,
+    Combiner, CombinerStats, Decision, Delta, Enforcer, Limits, Project, RegisteredLimit, Request,
+    RetryPolicy, Snapshot, Usage, UsageEntry,
 };
 use driver::{Outcome, Profile, Worker};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::Barrier;
+use std::io::{BufRead, Write as _};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 use workload::{Rng, Size};
 
 const PG_VAR: &str = "DELIMITER_TEST_POSTGRES_URL";
+/// Set in a child process of a `generation-cas-4p` cell: the parent's pid.
+const CHILD_PARENT: &str = "DELIMITER_BENCH_CHILD_OF";
 const MY_VAR: &str = "DELIMITER_TEST_MARIADB_URL";
 /// A worker that meets this many refusals in a row, none at the root, stops:
 /// what is left anywhere is smaller than the requests.
 const MAX_REFUSALS_IN_A_ROW: u32 = 64;
 
-/// The retry budget of the `-20` strategies.
+/// The retry budget of the `-20` strategy.
 const PATIENT_ATTEMPTS: u32 = 20;
+
+/// The processes of the `generation-cas-4p` cells.
+const PROCESSES: usize = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
+    /// Delimiter as a service runs it: every worker thread of the cell
+    /// consumes through one shared `Combiner`, on the default policy
+    /// (a 2 s deadline, jitter drawn per call).
     GenerationCas,
+    /// The same workers each consuming alone (`Enforcer::consume`), on the
+    /// default policy: what combining adds.
+    GenerationCasLone,
+    /// [`PROCESSES`] processes of N / 4 threads, one combiner each: the
+    /// processes' batches contend with each other.
+    GenerationCasProcesses,
     ForUpdate,
     Serializable,
-    /// The two retrying strategies again with a budget of
-    /// [`PATIENT_ATTEMPTS`] attempts instead of the driver's default 5: under
-    /// contention the default runs out, and a worker whose consume ran out
-    /// retries at once with a fresh request, which feeds the contention.
-    GenerationCasPatient,
+    /// Serializable again with a budget of [`PATIENT_ATTEMPTS`] attempts.
     SerializablePatient,
     /// Not in the table: the same read-decide-write at READ COMMITTED with
     /// no lock and no compare-and-update, run only under
@@ -68,19 +80,22 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// The table's strategies; `generation-cas-lone` and `unguarded` run
+    /// only when named (DELIMITER_BENCH_STRATEGIES, DELIMITER_BENCH_UNGUARDED).
     const ALL: [Strategy; 5] = [
         Strategy::GenerationCas,
+        Strategy::GenerationCasProcesses,
         Strategy::ForUpdate,
         Strategy::Serializable,
-        Strategy::GenerationCasPatient,
         Strategy::SerializablePatient,
     ];
 
-    /// The worker that runs this strategy (the patient ones are the same
-    /// workers with a larger retry budget).
+    /// The worker that runs this strategy.
     pub fn kind(self) -> Strategy {
         match self {
-            Strategy::GenerationCasPatient => Strategy::GenerationCas,
+            Strategy::GenerationCasLone | Strategy::GenerationCasProcesses => {
+                Strategy::GenerationCas
+            }
             Strategy::SerializablePatient => Strategy::Serializable,
             other => other,
         }
@@ -88,7 +103,7 @@ impl Strategy {
 
     fn max_attempts(self, default: u32) -> u32 {
         match self {
-            Strategy::GenerationCasPatient | Strategy::SerializablePatient => PATIENT_ATTEMPTS,
+            Strategy::SerializablePatient => PATIENT_ATTEMPTS,
             _ => default,
         }
     }
@@ -96,13 +111,27 @@ impl Strategy {
     pub fn name(self) -> &'static str {
         match self {
             Strategy::GenerationCas => "generation-cas",
+            Strategy::GenerationCasLone => "generation-cas-lone",
+            Strategy::GenerationCasProcesses => "generation-cas-4p",
             Strategy::ForUpdate => "for-update",
             Strategy::Serializable => "serializable",
             Strategy::Unguarded => "unguarded",
-            Strategy::GenerationCasPatient => "generation-cas-20",
             Strategy::SerializablePatient => "serializable-20",
         }
     }
+
+    fn by_name(name: &str) -> Option<Strategy> {
+        Strategy::ALL
+            .into_iter()
+            .chain([Strategy::GenerationCasLone, Strategy::Unguarded])
+            .find(|s| s.name() == name)
+    }
+}
+
+/// Names the run's tables: this process's id, or the parent's in a child
+/// of a `generation-cas-4p` cell.
+pub fn run_id() -> String {
+    std::env::var(CHILD_PARENT).unwrap_or_else(|_| std::process::id().to_string())
 }
 
 enum Db {
@@ -141,10 +170,15 @@ impl Db {
             Db::Mariadb(d) => d.drop_all(),
         }
     }
-    fn worker(&self, strategy: Strategy, policy: RetryPolicy) -> Result<Box<dyn Worker>, String> {
+    fn worker(
+        &self,
+        strategy: Strategy,
+        policy: RetryPolicy,
+        combiner: Option<Arc<Combiner>>,
+    ) -> Result<Box<dyn Worker>, String> {
         match self {
-            Db::Postgres(d) => d.worker(strategy, policy),
-            Db::Mariadb(d) => d.worker(strategy, policy),
+            Db::Postgres(d) => d.worker(strategy, policy, combiner),
+            Db::Mariadb(d) => d.worker(strategy, policy, combiner),
         }
     }
 }
@@ -165,6 +199,61 @@ struct Tally {
     finished: Option<Instant>,
 }
 
+impl Tally {
+    /// One line of JSON, for a child process to hand its tallies to the
+    /// parent (`finished` as nanoseconds after `go`).
+    fn to_json(&self, go: Instant) -> Value {
+        let sums: Vec<Value> = self
+            .admitted_sums
+            .iter()
+            .map(|((p, r), v)| json!([p, r, v]))
+            .collect();
+        let p = &self.profile;
+        json!({
+            "admitted": self.admitted, "refused": self.refused, "exhausted": self.exhausted,
+            "conflicts": self.conflicts, "latencies": self.latencies, "sums": sums,
+            "profile": [p.read.as_nanos() as u64, p.evaluate.as_nanos() as u64,
+                        p.commit.as_nanos() as u64, p.backoff.as_nanos() as u64],
+            "hit_deadline": self.hit_deadline,
+            "finished_ns": self.finished.map(|f| f.saturating_duration_since(go).as_nanos() as u64),
+        })
+    }
+
+    fn from_json(v: &Value, go: Instant) -> Option<Tally> {
+        let n = |k: &str| v[k].as_u64();
+        let ns = |i: usize| Duration::from_nanos(v["profile"][i].as_u64().unwrap_or(0));
+        Some(Tally {
+            admitted: n("admitted")?,
+            refused: n("refused")?,
+            exhausted: n("exhausted")?,
+            conflicts: n("conflicts")?,
+            latencies: v["latencies"]
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_u64)
+                .collect(),
+            admitted_sums: v["sums"]
+                .as_array()?
+                .iter()
+                .filter_map(|t| {
+                    Some((
+                        (t[0].as_str()?.to_string(), t[1].as_str()?.to_string()),
+                        t[2].as_i64()?,
+                    ))
+                })
+                .collect(),
+            profile: Profile {
+                read: ns(0),
+                evaluate: ns(1),
+                commit: ns(2),
+                backoff: ns(3),
+            },
+            hit_deadline: v["hit_deadline"].as_bool()?,
+            finished: n("finished_ns").map(|f| go + Duration::from_nanos(f)),
+        })
+    }
+}
+
 /// One cell's result.
 struct Cell {
     db: &'static str,
@@ -182,9 +271,22 @@ struct Cell {
     hit_deadline: bool,
     profile: Profile,
     calls: u64,
+    /// The combiners' batches and the consumes they carried.
+    combined: CombinerStats,
 }
 
 impl Cell {
+    /// Consumes per batch, when the cell combined.
+    fn mean_batch(&self) -> Option<f64> {
+        (self.combined.batches > 0)
+            .then(|| self.combined.members as f64 / self.combined.batches as f64)
+    }
+
+    /// Lost races per admitted consume.
+    fn conflicts_per_admission(&self) -> f64 {
+        self.conflicts as f64 / self.admitted.max(1) as f64
+    }
+
     fn consumes_per_s(&self) -> f64 {
         if self.seconds > 0.0 {
             self.admitted as f64 / self.seconds
@@ -245,17 +347,25 @@ fn run_worker(
     size: &Size,
     barrier: &Barrier,
     deadline: Duration,
+    combiner: Option<Arc<Combiner>>,
 ) -> Result<Tally, String> {
-    let policy = RetryPolicy {
-        // Distinct seeds, so that workers' backoffs do not move in lockstep.
-        seed: index as u64 + 1,
-        max_attempts: strategy.max_attempts(base_policy().max_attempts),
-        ..base_policy()
+    let policy = if strategy.kind() == Strategy::GenerationCas {
+        // What a service gets: the default policy, jitter drawn per call.
+        base_policy()
+    } else {
+        RetryPolicy {
+            // Distinct seeds, so that workers' backoffs do not move in lockstep.
+            seed: Some(index as u64 + 1),
+            max_attempts: strategy.max_attempts(base_policy().max_attempts),
+            ..base_policy()
+        }
     };
-    let setup = db.worker(strategy.kind(), policy).and_then(|mut w| {
-        w.warm()?;
-        Ok(w)
-    });
+    let setup = db
+        .worker(strategy.kind(), policy, combiner)
+        .and_then(|mut w| {
+            w.warm()?;
+            Ok(w)
+        });
     // Everybody waits at the barrier, even after a failed setup, so that
     // nobody waits forever.
     barrier.wait();
@@ -309,22 +419,16 @@ fn run_cell(
     deadline: Duration,
 ) -> Result<Cell, String> {
     db.reset(size)?;
-    let barrier = Barrier::new(workers + 1);
-    let (start, results) = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|i| {
-                let barrier = &barrier;
-                s.spawn(move || run_worker(db, strategy, i, size, barrier, deadline))
-            })
-            .collect();
-        barrier.wait();
-        let start = Instant::now();
-        let results: Vec<Result<Tally, String>> = handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("a worker panicked".into())))
-            .collect();
-        (start, results)
-    });
+    let combiner = (strategy == Strategy::GenerationCas)
+        .then(|| Arc::new(Combiner::new(driver::config(), base_policy())));
+    let (start, results, mut combined) = if strategy == Strategy::GenerationCasProcesses {
+        run_children(db, workers, size)?
+    } else {
+        let (start, results) = run_threads(db, strategy, 0, workers, size, deadline, &combiner);
+        let stats = combiner.map(|c| c.stats()).unwrap_or_default();
+        (start, results, stats)
+    };
+    combined.lone = 0;
     let tallies = results.into_iter().collect::<Result<Vec<_>, _>>()?;
     let end = tallies
         .iter()
@@ -347,6 +451,7 @@ fn run_cell(
         hit_deadline: false,
         profile: Profile::default(),
         calls: 0,
+        combined,
     };
     let mut latencies = Vec::new();
     let mut admitted_sums: BTreeMap<(String, String), i64> = BTreeMap::new();
@@ -372,6 +477,184 @@ fn run_cell(
     Ok(cell)
 }
 
+/// What each worker of a cell did (or why it failed).
+type Ran = Vec<Result<Tally, String>>;
+
+/// `workers` threads (indexes from `first`) that start together; the
+/// instant they started and each one's tally.
+fn run_threads(
+    db: &Db,
+    strategy: Strategy,
+    first: usize,
+    workers: usize,
+    size: &Size,
+    deadline: Duration,
+    combiner: &Option<Arc<Combiner>>,
+) -> (Instant, Ran) {
+    let barrier = Barrier::new(workers + 1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (first..first + workers)
+            .map(|i| {
+                let barrier = &barrier;
+                let combiner = combiner.clone();
+                s.spawn(move || run_worker(db, strategy, i, size, barrier, deadline, combiner))
+            })
+            .collect();
+        barrier.wait();
+        let start = Instant::now();
+        let results: Vec<Result<Tally, String>> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("a worker panicked".into())))
+            .collect();
+        (start, results)
+    })
+}
+
+/// A `generation-cas-4p` cell: [`PROCESSES`] child processes of this
+/// binary, `workers / PROCESSES` threads each with one combiner per
+/// process. Each child connects and warms up, says `ready`, waits for
+/// `go` on its stdin, runs, and prints its threads' tallies and its
+/// combiner's stats as JSON lines.
+fn run_children(
+    db: &Db,
+    workers: usize,
+    size: &Size,
+) -> Result<(Instant, Ran, CombinerStats), String> {
+    let per = workers / PROCESSES;
+    if per == 0 {
+        return Err(format!(
+            "{workers} workers cannot make {PROCESSES} processes"
+        ));
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut children = Vec::new();
+    for p in 0..PROCESSES {
+        let child = Command::new(&exe)
+            .env(CHILD_PARENT, run_id())
+            .env("DELIMITER_BENCH_CHILD_DB", db.name())
+            .env("DELIMITER_BENCH_CHILD_THREADS", per.to_string())
+            .env("DELIMITER_BENCH_CHILD_FIRST", (p * per).to_string())
+            .env(
+                "DELIMITER_BENCH_TINY",
+                if size.is_tiny() { "1" } else { "0" },
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("child process: {e}"))?;
+        children.push(child);
+    }
+    let mut readers = Vec::new();
+    for child in &mut children {
+        let mut out = std::io::BufReader::new(child.stdout.take().ok_or("no child stdout")?);
+        let mut line = String::new();
+        out.read_line(&mut line).map_err(|e| e.to_string())?;
+        if line.trim() != "ready" {
+            return Err(format!("child process did not start: {line:?}"));
+        }
+        readers.push(out);
+    }
+    let start = Instant::now();
+    for child in &mut children {
+        let stdin = child.stdin.as_mut().ok_or("no child stdin")?;
+        stdin.write_all(b"go\n").map_err(|e| e.to_string())?;
+        stdin.flush().map_err(|e| e.to_string())?;
+    }
+    let mut results = Vec::new();
+    let mut stats = CombinerStats::default();
+    for (child, out) in children.iter_mut().zip(readers) {
+        for line in out.lines() {
+            let line = line.map_err(|e| e.to_string())?;
+            let v: Value =
+                serde_json::from_str(&line).map_err(|e| format!("child said {line:?}: {e}"))?;
+            if let Some(e) = v["error"].as_str() {
+                results.push(Err(e.to_string()));
+            } else if v.get("batches").is_some() {
+                stats.batches += v["batches"].as_u64().unwrap_or(0);
+                stats.members += v["members"].as_u64().unwrap_or(0);
+            } else {
+                results.push(Tally::from_json(&v, start).ok_or(format!("bad tally {line}")));
+            }
+        }
+        let status = child.wait().map_err(|e| e.to_string())?;
+        if !status.success() {
+            results.push(Err(format!("a child process failed: {status}")));
+        }
+    }
+    Ok((start, results, stats))
+}
+
+/// The child side of [`run_children`].
+fn child_main(parent: &str) {
+    let var = |name: &str| std::env::var(name).unwrap_or_default();
+    let tiny = var("DELIMITER_BENCH_TINY") == "1";
+    let (size, deadline) = sizes(tiny);
+    let db = match var("DELIMITER_BENCH_CHILD_DB").as_str() {
+        "postgres" => Db::Postgres(pg::Pg::new(var(PG_VAR))),
+        _ => Db::Mariadb(my::My::new(var(MY_VAR))),
+    };
+    let threads: usize = var("DELIMITER_BENCH_CHILD_THREADS").parse().unwrap_or(1);
+    let first: usize = var("DELIMITER_BENCH_CHILD_FIRST").parse().unwrap_or(0);
+    let _ = warm(&mut Enforcer::new());
+    let combiner = Some(Arc::new(Combiner::new(driver::config(), base_policy())));
+    let barrier = Barrier::new(threads + 1);
+    let mut stdout = std::io::stdout();
+    let (go, results) = std::thread::scope(|s| {
+        let handles: Vec<_> = (first..first + threads)
+            .map(|i| {
+                let (barrier, db, size, combiner) = (&barrier, &db, &size, combiner.clone());
+                s.spawn(move || {
+                    run_worker(
+                        db,
+                        Strategy::GenerationCas,
+                        i,
+                        size,
+                        barrier,
+                        deadline,
+                        combiner,
+                    )
+                })
+            })
+            .collect();
+        // Every thread has connected and warmed up once the barrier opens
+        // for it; the parent starts all processes together.
+        let _ = writeln!(stdout, "ready");
+        let _ = stdout.flush();
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        barrier.wait();
+        let go = Instant::now();
+        let results: Vec<Result<Tally, String>> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("a worker panicked".into())))
+            .collect();
+        (go, results)
+    });
+    for r in results {
+        let v = match r {
+            Ok(t) => t.to_json(go),
+            Err(e) => json!({"error": e}),
+        };
+        let _ = writeln!(stdout, "{v}");
+    }
+    let stats = combiner.map(|c| c.stats()).unwrap_or_default();
+    let _ = writeln!(
+        stdout,
+        "{}",
+        json!({"batches": stats.batches, "members": stats.members})
+    );
+    let _ = parent;
+}
+
+/// The tree and the time cap: full, or tiny (DELIMITER_BENCH_TINY=1).
+fn sizes(tiny: bool) -> (Size, Duration) {
+    if tiny {
+        (Size::TINY, Duration::from_secs(10))
+    } else {
+        (Size::FULL, Duration::from_secs(8))
+    }
+}
+
 /// Where results go: `$DELIMITER_BENCH_DIR` like every runner (the tiny
 /// run in `just test` sets it, so it never overwrites real results), else
 /// `target/bench`.
@@ -394,17 +677,21 @@ fn base_policy() -> RetryPolicy {
 }
 
 fn main() {
+    if let Ok(parent) = std::env::var(CHILD_PARENT) {
+        return child_main(&parent);
+    }
     let tiny = std::env::var("DELIMITER_BENCH_TINY").is_ok_and(|v| v == "1");
-    let (size, worker_counts, deadline): (Size, &[usize], Duration) = if tiny {
-        (Size::TINY, &[1, 4], Duration::from_secs(10))
-    } else {
-        (Size::FULL, &[1, 4, 16, 64], Duration::from_secs(8))
-    };
+    let (size, deadline) = sizes(tiny);
+    let worker_counts: &[usize] = if tiny { &[1, 4] } else { &[1, 4, 16, 64] };
 
     let mut strategies = Strategy::ALL.to_vec();
-    // DELIMITER_BENCH_STRATEGIES=generation-cas,...: a subset, for experiments.
+    // DELIMITER_BENCH_STRATEGIES=generation-cas,...: the strategies named,
+    // for experiments (generation-cas-lone among them).
     if let Ok(only) = std::env::var("DELIMITER_BENCH_STRATEGIES") {
-        strategies.retain(|s| only.split(',').any(|name| name.trim() == s.name()));
+        strategies = only
+            .split(',')
+            .filter_map(|name| Strategy::by_name(name.trim()))
+            .collect();
     }
     if std::env::var("DELIMITER_BENCH_UNGUARDED").is_ok_and(|v| v == "1") {
         strategies.push(Strategy::Unguarded);
@@ -451,6 +738,9 @@ fn main() {
         meta.insert(format!("{}_version", db.name()), json!(version));
         for &strategy in &strategies {
             for &workers in worker_counts {
+                if strategy == Strategy::GenerationCasProcesses && workers < PROCESSES {
+                    continue;
+                }
                 // One connection per worker, plus the reset's and the audit's.
                 if workers as i64 + 2 > free {
                     let note = format!(
@@ -471,7 +761,8 @@ fn main() {
                         }
                         println!(
                             "contention: {} {} {}: {:.0}/s p99 {:.2} ms, {} admitted, {} refused, \
-                             {} conflicts, {} exhausted, oversubscribed={} lost_updates={}{}; {}",
+                             {} conflicts ({:.2} per admission), {} exhausted{}, oversubscribed={} \
+                             lost_updates={}{}; {}",
                             cell.db,
                             strategy.name(),
                             workers,
@@ -480,7 +771,10 @@ fn main() {
                             cell.admitted,
                             cell.refused,
                             cell.conflicts,
+                            cell.conflicts_per_admission(),
                             cell.exhausted,
+                            cell.mean_batch()
+                                .map_or(String::new(), |b| format!(", mean batch {b:.1}")),
                             cell.oversubscribed,
                             cell.lost_updates,
                             if cell.hit_deadline {
@@ -529,7 +823,11 @@ fn main() {
     meta.insert("oversubscribed".into(), json!(AUDIT));
     meta.insert(
         "retry_policy".into(),
-        json!(format!("{:?} (seed = worker index + 1)", base_policy())),
+        json!(format!(
+            "{:?}: generation-cas cells as is (jitter drawn per call); for-update and \
+             serializable with seed = worker index + 1",
+            base_policy()
+        )),
     );
     meta.insert(
         "machine".into(),
@@ -562,6 +860,8 @@ fn main() {
                 "p50_ms": (c.p50_ms * 1000.0).round() / 1000.0,
                 "seconds": (c.seconds * 1000.0).round() / 1000.0,
                 "time_capped": c.hit_deadline,
+                "mean_batch": c.mean_batch().map(|b| (b * 10.0).round() / 10.0),
+                "conflicts_per_admission": (c.conflicts_per_admission() * 100.0).round() / 100.0,
             })
         })
         .collect();
@@ -593,15 +893,20 @@ admitted consumes / wall time of the cell; p99_ms (and p50_ms) over every consum
 refused or exhausted, retries and backoff included; conflicts = attempts that lost a race and \
 were retried (generation-cas: a claimed generation had moved; for-update and serializable: a \
 deadlock, lock wait timeout or serialization failure). generation-cas is the shipped store with \
-Enforcer::consume; for-update and serializable read the same snapshot with the same SQL, decide \
+every worker thread of the cell consuming through one shared Combiner (batches of up to 32, one \
+read and one commit per batch) on the default policy (2 s deadline, jitter drawn per call); \
+generation-cas-4p the same in 4 processes of N/4 threads, a combiner each, started together; \
+mean_batch = consumes per batch, conflicts_per_admission = lost races per admitted consume; \
+for-update and serializable read the same snapshot with the same SQL, decide \
 with the same component (Enforcer::evaluate) and write the same usage rows, in one transaction, \
 with the same attempts and backoff schedule as the consume driver. They do not bump \
 generations, which neither needs.";
 
 const ISOLATION: &str = "generation-cas (the shipped stores): the read is one statement \
-(one snapshot) at the server's default level (PostgreSQL READ COMMITTED, MariaDB REPEATABLE \
-READ), the commit one transaction at READ COMMITTED that compare-and-updates the claimed \
-generations root first, then the usage rows. for-update: READ COMMITTED; the path's generation \
+(one snapshot) at the session's level (PostgreSQL READ COMMITTED; the MariaDB store sets READ \
+COMMITTED once per session), the commit one transaction at READ COMMITTED that \
+compare-and-updates the claimed generations root first (one statement per row, sent together), \
+then the usage rows, then COMMIT. for-update: READ COMMITTED; the path's generation \
 rows are locked with SELECT ... FOR UPDATE (PostgreSQL: in project id order; MariaDB: in the \
 join's order, the same for every transaction) before the same one-statement read. \
 serializable: SERIALIZABLE (PostgreSQL: SSI; MariaDB: InnoDB turns the read into a shared-lock \

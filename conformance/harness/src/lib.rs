@@ -219,7 +219,8 @@ impl Script {
     /// loop compares with `want_commits`).
     pub fn calls(&self) -> Value {
         let [reads, commits, backoffs] = self.calls;
-        let mut calls = serde_json::json!({"reads": reads, "commits": commits, "backoffs": backoffs});
+        let mut calls =
+            serde_json::json!({"reads": reads, "commits": commits, "backoffs": backoffs});
         if self.counts_sleep {
             calls["slept_us"] = self.slept_us.into();
         }

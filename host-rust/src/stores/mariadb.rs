@@ -430,7 +430,10 @@ impl MariadbStore {
             Some(((p, r, d), _)) => Err(Failed {
                 error: None,
                 at_commit: false,
-                no_row: Some(format!("no usage row of {r:?} for project {p:?} to release {} from", -d)),
+                no_row: Some(format!(
+                    "no usage row of {r:?} for project {p:?} to release {} from",
+                    -d
+                )),
             }),
             None => Ok(()),
         }
@@ -576,9 +579,12 @@ impl Store for MariadbStore {
         push(resources);
         push(resources);
         let mut attempt = 1;
-        let rows: Vec<(i64, Option<String>, Option<String>, Option<i64>)> = loop {
+        let rows: Vec<super::sql::ReadRow> = loop {
             self.round_trips += 1;
-            match self.conn.exec(&sql, mysql::Params::Positional(params.clone())) {
+            match self
+                .conn
+                .exec(&sql, mysql::Params::Positional(params.clone()))
+            {
                 Ok(rows) => break rows,
                 // A read writes nothing: run it again.
                 Err(e) if is_conflict(&e) && attempt < READ_ATTEMPTS => {

@@ -151,9 +151,16 @@ impl Failure {
 /// A decrease of `deltas` whose statement (by its count in `counts`)
 /// changed no row.
 fn missing_row(deltas: &[(String, String, i64)], counts: &[u64]) -> Option<String> {
-    deltas.iter().zip(counts).find(|((_, _, d), n)| *d < 0 && **n == 0).map(|((p, r, d), _)| {
-        format!("no usage row of {r:?} for project {p:?} to release {} from", -d)
-    })
+    deltas
+        .iter()
+        .zip(counts)
+        .find(|((_, _, d), n)| *d < 0 && **n == 0)
+        .map(|((p, r, d), _)| {
+            format!(
+                "no usage row of {r:?} for project {p:?} to release {} from",
+                -d
+            )
+        })
 }
 
 /// The row counts of a simple query's statements, in order.
@@ -407,7 +414,10 @@ impl PostgresStore {
     /// `prefix` and the writes of `deltas` in the open transaction, one
     /// round trip; a decrease that found no row is a failure.
     fn write(&mut self, prefix: &str, deltas: &[(String, String, i64)]) -> Result<(), Failure> {
-        let sql = format!("{prefix}{}", writes_sql(deltas).map_err(|e| Failure::NoRow(e.message))?);
+        let sql = format!(
+            "{prefix}{}",
+            writes_sql(deltas).map_err(|e| Failure::NoRow(e.message))?
+        );
         if sql.is_empty() {
             return Ok(());
         }
@@ -430,7 +440,10 @@ impl PostgresStore {
     /// The outcome of a commit that returned `result`: conflicts the
     /// database detected (deadlock, serialization) are conflicts; anything
     /// else is a storage error, and the prepared statements are dropped.
-    fn outcome(&mut self, result: Result<CommitOutcome, Failure>) -> Result<CommitOutcome, StorageError> {
+    fn outcome(
+        &mut self,
+        result: Result<CommitOutcome, Failure>,
+    ) -> Result<CommitOutcome, StorageError> {
         match result {
             Ok(outcome) => Ok(outcome),
             Err(Failure::Db(e)) if is_conflict(&e) => Ok(CommitOutcome::Conflict),
@@ -493,9 +506,10 @@ impl Store for PostgresStore {
             })
             .map_err(storage)
             .and_then(|rows| {
-                batch_snapshot_from_rows(rows.iter().map(|r| {
-                    (i64::from(r.get::<_, i32>(0)), r.get(1), r.get(2), r.get(3))
-                }))
+                batch_snapshot_from_rows(
+                    rows.iter()
+                        .map(|r| (i64::from(r.get::<_, i32>(0)), r.get(1), r.get(2), r.get(3))),
+                )
             });
         if out.is_err() {
             self.statements = None;

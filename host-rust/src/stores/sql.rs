@@ -163,10 +163,13 @@ pub fn batch_read_sql(
     )
 }
 
+/// One row of a one-statement read: (kind, a, b, n).
+pub type ReadRow = (i64, Option<String>, Option<String>, Option<i64>);
+
 /// The snapshot from the rows of [`batch_read_sql`]: the trees, their
 /// generations and local usage, and the limits.
 pub fn batch_snapshot_from_rows(
-    rows: impl IntoIterator<Item = (i64, Option<String>, Option<String>, Option<i64>)>,
+    rows: impl IntoIterator<Item = ReadRow>,
 ) -> Result<Snapshot, StorageError> {
     fn present<T>(v: Option<T>, column: &str) -> Result<T, StorageError> {
         v.ok_or_else(|| StorageError::new(format!("unexpected NULL {column}")))

@@ -3,8 +3,9 @@
 
 use super::sql::{PATH_CTE, SCHEMA, SUBTREE_CTE, batch_read_sql, batch_snapshot_from_rows};
 use crate::{
-    BatchOutcome, ClaimEntry, CommitOutcome, MemberFailure, Generation, Limits, PathUsage, Project, ProjectLimit,
-    RegisteredLimit, Request, ResourceUsage, Snapshot, StorageError, Store, Usage, UsageEntry,
+    BatchOutcome, ClaimEntry, CommitOutcome, Generation, Limits, MemberFailure, PathUsage, Project,
+    ProjectLimit, RegisteredLimit, Request, ResourceUsage, Snapshot, StorageError, Store, Usage,
+    UsageEntry,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::collections::BTreeSet;

@@ -339,13 +339,26 @@ pub fn combined_threads_never_overrun<S: Inspect + Send>(open: impl Fn() -> S + 
         }
     });
     let mut store = open();
-    let (a, b) = (store.usage_of("a", "servers"), store.usage_of("b", "servers"));
-    assert_eq!((a + b) as usize, admitted.load(Ordering::Relaxed), "every admission written once");
+    let (a, b) = (
+        store.usage_of("a", "servers"),
+        store.usage_of("b", "servers"),
+    );
+    assert_eq!(
+        (a + b) as usize,
+        admitted.load(Ordering::Relaxed),
+        "every admission written once"
+    );
     assert_eq!(a + b, 10, "org's limit is reached exactly, never passed");
     assert!(a <= 8 && b <= 8);
     let stats = combiner.stats();
-    assert_eq!(stats.members, 48, "every consume went through a batch: {stats:?}");
-    assert!(stats.batches < stats.members, "some batch combined consumes: {stats:?}");
+    assert_eq!(
+        stats.members, 48,
+        "every consume went through a batch: {stats:?}"
+    );
+    assert!(
+        stats.batches < stats.members,
+        "some batch combined consumes: {stats:?}"
+    );
 }
 
 /// One consume through `store` when nothing contends: how many round
@@ -353,8 +366,12 @@ pub fn combined_threads_never_overrun<S: Inspect + Send>(open: impl Fn() -> S + 
 /// counter). Statements prepared on first use are prepared before.
 pub fn uncontended_round_trips<S: Store>(store: &mut S, round_trips: impl Fn(&S) -> u64) -> u64 {
     let mut enforcer = Enforcer::new();
-    enforcer.consume(&config(), &quick(), store, &servers("a", 1)).unwrap();
+    enforcer
+        .consume(&config(), &quick(), store, &servers("a", 1))
+        .unwrap();
     let before = round_trips(store);
-    enforcer.consume(&config(), &quick(), store, &servers("a", 1)).unwrap();
+    enforcer
+        .consume(&config(), &quick(), store, &servers("a", 1))
+        .unwrap();
     round_trips(store) - before
 }

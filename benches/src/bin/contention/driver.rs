@@ -4,9 +4,10 @@
 
 use crate::workload::ROOT;
 use delimiter::{
-    ClaimEntry, CommitOutcome, Config, Decision, Enforcer, Error, Model, Request, RetryPolicy,
-    Snapshot, StorageError, Store, Violation,
+    BatchOutcome, ClaimEntry, Combiner, CommitOutcome, Config, Decision, Enforcer, Error, Model,
+    Request, RetryPolicy, Snapshot, StorageError, Store, Violation,
 };
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How one consume call ended.
@@ -90,7 +91,39 @@ impl<S: Store> Store for Timed<S> {
         let t = Instant::now();
         let out = self.inner.commit(claim, request);
         self.profile.commit += t.elapsed();
-        if out == Ok(CommitOutcome::Conflict) {
+        if matches!(
+            out,
+            Ok(CommitOutcome::Conflict | CommitOutcome::ConflictAfterWait)
+        ) {
+            self.conflicts += 1;
+        }
+        out
+    }
+
+    fn batches(&self) -> bool {
+        self.inner.batches()
+    }
+
+    fn read_batch(
+        &mut self,
+        projects: &[String],
+        resources: &[String],
+    ) -> Result<Snapshot, StorageError> {
+        let t = Instant::now();
+        let out = self.inner.read_batch(projects, resources);
+        self.profile.read += t.elapsed();
+        out
+    }
+
+    fn commit_batch(
+        &mut self,
+        claim: &[ClaimEntry],
+        members: &[Request],
+    ) -> Result<BatchOutcome, StorageError> {
+        let t = Instant::now();
+        let out = self.inner.commit_batch(claim, members);
+        self.profile.commit += t.elapsed();
+        if matches!(out, Ok(BatchOutcome::Conflict(_))) {
             self.conflicts += 1;
         }
         out
@@ -103,20 +136,22 @@ impl<S: Store> Store for Timed<S> {
     }
 }
 
-/// generation-cas: Delimiter's own path, `Enforcer::consume` over the
-/// shipped store.
+/// generation-cas: Delimiter's own path over the shipped store, through a
+/// [`Combiner`] shared by the cell's (or the process's) workers, or with
+/// `Enforcer::consume` alone.
 pub struct CasWorker<S> {
     store: Timed<S>,
     enforcer: Enforcer,
     config: Config,
     policy: RetryPolicy,
+    combiner: Option<Arc<Combiner>>,
     /// The whole of the consume calls; `evaluate` is what the callbacks
     /// do not account for.
     total: Duration,
 }
 
 impl<S: Store + Send> CasWorker<S> {
-    pub fn new(store: S, policy: RetryPolicy) -> Self {
+    pub fn new(store: S, policy: RetryPolicy, combiner: Option<Arc<Combiner>>) -> Self {
         CasWorker {
             store: Timed {
                 inner: store,
@@ -126,6 +161,7 @@ impl<S: Store + Send> CasWorker<S> {
             enforcer: Enforcer::new(),
             config: config(),
             policy,
+            combiner,
             total: Duration::ZERO,
         }
     }
@@ -134,9 +170,12 @@ impl<S: Store + Send> CasWorker<S> {
 impl<S: Store + Send> Worker for CasWorker<S> {
     fn consume(&mut self, request: &Request) -> Result<Outcome, String> {
         let t = Instant::now();
-        let out = self
-            .enforcer
-            .consume(&self.config, &self.policy, &mut self.store, request);
+        let out = match &self.combiner {
+            Some(combiner) => combiner.consume(&mut self.enforcer, &mut self.store, request),
+            None => self
+                .enforcer
+                .consume(&self.config, &self.policy, &mut self.store, request),
+        };
         self.total += t.elapsed();
         match out {
             Ok(_) => Ok(Outcome::Admitted),
@@ -217,6 +256,7 @@ impl<T: Transaction> LockingWorker<T> {
             enforcer: Enforcer::new(),
             policy: delimiter_core::RetryPolicy {
                 max_attempts: policy.max_attempts,
+                deadline_us: policy.deadline_us,
                 base_delay_us: policy.base_delay_us,
                 max_delay_us: policy.max_delay_us,
                 seed: policy.seed,
@@ -228,7 +268,11 @@ impl<T: Transaction> LockingWorker<T> {
 }
 
 impl<T: Transaction> Worker for LockingWorker<T> {
+    /// The driver's budget (a deadline and an attempt cap) and backoff
+    /// schedule, seeded per worker.
     fn consume(&mut self, request: &Request) -> Result<Outcome, String> {
+        let started = Instant::now();
+        let seed = self.policy.seed.unwrap_or(0);
         for attempt in 1..=self.policy.max_attempts {
             match self
                 .tx
@@ -237,11 +281,16 @@ impl<T: Transaction> Worker for LockingWorker<T> {
                 Attempt::Done(outcome) => return Ok(outcome),
                 Attempt::Retry => {
                     self.conflicts += 1;
-                    if attempt < self.policy.max_attempts {
-                        let t = Instant::now();
-                        std::thread::sleep(Duration::from_micros(self.policy.delay_us(attempt)));
-                        self.profile.backoff += t.elapsed();
+                    let delay = self.policy.delay_us(seed, attempt);
+                    let spent = started.elapsed().as_micros() as u64;
+                    if attempt == self.policy.max_attempts
+                        || spent + delay >= self.policy.deadline_us
+                    {
+                        break;
                     }
+                    let t = Instant::now();
+                    std::thread::sleep(Duration::from_micros(delay));
+                    self.profile.backoff += t.elapsed();
                 }
             }
         }

@@ -30,7 +30,7 @@ impl My {
     pub fn new(url: String) -> Self {
         My {
             url,
-            database: format!("delimiter_bench_{}", std::process::id()),
+            database: format!("delimiter_bench_{}", crate::run_id()),
         }
     }
 
@@ -107,12 +107,14 @@ impl My {
         &self,
         strategy: Strategy,
         policy: RetryPolicy,
+        combiner: Option<std::sync::Arc<delimiter::Combiner>>,
     ) -> Result<Box<dyn Worker>, String> {
         let conn = self.conn(Some(&self.database))?;
         Ok(match strategy.kind() {
             Strategy::GenerationCas => Box::new(CasWorker::new(
                 MariadbStore::from_conn(conn).map_err(|e| e.to_string())?,
                 policy,
+                combiner,
             )),
             // For-update, serializable and unguarded (`kind()` is never a
             // patient variant): one locking worker, told which it is.

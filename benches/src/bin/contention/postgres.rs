@@ -33,7 +33,7 @@ impl Pg {
     pub fn new(url: String) -> Self {
         Pg {
             url,
-            schema: format!("delimiter_bench_{}", std::process::id()),
+            schema: format!("delimiter_bench_{}", crate::run_id()),
         }
     }
 
@@ -123,12 +123,14 @@ impl Pg {
         &self,
         strategy: Strategy,
         policy: RetryPolicy,
+        combiner: Option<std::sync::Arc<delimiter::Combiner>>,
     ) -> Result<Box<dyn Worker>, String> {
         let client = self.client()?;
         Ok(match strategy.kind() {
             Strategy::GenerationCas => Box::new(CasWorker::new(
                 PostgresStore::from_client(client).map_err(|e| e.to_string())?,
                 policy,
+                combiner,
             )),
             // For-update, serializable and unguarded (`kind()` is never a
             // patient variant): one locking worker, told which it is.

@@ -46,6 +46,11 @@ impl Size {
         team: [4, 10, 20],
     };
 
+    /// Whether this is the tiny size.
+    pub fn is_tiny(&self) -> bool {
+        self.root == Size::TINY.root
+    }
+
     /// org > d0..dN > dI-t0..tM, parents first.
     pub fn projects(&self) -> Vec<Project> {
         let mut out = vec![Project::root(ROOT)];
