@@ -135,11 +135,14 @@ impl RetryPolicy {
     /// where cap = min(max, base * 2^(attempt-1)). Growing, so contending
     /// workers spread out; jittered, so they do not retry in lockstep.
     pub fn delay_us(&self, seed: u64, attempt: u32) -> u64 {
-        let shift = attempt.saturating_sub(1).min(63);
-        let cap = self
-            .base_delay_us
-            .saturating_mul(1u64 << shift)
-            .min(self.max_delay_us);
+        // base * 2^(attempt-1), saturating: past 2^63 the factor itself
+        // no longer fits (found by the consume fuzz target).
+        let scaled = match 1u64.checked_shl(attempt.saturating_sub(1)) {
+            Some(factor) => self.base_delay_us.saturating_mul(factor),
+            None if self.base_delay_us == 0 => 0,
+            None => u64::MAX,
+        };
+        let cap = scaled.min(self.max_delay_us);
         let half = cap / 2;
         let span = cap - half;
         half + if span == 0 {

@@ -180,3 +180,22 @@ fn max_count_stops_where_evaluate_would_overflow() {
         Err(Error::Overflow { .. })
     ));
 }
+
+/// Found by the consume target: past attempt 64 the doubling factor no
+/// longer fits in 64 bits; the cap must saturate to `max_delay_us`, not
+/// stop at base * 2^63.
+#[test]
+fn backoff_cap_saturates_past_attempt_64() {
+    let policy = RetryPolicy {
+        max_attempts: 1000,
+        deadline_us: u64::MAX,
+        base_delay_us: 1,
+        max_delay_us: u64::MAX,
+        seed: Some(0),
+    };
+    for attempt in [64, 65, 66, 200, u32::MAX] {
+        let delay = policy.delay_us(7, attempt);
+        let cap = if attempt <= 64 { 1u64 << (attempt - 1) } else { u64::MAX };
+        assert!(delay >= cap / 2 && delay <= cap, "attempt {attempt}: {delay}");
+    }
+}
