@@ -211,17 +211,16 @@ package: setup component
     #!/usr/bin/env bash
     set -euo pipefail
     # cargo (1.91 and later) verifies each package in the workspace's build
-    # directory, target/, so the dependencies `just test` built are reused
-    # where their build units match. A packaged manifest carries no
-    # [profile], so the workspace's one override is passed along: without it
-    # cranelift-codegen, and all of wasmtime above it, is built again at
-    # opt-level 0 (an optimization level of a dependency; what is verified
-    # is the same). CARGO_TARGET_DIR and DELIMITER_COMPONENT_WASM stay unset:
-    # embed's build script would take the component from either before the
-    # package's own copy, and the package must carry it.
+    # directory, target/, reusing every dependency already built there with
+    # the same features and profile; a second run builds only the two
+    # packages. (On a fresh machine about 80 units still differ from those
+    # of `cargo test --workspace`, which unifies features with the
+    # dev-dependencies: wasmtime, cranelift and what they use, in debug.)
+    # CARGO_TARGET_DIR and DELIMITER_COMPONENT_WASM stay unset: embed's build
+    # script would take the component from either before the package's own
+    # copy, and the package must carry it.
     env -u CARGO_TARGET_DIR -u DELIMITER_COMPONENT_WASM \
-        cargo package --quiet -p delimiter-embed -p delimiter --allow-dirty \
-        --config 'profile.dev.package.cranelift-codegen.opt-level=3'
+        cargo package --quiet -p delimiter-embed -p delimiter --allow-dirty
     rm -rf target/sdist
     {{venv}}/bin/maturin sdist -m host-python/Cargo.toml --out target/sdist
     sdist=$(ls "$PWD"/target/sdist/delimiter-*.tar.gz)
