@@ -1,13 +1,20 @@
-//! The component through the Rust host on arbitrary inputs: never a guest
-//! fault (no trap, and the default fuel and memory suffice for inputs this
-//! small), and the same answer as the native core, message for message.
+//! The component through the Rust embedding (`delimiter-embed`, which every
+//! Rust-written host stands on) on arbitrary inputs: never a guest fault (no
+//! trap, and the default fuel and memory suffice for inputs this small), and
+//! the same answer as the native core, message for message.
 #![no_main]
 
-use delimiter as h;
 use delimiter_core as c;
 use delimiter_fuzz::Scenario;
 use libfuzzer_sys::fuzz_target;
 use std::cell::RefCell;
+
+/// The host's names for the WIT's types, as the `delimiter` crate
+/// re-exports them.
+mod h {
+    pub use delimiter_embed::types::*;
+    pub use delimiter_embed::{Enforcer, Error};
+}
 
 thread_local! {
     // One enforcer for the run: compiling the component per input would
