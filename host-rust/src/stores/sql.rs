@@ -70,14 +70,39 @@ subtree (anchor, project_id, depth) AS (
 /// project limits on the path (project, resource, limit). Rows of resources
 /// not `wanted` are dropped.
 pub fn snapshot_from_rows(
-    rows: impl IntoIterator<Item = (i64, Option<String>, Option<String>, Option<i64>)>,
+    rows: impl IntoIterator<Item = ReadRow>,
     wanted: impl Fn(&str) -> bool,
 ) -> Result<Snapshot, StorageError> {
+    let (mut s, parts) = fold_rows(rows, wanted)?;
+    s.usage = Usage::Path(PathUsage {
+        local: parts.local,
+        subtree: parts.subtree,
+    });
+    Ok(s)
+}
+
+/// The usage rows of a read, by form.
+#[derive(Default)]
+struct UsageParts {
+    /// Kind 1: the requesting project's own usage.
+    local: Vec<ResourceUsage>,
+    /// Kind 2: U(a, r) along the path.
+    subtree: Vec<UsageEntry>,
+    /// Kind 5: any project's own usage (the local form).
+    entries: Vec<UsageEntry>,
+}
+
+/// Every row kind of the one-statement reads: the snapshot without its
+/// usage, and the usage rows by form.
+fn fold_rows(
+    rows: impl IntoIterator<Item = ReadRow>,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<(Snapshot, UsageParts), StorageError> {
     fn present<T>(v: Option<T>, column: &str) -> Result<T, StorageError> {
         v.ok_or_else(|| StorageError::new(format!("unexpected NULL {column}")))
     }
     let mut s = Snapshot::default();
-    let (mut local, mut subtree) = (Vec::new(), Vec::new());
+    let mut parts = UsageParts::default();
     for (kind, a, b, n) in rows {
         if kind != 0 && !b.as_deref().is_some_and(&wanted) {
             continue;
@@ -92,11 +117,11 @@ pub fn snapshot_from_rows(
                 }
                 s.projects.push(Project { id, parent: b });
             }
-            1 => local.push(ResourceUsage::new(
+            1 => parts.local.push(ResourceUsage::new(
                 present(b, "resource")?,
                 present(n, "usage")?,
             )),
-            2 => subtree.push(UsageEntry::new(
+            2 => parts.subtree.push(UsageEntry::new(
                 present(a, "anchor")?,
                 present(b, "resource")?,
                 present(n, "usage")?,
@@ -105,6 +130,11 @@ pub fn snapshot_from_rows(
                 present(b, "resource")?,
                 present(n, "limit_value")?,
             )),
+            5 => parts.entries.push(UsageEntry::new(
+                present(a, "project_id")?,
+                present(b, "resource")?,
+                present(n, "usage")?,
+            )),
             _ => s.limits.project.push(ProjectLimit::new(
                 present(a, "project_id")?,
                 present(b, "resource")?,
@@ -112,8 +142,7 @@ pub fn snapshot_from_rows(
             )),
         }
     }
-    s.usage = Usage::Path(PathUsage { local, subtree });
-    Ok(s)
+    Ok((s, parts))
 }
 
 /// The one-statement batch read of PostgreSQL and MariaDB, as a template:
@@ -122,7 +151,7 @@ pub fn snapshot_from_rows(
 /// the dialect quotes it. It reads whole trees: every project
 /// under the roots of the members' projects, each with its generation (kind
 /// 0: project, parent, generation), their local usage of the resources
-/// (kind 1: project, resource, usage), the registered limits (kind 3) and
+/// (kind 5: project, resource, usage), the registered limits (kind 3) and
 /// the trees' project limits (kind 4), so that the snapshot's local usage
 /// sums every subtree a member's path needs. The depth bounds stop cyclic
 /// parent chains (a cycle has no root, so its projects are unknown).
@@ -150,7 +179,7 @@ pub fn batch_read_sql(
          SELECT 0 AS kind, t.project_id AS a, t.parent_id AS b, g.generation AS n
            FROM tree t LEFT JOIN delimiter_generations g ON g.project_id = t.project_id
          UNION ALL
-         SELECT 1, u.project_id, u.resource, u.{usage}
+         SELECT 5, u.project_id, u.resource, u.{usage}
            FROM delimiter_usage u JOIN tree t ON t.project_id = u.project_id
           WHERE u.resource {resources_1}
          UNION ALL
@@ -167,43 +196,13 @@ pub fn batch_read_sql(
 pub type ReadRow = (i64, Option<String>, Option<String>, Option<i64>);
 
 /// The snapshot from the rows of [`batch_read_sql`]: the trees, their
-/// generations and local usage, and the limits.
+/// generations and local usage, and the limits (the SQL already keeps only
+/// the resources asked for).
 pub fn batch_snapshot_from_rows(
     rows: impl IntoIterator<Item = ReadRow>,
 ) -> Result<Snapshot, StorageError> {
-    fn present<T>(v: Option<T>, column: &str) -> Result<T, StorageError> {
-        v.ok_or_else(|| StorageError::new(format!("unexpected NULL {column}")))
-    }
-    let mut s = Snapshot::default();
-    let mut local = Vec::new();
-    for (kind, a, b, n) in rows {
-        match kind {
-            0 => {
-                let id = present(a, "project_id")?;
-                if let Some(g) = n {
-                    let g = u64::try_from(g)
-                        .map_err(|_| StorageError::new(format!("negative generation {g}")))?;
-                    s.generations.push(Generation::new(id.clone(), g));
-                }
-                s.projects.push(Project { id, parent: b });
-            }
-            1 => local.push(UsageEntry::new(
-                present(a, "project_id")?,
-                present(b, "resource")?,
-                present(n, "usage")?,
-            )),
-            3 => s.limits.registered.push(RegisteredLimit::new(
-                present(b, "resource")?,
-                present(n, "limit_value")?,
-            )),
-            _ => s.limits.project.push(ProjectLimit::new(
-                present(a, "project_id")?,
-                present(b, "resource")?,
-                present(n, "limit_value")?,
-            )),
-        }
-    }
-    s.usage = Usage::Local(local);
+    let (mut s, parts) = fold_rows(rows, |_| true)?;
+    s.usage = Usage::Local(parts.entries);
     Ok(s)
 }
 
