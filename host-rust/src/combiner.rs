@@ -28,21 +28,44 @@ pub type GroupKey = Box<dyn Fn(&Request) -> String + Send + Sync>;
 /// process (e.g. in an `Arc`); each thread brings its own [`Enforcer`] and
 /// store (a connection), which it uses when it leads a batch.
 ///
+/// Four threads, each with its own connection to one SQLite file, booting
+/// servers through one combiner (a store without batch calls, such as
+/// [`crate::MemoryStore`], would consume alone and count in `lone`):
+///
 /// ```
 /// use delimiter::*;
 /// use std::sync::Arc;
 ///
+/// let path = std::env::temp_dir().join(format!("combiner-doc-{}.db", std::process::id()));
+/// let _ = std::fs::remove_file(&path);
+/// let mut setup = SqliteStore::open(&path).unwrap();
+/// setup.create_schema().unwrap();
+/// setup.add_project(&Project::root("org")).unwrap();
+/// setup.add_project(&Project::child("a", "org")).unwrap();
+/// setup.set_limits(&Limits { registered: vec![RegisteredLimit::new("servers", 10)], project: vec![] }).unwrap();
+///
 /// let combiner = Arc::new(Combiner::new(Config::default(), RetryPolicy::default()));
-/// let mut store = MemoryStore::new(
-///     vec![Project::root("org"), Project::child("a", "org")],
-///     Limits { registered: vec![RegisteredLimit::new("servers", 10)], project: vec![] },
-/// );
-/// let mut enforcer = Enforcer::new();
-/// let done = combiner
-///     .consume(&mut enforcer, &mut store, &Request::new("a", vec![Delta::new("servers", 2)]))
-///     .unwrap();
-/// assert_eq!(done.attempts, 1);
-/// assert_eq!(combiner.stats().members, 1);
+/// let workers: Vec<_> = (0..4)
+///     .map(|_| {
+///         let (combiner, path) = (combiner.clone(), path.clone());
+///         std::thread::spawn(move || {
+///             let mut store = SqliteStore::open(&path).unwrap();
+///             let mut enforcer = Enforcer::new();
+///             let request = Request::new("a", vec![Delta::new("servers", 2)]);
+///             combiner.consume(&mut enforcer, &mut store, &request).unwrap()
+///         })
+///     })
+///     .collect();
+/// for worker in workers {
+///     assert!(worker.join().unwrap().attempts >= 1);
+/// }
+/// assert_eq!(setup.usage("a", "servers").unwrap(), 8);
+/// // Every consume went through a batch (of one when no other was waiting).
+/// let stats = combiner.stats();
+/// assert_eq!((stats.members, stats.lone), (4, 0));
+/// assert!(stats.batches >= 1 && stats.batches <= 4);
+/// # drop(setup);
+/// # let _ = std::fs::remove_file(&path);
 /// ```
 pub struct Combiner {
     config: Config,
