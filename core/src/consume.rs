@@ -74,6 +74,28 @@ pub trait Store {
     /// Fresh random bits, asked once per call whose policy has no seed, so
     /// that callers on the default policy back off by different delays.
     fn entropy(&mut self) -> u64;
+
+    /// A locked attempt's read ([`RetryPolicy::lock_after_conflict`]):
+    /// starts a transaction, locks the generation rows of `project`'s path
+    /// in the one row order (root first, then by depth), and reads the
+    /// snapshot inside it. The transaction stays open: the next
+    /// [`commit`](Store::commit) writes and commits in it (its compares
+    /// cannot miss), or [`unlock`](Store::unlock) rolls it back. `None`: the
+    /// store takes no locks, and the attempt runs as an optimistic one. The
+    /// default: `None`.
+    fn read_locked(
+        &mut self,
+        project: &str,
+        resources: &[&str],
+    ) -> Result<Option<Snapshot>, StorageError> {
+        let _ = (project, resources);
+        Ok(None)
+    }
+
+    /// Ends the transaction a [`read_locked`](Store::read_locked) began,
+    /// writing nothing: called when that attempt's decision is a refusal or
+    /// an invalid input. The default does nothing.
+    fn unlock(&mut self) {}
 }
 
 /// How hard the driver tries: until a deadline, with an attempt cap as a
@@ -97,6 +119,15 @@ pub struct RetryPolicy {
     /// seed back off in lockstep. `None` (the default): drawn afresh for
     /// every call from [`Store::entropy`].
     pub seed: Option<u64>,
+    /// Opt-in: every attempt after the first conflict is a locked one. It
+    /// locks the claimed generation rows through [`Store::read_locked`]
+    /// and reads, decides and commits in that one transaction, so it
+    /// cannot conflict; no backoff precedes it (the lock is the queue).
+    /// The only place the library takes row locks. Default false. A store
+    /// that takes no locks runs those attempts optimistically. Lone
+    /// consumes only: a combined batch's conflict re-runs the batch
+    /// optimistically ([`consume_batch`](crate::consume_batch)).
+    pub lock_after_conflict: bool,
 }
 
 impl Default for RetryPolicy {
@@ -107,6 +138,7 @@ impl Default for RetryPolicy {
             base_delay_us: 1_000,
             max_delay_us: 50_000,
             seed: None,
+            lock_after_conflict: false,
         }
     }
 }
@@ -287,21 +319,48 @@ pub fn consume<S: Store + ?Sized>(
     let budget = Budget::start(policy, store);
     let resources = request.resources();
     let mut attempt = 0;
+    let mut lock_next = false;
+    // Whether the store takes locks, once a locked read has told.
+    let mut store_locks: Option<bool> = None;
     loop {
         attempt += 1;
         let storage = |error| ConsumeError::Storage {
             error,
             attempts: attempt,
         };
-        let snapshot = store.read(&request.project, &resources).map_err(storage)?;
-        let claim = match evaluate(config, &snapshot, request).map_err(ConsumeError::Invalid)? {
-            Decision::Refused { violations } => {
-                return Err(ConsumeError::OverLimit {
-                    violations,
-                    attempts: attempt,
-                });
+        let locked_read = if lock_next && store_locks != Some(false) {
+            store
+                .read_locked(&request.project, &resources)
+                .map_err(storage)?
+        } else {
+            None
+        };
+        let locked = locked_read.is_some();
+        if lock_next && store_locks.is_none() {
+            store_locks = Some(locked);
+        }
+        let snapshot = match locked_read {
+            Some(snapshot) => snapshot,
+            None => store.read(&request.project, &resources).map_err(storage)?,
+        };
+        // A locked transaction that will not commit is ended before the
+        // call returns, so no lock outlives it.
+        let decided = match evaluate(config, &snapshot, request) {
+            Ok(Decision::Admitted { claim }) => Ok(claim),
+            Ok(Decision::Refused { violations }) => Err(ConsumeError::OverLimit {
+                violations,
+                attempts: attempt,
+            }),
+            Err(invalid) => Err(ConsumeError::Invalid(invalid)),
+        };
+        let claim = match decided {
+            Ok(claim) => claim,
+            Err(final_error) => {
+                if locked {
+                    store.unlock();
+                }
+                return Err(final_error);
             }
-            Decision::Admitted { claim } => claim,
         };
         match store.commit(&claim, request).map_err(storage)? {
             CommitOutcome::Committed => {
@@ -311,6 +370,14 @@ pub fn consume<S: Store + ?Sized>(
                 });
             }
             lost => {
+                // A locked attempt queues on the rows themselves: like a
+                // re-read after a wait, it needs no backoff.
+                lock_next = policy.lock_after_conflict;
+                let lost = if lock_next && store_locks != Some(false) {
+                    CommitOutcome::ConflictAfterWait
+                } else {
+                    lost
+                };
                 if !budget.retry(store, attempt, lost) {
                     return Err(ConsumeError::RetriesExhausted { attempts: attempt });
                 }

@@ -194,22 +194,16 @@ fn requests(case: &Value) -> Result<Vec<Request>, String> {
 
 /// The case's policy: the core's default with the fields the case sets.
 fn policy(case: &Value) -> Result<RetryPolicy, String> {
-    use delimiter_conformance::policy_number;
-    let mut policy = RetryPolicy::default();
-    if let Some(n) = policy_number(case, "max_attempts")? {
-        policy.max_attempts = u32::try_from(n).map_err(|_| "bad max_attempts")?;
-    }
-    if let Some(n) = policy_number(case, "deadline_us")? {
-        policy.deadline_us = n;
-    }
-    if let Some(n) = policy_number(case, "base_delay_us")? {
-        policy.base_delay_us = n;
-    }
-    if let Some(n) = policy_number(case, "max_delay_us")? {
-        policy.max_delay_us = n;
-    }
-    policy.seed = policy_number(case, "seed")?;
-    Ok(policy)
+    let f = delimiter_conformance::policy_fields(case)?;
+    let d = RetryPolicy::default();
+    Ok(RetryPolicy {
+        max_attempts: f.max_attempts.unwrap_or(d.max_attempts),
+        deadline_us: f.deadline_us.unwrap_or(d.deadline_us),
+        base_delay_us: f.base_delay_us.unwrap_or(d.base_delay_us),
+        max_delay_us: f.max_delay_us.unwrap_or(d.max_delay_us),
+        seed: f.seed,
+        lock_after_conflict: f.lock_after_conflict.unwrap_or(d.lock_after_conflict),
+    })
 }
 
 // ---- outcomes -------------------------------------------------------------
@@ -479,6 +473,22 @@ impl Store for Scripted {
 
     fn entropy(&mut self) -> u64 {
         self.0.entropy()
+    }
+
+    fn read_locked(
+        &mut self,
+        _project: &str,
+        _resources: &[&str],
+    ) -> Result<Option<Snapshot>, StorageError> {
+        match self.0.read_locked() {
+            None => Ok(None),
+            Some(Some(step)) => snapshot(&step).map(Some).map_err(StorageError::new),
+            Some(None) => Err(StorageError::new("scripted read failure")),
+        }
+    }
+
+    fn unlock(&mut self) {
+        self.0.unlock();
     }
 }
 

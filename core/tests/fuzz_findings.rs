@@ -192,10 +192,18 @@ fn backoff_cap_saturates_past_attempt_64() {
         base_delay_us: 1,
         max_delay_us: u64::MAX,
         seed: Some(0),
+        lock_after_conflict: false,
     };
     for attempt in [64, 65, 66, 200, u32::MAX] {
         let delay = policy.delay_us(7, attempt);
-        let cap = if attempt <= 64 { 1u64 << (attempt - 1) } else { u64::MAX };
-        assert!(delay >= cap / 2 && delay <= cap, "attempt {attempt}: {delay}");
+        let cap = if attempt <= 64 {
+            1u64 << (attempt - 1)
+        } else {
+            u64::MAX
+        };
+        assert!(
+            delay >= cap / 2 && delay <= cap,
+            "attempt {attempt}: {delay}"
+        );
     }
 }

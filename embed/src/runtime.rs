@@ -202,6 +202,26 @@ impl host::Host for HostState {
         }
     }
 
+    fn read_locked(
+        &mut self,
+        project: String,
+        resources: Vec<String>,
+    ) -> Result<Option<Snapshot>, String> {
+        let Some(store) = self.store() else {
+            return Err("store.read-locked called outside consume".to_string());
+        };
+        match store.read_locked(&project, &resources) {
+            Ok(locked) => Ok(locked),
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    fn unlock(&mut self) {
+        if let Some(store) = self.store() {
+            store.unlock();
+        }
+    }
+
     fn read_batch(
         &mut self,
         projects: Vec<String>,

@@ -45,6 +45,29 @@ pub trait Store {
         random_u64()
     }
 
+    /// A locked attempt's read ([`RetryPolicy::lock_after_conflict`]):
+    /// starts a transaction, locks the generation rows of `project`'s path
+    /// in the one row order (root first, then by depth), and reads the
+    /// snapshot inside it, leaving the transaction open: the next
+    /// [`commit`](Self::commit) writes and commits in it (its compares
+    /// cannot miss), or [`unlock`](Self::unlock) rolls it back. `Ok(None)`:
+    /// this store takes no locks, and the attempt runs optimistically. The
+    /// default: `Ok(None)`. On an error, roll back before returning.
+    ///
+    /// [`RetryPolicy::lock_after_conflict`]: crate::types::RetryPolicy::lock_after_conflict
+    fn read_locked(
+        &mut self,
+        project: &str,
+        resources: &[String],
+    ) -> Result<Option<Snapshot>, StorageError> {
+        let _ = (project, resources);
+        Ok(None)
+    }
+
+    /// Rolls back the transaction [`read_locked`](Self::read_locked)
+    /// began, writing nothing. The default does nothing.
+    fn unlock(&mut self) {}
+
     /// Whether [`read_batch`](Self::read_batch) and
     /// [`commit_batch`](Self::commit_batch) work: a combiner runs the
     /// consumes of a store without them one by one. Default false.
@@ -122,6 +145,18 @@ impl<S: Store + ?Sized> Store for &mut S {
 
     fn entropy(&mut self) -> u64 {
         (**self).entropy()
+    }
+
+    fn read_locked(
+        &mut self,
+        project: &str,
+        resources: &[String],
+    ) -> Result<Option<Snapshot>, StorageError> {
+        (**self).read_locked(project, resources)
+    }
+
+    fn unlock(&mut self) {
+        (**self).unlock()
     }
 
     fn batches(&self) -> bool {

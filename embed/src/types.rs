@@ -181,7 +181,8 @@ impl Config {
 
 impl Default for RetryPolicy {
     /// A 2 s deadline with a guard of 100 attempts, backoff caps from 1 ms
-    /// doubling to 50 ms, jitter drawn afresh per call (no seed).
+    /// doubling to 50 ms, jitter drawn afresh per call (no seed), no
+    /// locked attempts.
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 100,
@@ -189,6 +190,7 @@ impl Default for RetryPolicy {
             base_delay_us: 1_000,
             max_delay_us: 50_000,
             seed: None,
+            lock_after_conflict: false,
         }
     }
 }

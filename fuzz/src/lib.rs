@@ -256,6 +256,9 @@ pub fn policy(u: &mut Unstructured<'_>) -> Result<RetryPolicy> {
         base_delay_us,
         max_delay_us,
         seed: u.arbitrary()?,
+        // The consume target's model has no locked attempts (its scripted
+        // store takes no locks); the conformance vectors cover them.
+        lock_after_conflict: false,
     })
 }
 

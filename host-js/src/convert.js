@@ -26,6 +26,7 @@ export const DEFAULT_POLICY = Object.freeze({
   baseDelayUs: 1000n,
   maxDelayUs: 50_000n,
   seed: null,
+  lockAfterConflict: false,
 });
 
 // The WIT enums' cases, to tell a value jco can lower from a name the
@@ -235,7 +236,13 @@ export function policy(value, what = 'policy') {
     baseDelayUs: u64(p.baseDelayUs ?? DEFAULT_POLICY.baseDelayUs, `${what}.baseDelayUs`),
     maxDelayUs: u64(p.maxDelayUs ?? DEFAULT_POLICY.maxDelayUs, `${what}.maxDelayUs`),
     seed: seed === null ? undefined : u64(seed, `${what}.seed`),
+    lockAfterConflict: boolean(p.lockAfterConflict ?? DEFAULT_POLICY.lockAfterConflict, `${what}.lockAfterConflict`),
   };
+}
+
+function boolean(value, what) {
+  if (typeof value !== 'boolean') throw new TypeError(`${what} must be a boolean, not ${typeof value}`);
+  return value;
 }
 
 export function osloRequest(value, what = 'check') {

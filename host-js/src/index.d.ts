@@ -119,6 +119,13 @@ export interface RetryPolicy {
    * per call from the store's entropy.
    */
   seed?: bigint | null;
+  /**
+   * Opt-in (default false): every attempt after the first conflict is a
+   * locked one (the store's readLocked locks the path's generation rows
+   * and the attempt reads, decides and commits in that transaction), so it
+   * cannot conflict; no backoff precedes it. Lone consumes only.
+   */
+  lockAfterConflict?: boolean;
 }
 
 /** One oslo.limit 2.12 flat `Enforcer.enforce` call, limits and usage fetched. */
@@ -189,6 +196,17 @@ export interface Store extends StoreTiming {
    * without a backoff).
    */
   commit(claim: ClaimEntry[], request: WitRequest): CommitOutcome;
+  /**
+   * A locked attempt's read (policy lockAfterConflict): begins a
+   * transaction, locks the generation rows of `project`'s path root first
+   * (SELECT ... FOR UPDATE, one statement per row) and reads inside it,
+   * leaving it open: the next commit writes and commits in it, or unlock
+   * rolls it back. undefined or null: the store takes no locks. Without
+   * this method, every attempt is optimistic.
+   */
+  readLocked?(project: string, resources: string[]): Snapshot | null | undefined;
+  /** Rolls back the transaction readLocked began (its attempt was refused); what it throws is rethrown by consume. */
+  unlock?(): void;
   readBatch?(projects: string[], resources: string[]): Snapshot;
   commitBatch?(claim: ClaimEntry[], members: WitRequest[]): BatchCommitOutcome;
 }

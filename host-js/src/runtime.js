@@ -119,6 +119,8 @@ export class Instance {
       // Neither can answer an error: outside a consume, the defaults.
       nowUs: () => (this.bridge === null ? monotonicUs() : this.bridge.nowUs()),
       entropy: () => (this.bridge === null ? randomU64() : this.bridge.entropy()),
+      readLocked: (project, resources) => this.#bridged('readLocked', project, resources),
+      unlock: () => this.bridge?.unlock(),
       readBatch: (projects, resources) => this.#bridged('readBatch', projects, resources),
       commitBatch: (claim, members) => this.#bridged('commitBatch', claim, members),
     };

@@ -4,7 +4,8 @@
 // is too: an object with read(project, resources) and commit(claim,
 // request) for consume, readBatch(projects, resources) and
 // commitBatch(claim, members) for consumeBatch, and optionally
-// backoff(attempt, delayUs), nowUs() and entropy().
+// backoff(attempt, delayUs), nowUs(), entropy(), and readLocked(project,
+// resources) with unlock() for the policy's locked attempts.
 //
 // Nothing a store throws crosses into the guest: a StorageError becomes the
 // import's error string (the error itself is kept, for consume's
@@ -27,7 +28,7 @@ const REQUIRED = {
   consume: ['read', 'commit'],
   consumeBatch: ['readBatch', 'commitBatch'],
 };
-const OPTIONAL = ['read', 'commit', 'readBatch', 'commitBatch', 'backoff', 'nowUs', 'entropy'];
+const OPTIONAL = ['read', 'commit', 'readBatch', 'commitBatch', 'backoff', 'nowUs', 'entropy', 'readLocked', 'unlock'];
 
 export class StoreBridge {
   /** Whether the store threw something other than a StorageError, and what. */
@@ -69,6 +70,25 @@ export class StoreBridge {
 
   commit(claim, request) {
     return this.#forward(() => convert.commitOutcome(this.#sync(this.store.commit(claim, request), 'commit')));
+  }
+
+  /** A snapshot, or undefined (the WIT's none) when the store takes no locks. */
+  readLocked(project, resources) {
+    if (typeof this.store.readLocked !== 'function') return undefined;
+    return this.#forward(() => {
+      const locked = this.#sync(this.store.readLocked(project, resources), 'readLocked');
+      return locked === null || locked === undefined ? undefined : convert.snapshot(locked, 'store.readLocked()');
+    });
+  }
+
+  unlock() {
+    if (this.raised || typeof this.store.unlock !== 'function') return;
+    try {
+      this.#sync(this.store.unlock(), 'unlock');
+    } catch (e) {
+      // unlock cannot answer an error: consume rethrows it.
+      this.#raise(e);
+    }
   }
 
   readBatch(projects, resources) {

@@ -191,7 +191,13 @@ class ScriptedStore {
   commitsMade = [];
   #now = 0n;
 
+  #readSteps = 0;
+
   constructor(spec = {}) {
+    // With `locks` in the spec, readLocked answers the next read step (or
+    // nothing when false) and the calls count locked reads and unlocks.
+    this.locks = spec.locks;
+    if (this.locks !== undefined) Object.assign(this.calls, { locked_reads: 0, unlocks: 0 });
     this.reads = spec.reads ?? [];
     this.commits = spec.commits ?? [];
     this.readUs = BigInt(spec.read_us ?? 0);
@@ -204,7 +210,21 @@ class ScriptedStore {
   }
 
   read() {
-    const step = ScriptedStore.step(this.reads, this.calls.reads++);
+    this.calls.reads++;
+    return this.#nextRead();
+  }
+
+  readLocked() {
+    this.calls.locked_reads = (this.calls.locked_reads ?? 0) + 1;
+    return this.locks ? this.#nextRead() : undefined;
+  }
+
+  unlock() {
+    this.calls.unlocks = (this.calls.unlocks ?? 0) + 1;
+  }
+
+  #nextRead() {
+    const step = ScriptedStore.step(this.reads, this.#readSteps++);
     this.#now += this.readUs;
     if (step === 'storage-error' || step === undefined) throw new d.StorageError('scripted read failure');
     return snapshot(step);
@@ -260,6 +280,7 @@ function policy(c) {
     baseDelayUs: p.base_delay_us,
     maxDelayUs: p.max_delay_us,
     seed: p.seed,
+    lockAfterConflict: p.lock_after_conflict,
   };
 }
 
@@ -314,8 +335,14 @@ export function operate(c, seen = {}) {
 
 /** The store calls a case checks: its want_calls' counts (slept_us only when it names it). */
 function callsJson(store, want) {
-  const { reads, commits, backoffs, slept_us } = store.calls;
-  return { reads, commits, backoffs, ...(want !== null && typeof want === 'object' && 'slept_us' in want ? { slept_us } : {}) };
+  const { reads, commits, backoffs, slept_us, locked_reads, unlocks } = store.calls;
+  return {
+    reads,
+    commits,
+    backoffs,
+    ...(want !== null && typeof want === 'object' && 'slept_us' in want ? { slept_us } : {}),
+    ...(store.locks !== undefined ? { locked_reads, unlocks } : {}),
+  };
 }
 
 /** null when the case passes, else why it failed. */

@@ -208,6 +208,10 @@ record! {
     /// after a conflict-after-wait it reads again at once. The jitter is
     /// drawn per call from the store's `entropy`, unless `seed` is set (for
     /// reproducible tests: callers sharing a seed back off in lockstep).
+    /// `lock_after_conflict` (opt-in) makes every attempt after the first
+    /// conflict a locked one: the store's `read_locked` locks the path's
+    /// generation rows and the attempt reads, decides and commits in that
+    /// transaction (no backoff before it; lone consumes only).
     /// The component checks the fields when a consume starts
     /// (`InvalidInput(kind="invalid-config")` naming the field).
     RetryPolicy(RetryPolicy) {
@@ -216,6 +220,7 @@ record! {
         base_delay_us: u64 = 1000,
         max_delay_us: u64 = 50_000,
         seed: Option<u64> = None,
+        lock_after_conflict: bool = false,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The caller's Python store as the component's `consume` and
 //! `consume-batch` drive it: `read`, `commit`, and optionally `backoff`,
-//! `now_us`, `entropy`, `read_batch` and `commit_batch`.
+//! `now_us`, `entropy`, `read_locked`, `unlock`, `read_batch` and
+//! `commit_batch`.
 //!
 //! Store methods run with the GIL taken back for the Python call only. A
 //! method raising `delimiter.StorageError` is a storage failure: the guest
@@ -30,6 +31,8 @@ struct Has {
     backoff: bool,
     now_us: bool,
     entropy: bool,
+    read_locked: bool,
+    unlock: bool,
     read_batch: bool,
     commit_batch: bool,
 }
@@ -71,6 +74,8 @@ impl PyStore {
                 backoff: has(intern!(py, "backoff")),
                 now_us: has(intern!(py, "now_us")),
                 entropy: has(intern!(py, "entropy")),
+                read_locked: has(intern!(py, "read_locked")),
+                unlock: has(intern!(py, "unlock")),
                 read_batch: has(intern!(py, "read_batch")),
                 commit_batch: has(intern!(py, "commit_batch")),
             }
@@ -213,6 +218,36 @@ impl Store for PyStore {
             store.call_method0(intern!(py, "entropy"))?.extract::<u64>()
         })
         .unwrap_or(0)
+    }
+
+    /// `read_locked(project, resources)`: a Snapshot, or None when the
+    /// store takes no locks (also when it has no such method).
+    fn read_locked(
+        &mut self,
+        project: &str,
+        resources: &[String],
+    ) -> Result<Option<w::Snapshot>, StorageError> {
+        if !self.has.read_locked {
+            return Ok(None);
+        }
+        self.call("read_locked", true, |py, store| {
+            let snapshot = store.call_method1(intern!(py, "read_locked"), (project, resources))?;
+            if snapshot.is_none() {
+                return Ok(None);
+            }
+            Self::snapshot("read_locked", &snapshot).map(Some)
+        })
+    }
+
+    fn unlock(&mut self) {
+        if !self.has.unlock || self.stash.is_some() {
+            return;
+        }
+        // What it raises is stashed and re-raised by `consume`.
+        let _ = self.call("unlock", false, |py, store| {
+            store.call_method0(intern!(py, "unlock"))?;
+            Ok(())
+        });
     }
 
     fn batches(&self) -> bool {

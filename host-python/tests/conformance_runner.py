@@ -186,7 +186,9 @@ class ScriptedStore:
     ``read_us`` per read, ``commit_us`` per commit and each backoff's delay
     (a backoff never waits); ``entropy`` is what every entropy call
     returns. Backoffs are counted and their delays summed; each
-    commit_batch's claim and members are recorded."""
+    commit_batch's claim and members are recorded. With ``locks`` in the
+    spec, read_locked answers the next read step (or None when ``locks`` is
+    false) and the calls count ``locked_reads`` and ``unlocks``."""
 
     def __init__(self, spec):
         self.reads = spec.get("reads", [])
@@ -196,6 +198,10 @@ class ScriptedStore:
         self.bits = spec.get("entropy", 0)
         self.clock = 0
         self.calls = {"reads": 0, "commits": 0, "backoffs": 0, "slept_us": 0}
+        self.locks = spec.get("locks")
+        if self.locks is not None:
+            self.calls.update(locked_reads=0, unlocks=0)
+        self.read_steps = 0
         self.batch_commits = []
 
     @staticmethod
@@ -203,12 +209,23 @@ class ScriptedStore:
         return steps[n] if n < len(steps) else (steps[-1] if steps else None)
 
     def read(self, project, resources):
-        step = self._step(self.reads, self.calls["reads"])
         self.calls["reads"] += 1
+        return self._next_read()
+
+    def _next_read(self):
+        step = self._step(self.reads, self.read_steps)
+        self.read_steps += 1
         self.clock += self.read_us
         if step == "storage-error" or step is None:
             raise d.StorageError("scripted read failure")
         return snapshot(step)
+
+    def read_locked(self, project, resources):
+        self.calls["locked_reads"] = self.calls.get("locked_reads", 0) + 1
+        return self._next_read() if self.locks else None
+
+    def unlock(self):
+        self.calls["unlocks"] = self.calls.get("unlocks", 0) + 1
 
     def commit(self, claim, req):
         step = self._step(self.commits, self.calls["commits"])

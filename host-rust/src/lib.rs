@@ -75,12 +75,12 @@ mod combiner;
 mod stores;
 pub mod vector;
 
+pub use combiner::{Combiner, CombinerStats, DEFAULT_MAX_BATCH, GroupKey};
 pub use delimiter_embed::types::*;
 pub use delimiter_embed::{
     DEFAULT_FUEL, DEFAULT_MEMORY_LIMIT, Enforcer, Error, FaultKind, GuestFault, LoadInfo, Located,
     Prepared, StorageError, Store, component_size, load_info,
 };
-pub use combiner::{Combiner, CombinerStats, DEFAULT_MAX_BATCH, GroupKey};
 pub use stores::{MariadbStore, MemoryStore, PostgresStore, SqliteStore, sql};
 
 use std::cell::RefCell;

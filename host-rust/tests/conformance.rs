@@ -193,6 +193,18 @@ impl Store for Scripted {
         self.0.entropy()
     }
 
+    fn read_locked(
+        &mut self,
+        _project: &str,
+        _resources: &[String],
+    ) -> Result<Option<Snapshot>, StorageError> {
+        self.0.read_locked().map(snapshot_of).transpose()
+    }
+
+    fn unlock(&mut self) {
+        self.0.unlock();
+    }
+
     fn batches(&self) -> bool {
         true
     }
@@ -224,22 +236,16 @@ impl Store for Scripted {
 
 /// The case's policy: the default with the fields the case sets.
 fn policy(case: &Value) -> Result<RetryPolicy, String> {
-    use delimiter_conformance::policy_number;
-    let mut policy = RetryPolicy::default();
-    if let Some(n) = policy_number(case, "max_attempts")? {
-        policy.max_attempts = u32::try_from(n).map_err(|_| "bad max_attempts")?;
-    }
-    if let Some(n) = policy_number(case, "deadline_us")? {
-        policy.deadline_us = n;
-    }
-    if let Some(n) = policy_number(case, "base_delay_us")? {
-        policy.base_delay_us = n;
-    }
-    if let Some(n) = policy_number(case, "max_delay_us")? {
-        policy.max_delay_us = n;
-    }
-    policy.seed = policy_number(case, "seed")?;
-    Ok(policy)
+    let f = delimiter_conformance::policy_fields(case)?;
+    let d = RetryPolicy::default();
+    Ok(RetryPolicy {
+        max_attempts: f.max_attempts.unwrap_or(d.max_attempts),
+        deadline_us: f.deadline_us.unwrap_or(d.deadline_us),
+        base_delay_us: f.base_delay_us.unwrap_or(d.base_delay_us),
+        max_delay_us: f.max_delay_us.unwrap_or(d.max_delay_us),
+        seed: f.seed,
+        lock_after_conflict: f.lock_after_conflict.unwrap_or(d.lock_after_conflict),
+    })
 }
 
 fn consumed_json(done: &Consumed) -> Value {

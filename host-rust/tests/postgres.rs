@@ -33,7 +33,7 @@ fn main() {
         schema: schema.clone(),
     };
 
-    let checks: [Check; 9] = [
+    let checks: [Check; 10] = [
         (
             "admits, commits, refuses and releases on path usage",
             admits_commits_refuses,
@@ -65,6 +65,10 @@ fn main() {
         (
             "eight threads through one combiner never overrun the parent",
             combined_threads_never_overrun,
+        ),
+        (
+            "lock_after_conflict: a locked attempt commits, and a refused one releases its locks",
+            locked_attempt_after_a_conflict,
         ),
         (
             "an uncontended consume takes at most 6 round trips",
@@ -212,6 +216,10 @@ fn batch_member_failure_writes_nothing(db: &Db) {
 
 fn combined_threads_never_overrun(db: &Db) {
     common::combined_threads_never_overrun(|| db.store());
+}
+
+fn locked_attempt_after_a_conflict(db: &Db) {
+    common::locked_attempt_after_a_conflict(db.store(), db.store());
 }
 
 fn uncontended_consume_round_trips(db: &Db) {

@@ -261,6 +261,12 @@ fn sqlite_batch_member_failure_writes_nothing() {
 }
 
 #[test]
+fn sqlite_locked_attempt_after_a_conflict() {
+    let path = db_path("locked");
+    locked_attempt_after_a_conflict(sqlite(&path), SqliteStore::open(&*path).unwrap());
+}
+
+#[test]
 fn sqlite_combined_threads_never_overrun_the_parent() {
     let path = db_path("combined");
     drop(sqlite(&path));

@@ -104,17 +104,49 @@ fn check(case: &Value, (outcome, calls): (Outcome, Option<Value>)) -> Result<(),
     Ok(())
 }
 
-/// A policy field of `case["policy"]` as a number (`None` when absent; the
-/// host's default applies).
-pub fn policy_number(case: &Value, key: &str) -> Result<Option<u64>, String> {
-    match case["policy"].get(key) {
+/// `case["policy"]` as the vectors write it, each field `None` when absent
+/// (the host's default applies), so that every runner maps one parsed
+/// form onto its host's retry policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PolicyFields {
+    pub max_attempts: Option<u32>,
+    pub deadline_us: Option<u64>,
+    pub base_delay_us: Option<u64>,
+    pub max_delay_us: Option<u64>,
+    pub seed: Option<u64>,
+    pub lock_after_conflict: Option<bool>,
+}
+
+/// Parses `case["policy"]` (absent: every field `None`).
+pub fn policy_fields(case: &Value) -> Result<PolicyFields, String> {
+    let policy = &case["policy"];
+    let number = |key: &str| match policy.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v.as_u64().map(Some).ok_or(format!("bad policy.{key}: {v}")),
-    }
+    };
+    let max_attempts = match number("max_attempts")? {
+        None => None,
+        Some(n) => Some(u32::try_from(n).map_err(|_| format!("bad policy.max_attempts: {n}"))?),
+    };
+    let lock_after_conflict = match policy.get("lock_after_conflict") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_bool()
+                .ok_or(format!("bad policy.lock_after_conflict: {v}"))?,
+        ),
+    };
+    Ok(PolicyFields {
+        max_attempts,
+        deadline_us: number("deadline_us")?,
+        base_delay_us: number("base_delay_us")?,
+        max_delay_us: number("max_delay_us")?,
+        seed: number("seed")?,
+        lock_after_conflict,
+    })
 }
 
 /// A consume case's scripted store (`store.reads`, `store.commits`, the
-/// virtual clock and entropy), as the README describes it: the n-th call
+/// virtual clock and entropy, `store.locks`), as the README describes it: the n-th call
 /// answers the n-th step, or the last one once the list runs out; calls are
 /// counted; the clock moves by `read_us` per read, `commit_us` per commit
 /// and each backoff's delay. Each runner wraps it in its host's store type.
@@ -132,6 +164,14 @@ pub struct Script {
     counts_sleep: bool,
     /// Each `commit-batch` call's claim and member projects.
     commits_made: Vec<Value>,
+    /// `store.locks`: whether `read-locked` answers (true) or says the
+    /// store takes no locks (false); absent, the calls do not name the
+    /// locked reads.
+    locks: Option<bool>,
+    /// Steps of `reads` taken, by plain and locked reads alike.
+    read_steps: usize,
+    locked_reads: u32,
+    unlocks: u32,
 }
 
 /// What a scripted commit answers.
@@ -158,6 +198,7 @@ impl Script {
             commit_us: number("commit_us"),
             entropy: number("entropy"),
             counts_sleep: case["want_calls"].get("slept_us").is_some(),
+            locks: store["locks"].as_bool(),
             ..Script::default()
         }
     }
@@ -165,8 +206,29 @@ impl Script {
     /// The next read's snapshot (in the vectors' shape), or `None` for a
     /// scripted storage error.
     pub fn read(&mut self) -> Option<Value> {
-        let n = self.calls[0] as usize;
         self.calls[0] += 1;
+        self.next_read()
+    }
+
+    /// A locked read (`read-locked`): `None` when the store takes no
+    /// locks, else the next read's step as [`read`](Self::read) gives it.
+    pub fn read_locked(&mut self) -> Option<Option<Value>> {
+        self.locked_reads += 1;
+        if self.locks != Some(true) {
+            return None;
+        }
+        Some(self.next_read())
+    }
+
+    /// Counts an `unlock` call.
+    pub fn unlock(&mut self) {
+        self.unlocks += 1;
+    }
+
+    /// The next step of `reads`, shared by plain and locked reads.
+    fn next_read(&mut self) -> Option<Value> {
+        let n = self.read_steps;
+        self.read_steps += 1;
         self.clock_us += self.read_us;
         let step = self.reads.get(n).or(self.reads.last()).cloned();
         step.filter(|s| s.as_str() != Some("storage-error"))
@@ -223,6 +285,10 @@ impl Script {
             serde_json::json!({"reads": reads, "commits": commits, "backoffs": backoffs});
         if self.counts_sleep {
             calls["slept_us"] = self.slept_us.into();
+        }
+        if self.locks.is_some() {
+            calls["locked_reads"] = self.locked_reads.into();
+            calls["unlocks"] = self.unlocks.into();
         }
         calls
     }

@@ -169,9 +169,14 @@ impl Guest for Component {
         policy: wit::RetryPolicy,
         request: wit::Request,
     ) -> Result<wit::Consumed, wit::ConsumeError> {
-        core::consume(&config.into(), &policy.into(), &mut HostStore, &request.into())
-            .map(consumed_out)
-            .map_err(consume_error_out)
+        core::consume(
+            &config.into(),
+            &policy.into(),
+            &mut HostStore,
+            &request.into(),
+        )
+        .map(consumed_out)
+        .map_err(consume_error_out)
     }
 
     fn evaluate_batch(
@@ -310,6 +315,21 @@ impl core::Store for HostStore {
 
     fn entropy(&mut self) -> u64 {
         host::entropy()
+    }
+
+    fn read_locked(
+        &mut self,
+        project: &str,
+        resources: &[&str],
+    ) -> Result<Option<core::Snapshot>, core::StorageError> {
+        let resources: Vec<String> = resources.iter().map(|r| r.to_string()).collect();
+        host::read_locked(project, &resources)
+            .map(|locked| locked.map(Into::into))
+            .map_err(core::StorageError::new)
+    }
+
+    fn unlock(&mut self) {
+        host::unlock();
     }
 }
 
@@ -482,6 +502,7 @@ impl From<wit::RetryPolicy> for core::RetryPolicy {
             base_delay_us: p.base_delay_us,
             max_delay_us: p.max_delay_us,
             seed: p.seed,
+            lock_after_conflict: p.lock_after_conflict,
         }
     }
 }

@@ -74,6 +74,14 @@ class RetryPolicy:
     call from the store's ``entropy`` unless ``seed`` is set (reproducible
     tests only: callers sharing a seed back off in lockstep).
 
+    ``lock_after_conflict`` (opt-in, default False): every attempt after
+    the first conflict is a locked one. The store's ``read_locked`` locks
+    the generation rows of the project's path (root first) and reads inside
+    that transaction; the attempt decides and commits in it, so it cannot
+    conflict, and no backoff precedes it. A store without ``read_locked``
+    runs those attempts optimistically. Lone consumes only: a combined
+    batch's conflict re-runs the batch optimistically.
+
     Checked when a consume starts, in field order: ``max_attempts >= 1``,
     ``deadline_us >= 1``, ``base_delay_us <= max_delay_us``,
     ``max_delay_us <= deadline_us``; otherwise
@@ -86,6 +94,7 @@ class RetryPolicy:
         base_delay_us: int = 1000,
         max_delay_us: int = 50000,
         seed: int | None = None,
+        lock_after_conflict: bool = False,
     ) -> None: ...
     @property
     def max_attempts(self) -> int: ...
@@ -97,6 +106,8 @@ class RetryPolicy:
     def max_delay_us(self) -> int: ...
     @property
     def seed(self) -> int | None: ...
+    @property
+    def lock_after_conflict(self) -> bool: ...
 
 # ---- inputs ------------------------------------------------------------------
 
@@ -431,7 +442,14 @@ class _Store(Protocol):
     the GIL), ``now_us() -> int`` (a monotonic clock in microseconds, any
     origin, the deadline is measured on; without it, the process's
     monotonic clock) and ``entropy() -> int`` (64 random bits, asked once
-    per call whose policy has no seed; without it, fresh random bits)."""
+    per call whose policy has no seed; without it, fresh random bits).
+
+    For ``RetryPolicy(lock_after_conflict=True)``: ``read_locked(project,
+    resources) -> Snapshot | None`` begins a transaction, locks the
+    generation rows of the project's path root first (``SELECT ... FOR
+    UPDATE``, one statement per row) and reads inside it, leaving it open:
+    the next ``commit`` writes and commits in it; ``unlock()`` rolls it
+    back (the attempt was refused). None: the store takes no locks."""
 
     def read(self, project: str, resources: list[str]) -> Snapshot: ...
     def commit(self, claim: list[ClaimEntry], request: Request) -> Union[CommitOutcome, str]: ...

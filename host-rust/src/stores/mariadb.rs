@@ -121,6 +121,8 @@ pub struct MariadbStore {
     conn: Conn,
     causes: ConflictCauses,
     round_trips: u64,
+    /// A `read_locked` transaction is open.
+    locked: bool,
 }
 
 /// Why a commit failed, for counting conflicts by cause.
@@ -192,6 +194,7 @@ impl MariadbStore {
             conn,
             causes: ConflictCauses::default(),
             round_trips: 0,
+            locked: false,
         })
     }
 
@@ -309,8 +312,9 @@ impl MariadbStore {
             self.round_trips += 1;
             match self.conn.exec(READ_SQL.as_str(), (project, project)) {
                 Ok(rows) => break rows,
-                // A read writes nothing: run it again.
-                Err(e) if is_conflict(&e) && attempt < READ_ATTEMPTS => {
+                // A read writes nothing: run it again (not inside a locked
+                // attempt's transaction, which the abort ended).
+                Err(e) if is_conflict(&e) && attempt < READ_ATTEMPTS && !self.locked => {
                     attempt += 1;
                     self.causes.read_retries += 1;
                 }
@@ -367,10 +371,16 @@ impl MariadbStore {
         prefix: &str,
         deltas: &[(String, String, i64)],
     ) -> Result<CommitOutcome, Failed> {
-        let mut sql = String::from("START TRANSACTION;");
+        // Inside a locked attempt's transaction (ended here either way) no
+        // START TRANSACTION is sent: in MariaDB it would commit the open one.
+        let begin = !std::mem::take(&mut self.locked);
+        let mut sql = String::from(if begin { "START TRANSACTION;" } else { "" });
         for entry in claim {
             let Ok(generation) = i64::try_from(entry.generation) else {
                 // No stored generation can equal it: the claim is stale.
+                if !begin {
+                    self.rollback();
+                }
                 return Ok(CommitOutcome::Conflict);
             };
             let _ = write!(
@@ -380,12 +390,16 @@ impl MariadbStore {
             );
         }
         let started = Instant::now();
-        let (counts, error) = self.multi(&sql);
+        let (counts, error) = if sql.is_empty() {
+            (Vec::new(), None)
+        } else {
+            self.multi(&sql)
+        };
         if let Some(error) = error {
             self.rollback();
             return Err(Failed::before(error));
         }
-        if !counts.iter().skip(1).all(|&n| n == 1) {
+        if !counts.iter().skip(usize::from(begin)).all(|&n| n == 1) {
             let waited = started.elapsed() >= WAITED;
             self.rollback();
             return Ok(if waited {
@@ -548,6 +562,58 @@ impl Store for MariadbStore {
         };
         let result = self.compare_then(&rows, &prefix, &deltas);
         self.outcome(result).map_err(Failed::storage)
+    }
+
+    /// The path (an ordinary read), then `START TRANSACTION` and `SELECT
+    /// ... FOR UPDATE` of each of its generation rows, root first, one
+    /// statement per row (one round trip: InnoDB locks a multi-row read in
+    /// its scan order, not its ORDER BY), then the read again inside the
+    /// transaction (READ COMMITTED: a fresh read view, after the locks). A
+    /// lock wait lost to a deadlock or timeout (on Galera, a brute-force
+    /// abort) is tried again, as a read is.
+    fn read_locked(
+        &mut self,
+        project: &str,
+        resources: &[String],
+    ) -> Result<Option<Snapshot>, StorageError> {
+        self.unlock();
+        let path = self.read_path(project, resources)?;
+        let mut sql = String::from("START TRANSACTION;");
+        for p in path.projects.iter().rev() {
+            let _ = write!(
+                sql,
+                " SELECT generation FROM delimiter_generations WHERE project_id = {} FOR UPDATE;",
+                self.literal(&p.id)
+            );
+        }
+        let mut attempt = 1;
+        loop {
+            match self.multi(&sql).1 {
+                None => break,
+                Some(e) => {
+                    self.rollback();
+                    if !(is_conflict(&e) && attempt < READ_ATTEMPTS) {
+                        return Err(storage(e));
+                    }
+                    attempt += 1;
+                    self.causes.read_retries += 1;
+                }
+            }
+        }
+        self.locked = true;
+        match self.read_path(project, resources) {
+            Ok(snapshot) => Ok(Some(snapshot)),
+            Err(e) => {
+                self.unlock();
+                Err(e)
+            }
+        }
+    }
+
+    fn unlock(&mut self) {
+        if std::mem::take(&mut self.locked) {
+            self.rollback();
+        }
     }
 
     fn batches(&self) -> bool {

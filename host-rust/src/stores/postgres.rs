@@ -46,6 +46,8 @@ pub struct PostgresStore {
     /// Round trips to the server made by `read`, `commit` and the batch
     /// calls (see [`PostgresStore::round_trips`]).
     round_trips: u64,
+    /// A `read_locked` transaction is open.
+    locked: bool,
 }
 
 /// The statements `read` and `commit` run. Prepared once per connection:
@@ -81,11 +83,12 @@ fn literal(s: &str) -> Result<String, StorageError> {
     Ok(format!("'{}'", s.replace('\'', "''")))
 }
 
-/// `BEGIN` and the compare-and-update of each claimed row in the order
-/// given, as one simple query (one round trip, one statement per row, so
-/// rows are locked in exactly this order).
-fn begin_and_compare(claim: &[ClaimEntry]) -> Result<Option<String>, StorageError> {
-    let mut sql = String::from("BEGIN;");
+/// `BEGIN` (unless a locked attempt's transaction is open) and the
+/// compare-and-update of each claimed row in the order given, as one simple
+/// query (one round trip, one statement per row, so rows are locked in
+/// exactly this order).
+fn begin_and_compare(claim: &[ClaimEntry], begin: bool) -> Result<Option<String>, StorageError> {
+    let mut sql = String::from(if begin { "BEGIN;" } else { "" });
     for entry in claim {
         // No stored generation can equal one past BIGINT: the claim is stale.
         let Ok(generation) = i64::try_from(entry.generation) else {
@@ -256,6 +259,7 @@ impl PostgresStore {
             client,
             statements: None,
             round_trips: 0,
+            locked: false,
         })
     }
 
@@ -376,18 +380,33 @@ impl PostgresStore {
         prefix: &str,
         deltas: &[(String, String, i64)],
     ) -> Result<CommitOutcome, Failure> {
-        let compare = match begin_and_compare(claim) {
+        // Inside a locked attempt's transaction (ended here either way) no
+        // BEGIN is sent, and its compares cannot miss.
+        let begin = !std::mem::take(&mut self.locked);
+        let compare = match begin_and_compare(claim, begin) {
             Ok(Some(sql)) => sql,
             // A generation past BIGINT, or an id no row can have: stale.
-            Ok(None) | Err(_) => return Ok(CommitOutcome::Conflict),
+            Ok(None) | Err(_) => {
+                if !begin {
+                    self.rollback();
+                }
+                return Ok(CommitOutcome::Conflict);
+            }
         };
         let started = Instant::now();
-        self.round_trips += 1;
-        let matched = match self.client.simple_query(&compare) {
-            Ok(messages) => counts(&messages).iter().skip(1).all(|&n| n == 1),
-            Err(e) => {
-                self.rollback();
-                return Err(e.into());
+        let matched = if compare.is_empty() {
+            true
+        } else {
+            self.round_trips += 1;
+            match self.client.simple_query(&compare) {
+                Ok(messages) => counts(&messages)
+                    .iter()
+                    .skip(usize::from(begin))
+                    .all(|&n| n == 1),
+                Err(e) => {
+                    self.rollback();
+                    return Err(e.into());
+                }
             }
         };
         if !matched {
@@ -486,6 +505,49 @@ impl Store for PostgresStore {
         self.outcome(result)
     }
 
+    /// The path (an ordinary read), then `BEGIN` and `SELECT ... FOR
+    /// UPDATE` of each of its generation rows, root first, one statement
+    /// per row (one round trip), then the read again inside the
+    /// transaction (READ COMMITTED: it sees every commit made before the
+    /// locks were granted). A project whose path changed in between is
+    /// still compared by `commit`.
+    fn read_locked(
+        &mut self,
+        project: &str,
+        resources: &[String],
+    ) -> Result<Option<Snapshot>, StorageError> {
+        self.unlock();
+        let path = self.read(project, resources)?;
+        let mut sql = String::from("BEGIN;");
+        for p in path.projects.iter().rev() {
+            let _ = write!(
+                sql,
+                " SELECT generation FROM delimiter_generations WHERE project_id = {} FOR UPDATE;",
+                literal(&p.id)?
+            );
+        }
+        self.round_trips += 1;
+        if let Err(e) = self.client.simple_query(&sql) {
+            self.rollback();
+            self.statements = None;
+            return Err(storage(e));
+        }
+        self.locked = true;
+        match self.read(project, resources) {
+            Ok(snapshot) => Ok(Some(snapshot)),
+            Err(e) => {
+                self.unlock();
+                Err(e)
+            }
+        }
+    }
+
+    fn unlock(&mut self) {
+        if std::mem::take(&mut self.locked) {
+            self.rollback();
+        }
+    }
+
     fn batches(&self) -> bool {
         true
     }
@@ -547,7 +609,7 @@ impl PostgresStore {
         members: &[Request],
         error: StorageError,
     ) -> Result<BatchOutcome, StorageError> {
-        let compare = match begin_and_compare(claim) {
+        let compare = match begin_and_compare(claim, true) {
             Ok(Some(sql)) => sql,
             _ => return Err(error),
         };

@@ -26,9 +26,16 @@ pub const WAITED: Duration = Duration::from_millis(1);
 /// every claim entry together with the usage upserts, and rolls everything
 /// back on the first statement that matches no row. Open one per thread
 /// (a connection is not `Sync`); several may share one database file.
+///
+/// A locked attempt ([`RetryPolicy::lock_after_conflict`](crate::RetryPolicy))
+/// takes SQLite's write lock with `BEGIN IMMEDIATE` and reads, decides and
+/// commits inside it (SQLite locks the whole database, so the row order is
+/// moot).
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Connection,
+    /// A `read_locked` transaction is open.
+    locked: bool,
 }
 
 fn storage(e: rusqlite::Error) -> StorageError {
@@ -69,7 +76,10 @@ impl SqliteStore {
             .map_err(storage)?;
         conn.execute_batch("PRAGMA foreign_keys = ON;")
             .map_err(storage)?;
-        Ok(SqliteStore { conn })
+        Ok(SqliteStore {
+            conn,
+            locked: false,
+        })
     }
 
     /// Creates the Delimiter tables that are missing (`CREATE TABLE IF NOT
@@ -185,11 +195,17 @@ impl SqliteStore {
     fn read_path(&mut self, project: &str, resources: &[String]) -> Result<Snapshot, StorageError> {
         let wanted: BTreeSet<&str> = resources.iter().map(String::as_str).collect();
         // One read transaction: every SELECT below sees the same snapshot,
-        // so the generations are read no later than the usage.
-        let tx = self.conn.transaction().map_err(storage)?;
+        // so the generations are read no later than the usage. (Inside a
+        // locked attempt's transaction, that one.)
+        let own = if self.locked {
+            None
+        } else {
+            Some(self.conn.unchecked_transaction().map_err(storage)?)
+        };
+        let tx = &self.conn;
 
         let generations = rows(
-            &tx,
+            tx,
             &format!(
                 "{PATH_CTE} SELECT g.project_id, g.generation
                    FROM path JOIN delimiter_generations g ON g.project_id = path.project_id
@@ -203,7 +219,7 @@ impl SqliteStore {
         .collect::<Result<Vec<_>, StorageError>>()?;
 
         let projects = rows(
-            &tx,
+            tx,
             &format!("{PATH_CTE} SELECT project_id, parent_id FROM path ORDER BY depth"),
             params![project],
             |r| {
@@ -215,7 +231,7 @@ impl SqliteStore {
         )?;
 
         let mut local = rows(
-            &tx,
+            tx,
             "SELECT resource, usage FROM delimiter_usage WHERE project_id = ?1",
             params![project],
             |r| {
@@ -229,7 +245,7 @@ impl SqliteStore {
 
         // U(a, r) for every a on the path: the usage of a's whole subtree.
         let mut subtree = rows(
-            &tx,
+            tx,
             &format!(
                 "{PATH_CTE}, {SUBTREE_CTE}
                  SELECT subtree.anchor, u.resource, CAST(SUM(u.usage) AS BIGINT)
@@ -249,7 +265,7 @@ impl SqliteStore {
         subtree.retain(|u| wanted.contains(u.resource.as_str()));
 
         let mut registered = rows(
-            &tx,
+            tx,
             "SELECT resource, limit_value FROM delimiter_registered_limits ORDER BY resource",
             [],
             |r| {
@@ -262,7 +278,7 @@ impl SqliteStore {
         registered.retain(|l| wanted.contains(l.resource.as_str()));
 
         let mut project_limits = rows(
-            &tx,
+            tx,
             &format!(
                 "{PATH_CTE} SELECT l.project_id, l.resource, l.limit_value
                    FROM path JOIN delimiter_project_limits l ON l.project_id = path.project_id
@@ -278,7 +294,9 @@ impl SqliteStore {
             },
         )?;
         project_limits.retain(|l| wanted.contains(l.resource.as_str()));
-        tx.finish().map_err(storage)?;
+        if let Some(own) = own {
+            own.finish().map_err(storage)?;
+        }
 
         Ok(Snapshot {
             projects,
@@ -292,9 +310,9 @@ impl SqliteStore {
     }
 }
 
-/// Runs one query in `tx` and maps every row.
+/// Runs one query on `tx` and maps every row.
 fn rows<T>(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     sql: &str,
     params: impl rusqlite::Params,
     map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
@@ -306,7 +324,7 @@ fn rows<T>(
 
 impl SqliteStore {
     /// Compares and bumps each of `rows` in the order given; false on a miss.
-    fn compare(tx: &rusqlite::Transaction<'_>, rows: &[ClaimEntry]) -> Result<bool, StorageError> {
+    fn compare(tx: &Connection, rows: &[ClaimEntry]) -> Result<bool, StorageError> {
         for entry in rows {
             let changed = tx
                 .execute(
@@ -322,11 +340,36 @@ impl SqliteStore {
         Ok(true)
     }
 
+    /// The compares (root first) and, when every one matched, the
+    /// request's writes, in the transaction open on `tx`; false on a miss.
+    /// Every write moves the project's generation: a pure release has an
+    /// empty claim, so it is bumped here.
+    fn apply(
+        tx: &Connection,
+        claim: &[ClaimEntry],
+        request: &Request,
+    ) -> Result<bool, StorageError> {
+        let rows: Vec<ClaimEntry> = claim.iter().rev().cloned().collect();
+        if !Self::compare(tx, &rows)? {
+            return Ok(false);
+        }
+        let writes = request.deltas.iter().any(|d| d.delta != 0);
+        if writes && !claim.iter().any(|c| c.project == request.project) {
+            tx.execute(
+                "UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = ?1",
+                params![request.project],
+            )
+            .map_err(storage)?;
+        }
+        Self::write_usage(tx, request).map_err(storage)?;
+        Ok(true)
+    }
+
     /// Writes `request`'s usage rows. The CHECK (usage >= 0) fails a
     /// release below zero. (Not an upsert: SQLite checks the candidate row
     /// before it resolves the conflict, so a negative delta would always
     /// fail.)
-    fn write_usage(tx: &rusqlite::Transaction<'_>, request: &Request) -> rusqlite::Result<()> {
+    fn write_usage(tx: &Connection, request: &Request) -> rusqlite::Result<()> {
         for d in request.deltas.iter().filter(|d| d.delta != 0) {
             let updated = tx.execute(
                 "UPDATE delimiter_usage SET usage = usage + ?3
@@ -355,13 +398,28 @@ impl Store for SqliteStore {
         claim: &[ClaimEntry],
         request: &Request,
     ) -> Result<CommitOutcome, StorageError> {
+        if std::mem::take(&mut self.locked) {
+            // In the locked attempt's transaction, ended here either way.
+            let ended = match Self::apply(&self.conn, claim, request) {
+                Ok(true) => self
+                    .conn
+                    .execute_batch("COMMIT")
+                    .map(|()| CommitOutcome::Committed)
+                    .map_err(storage),
+                Ok(false) => Ok(CommitOutcome::Conflict),
+                Err(e) => Err(e),
+            };
+            if ended != Ok(CommitOutcome::Committed) {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            return ended;
+        }
         let started = Instant::now();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(storage)?;
-        let rows: Vec<ClaimEntry> = claim.iter().rev().cloned().collect();
-        if !Self::compare(&tx, &rows)? {
+        if !Self::apply(&tx, claim, request)? {
             // Dropping `tx` rolls back every statement so far. Waiting for
             // the write lock means the writer that moved the generation
             // has committed: a read made at once sees its write.
@@ -371,19 +429,35 @@ impl Store for SqliteStore {
                 CommitOutcome::Conflict
             });
         }
-        // Every write moves the project's generation; a pure release has an
-        // empty claim, so bump it here.
-        let writes = request.deltas.iter().any(|d| d.delta != 0);
-        if writes && !claim.iter().any(|c| c.project == request.project) {
-            tx.execute(
-                "UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = ?1",
-                params![request.project],
-            )
-            .map_err(storage)?;
-        }
-        Self::write_usage(&tx, request).map_err(storage)?;
         tx.commit().map_err(storage)?;
         Ok(CommitOutcome::Committed)
+    }
+
+    /// `BEGIN IMMEDIATE` (SQLite's one write lock), then the read inside
+    /// it; the transaction stays open for `commit` or `unlock`.
+    fn read_locked(
+        &mut self,
+        project: &str,
+        resources: &[String],
+    ) -> Result<Option<Snapshot>, StorageError> {
+        self.unlock();
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(storage)?;
+        self.locked = true;
+        match self.read_path(project, resources) {
+            Ok(snapshot) => Ok(Some(snapshot)),
+            Err(e) => {
+                self.unlock();
+                Err(e)
+            }
+        }
+    }
+
+    fn unlock(&mut self) {
+        if std::mem::take(&mut self.locked) {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
     }
 
     fn batches(&self) -> bool {

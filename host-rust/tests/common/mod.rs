@@ -64,6 +64,7 @@ pub fn quick() -> RetryPolicy {
         base_delay_us: 50,
         max_delay_us: 2_000,
         seed: Some(7),
+        lock_after_conflict: false,
     }
 }
 
@@ -257,6 +258,80 @@ impl<S: Store, F: FnMut(&mut S, u32)> Store for AfterRead<S, F> {
         self.backoffs += 1;
         assert!(delay <= Duration::from_millis(2), "{delay:?}");
     }
+
+    /// A locked read, not counted in `reads` and not followed by `after`.
+    fn read_locked(
+        &mut self,
+        project: &str,
+        resources: &[String],
+    ) -> Result<Option<Snapshot>, StorageError> {
+        self.inner.read_locked(project, resources)
+    }
+
+    fn unlock(&mut self) {
+        self.inner.unlock()
+    }
+}
+
+/// `lock_after_conflict` on a real store, with a rival connection:
+/// - a rival's write between the first read and its commit makes that
+///   commit conflict; the next attempt is a locked one (no plain read, no
+///   backoff) and commits;
+/// - a locked attempt that is refused (the rival used the room meanwhile)
+///   writes nothing and releases its locks: the rival writes the same rows
+///   at once (within 10 s, or the check fails instead of hanging).
+pub fn locked_attempt_after_a_conflict<S>(store: S, rival: S)
+where
+    S: Inspect + Send + 'static,
+{
+    let policy = RetryPolicy {
+        lock_after_conflict: true,
+        ..quick()
+    };
+    let mut rival = rival;
+    let mut racing = AfterRead::new(store, |_: &mut S, n: u32| {
+        if n == 1 {
+            consume(&config(), &quick(), &mut rival, &servers("b", 1)).unwrap();
+        }
+    });
+    let done = consume(&config(), &policy, &mut racing, &servers("a", 2)).unwrap();
+    assert_eq!(done.attempts, 2, "the first commit lost to the rival");
+    assert_eq!(
+        (racing.reads, racing.backoffs),
+        (1, 0),
+        "the second attempt read locked, with no backoff before it"
+    );
+    let mut store = racing.inner;
+    assert_eq!(store.usage_of("a", "servers"), 2);
+
+    // org: a 2 + b 1 = 3 of 10. a +5 fits on the first read; the rival's
+    // b +4 then leaves 3, so the locked attempt refuses at org.
+    let mut racing = AfterRead::new(store, |_: &mut S, n: u32| {
+        if n == 1 {
+            consume(&config(), &quick(), &mut rival, &servers("b", 4)).unwrap();
+        }
+    });
+    let err = consume(&config(), &policy, &mut racing, &servers("a", 5)).unwrap_err();
+    assert!(
+        matches!(&err, Error::OverLimit(OverLimit { violations, attempts: 2 }) if violations[0].project == "org"),
+        "{err:?}"
+    );
+    let mut store = racing.inner;
+    assert_eq!(
+        store.usage_of("a", "servers"),
+        2,
+        "the refusal wrote nothing"
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let released = consume(&config(), &quick(), &mut rival, &servers("b", -4));
+        let _ = tx.send(released.map(|d| d.attempts));
+    });
+    let released = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the rival still waits on a lock the refused attempt kept");
+    assert!(released.is_ok(), "{released:?}");
+    assert_eq!(store.usage_of("b", "servers"), 1);
 }
 
 /// `inner`, with `rival` (another connection, with its own component

@@ -260,6 +260,7 @@ impl<T: Transaction> LockingWorker<T> {
                 base_delay_us: policy.base_delay_us,
                 max_delay_us: policy.max_delay_us,
                 seed: policy.seed,
+                lock_after_conflict: policy.lock_after_conflict,
             },
             profile: Profile::default(),
             conflicts: 0,

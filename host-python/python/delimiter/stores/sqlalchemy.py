@@ -587,6 +587,10 @@ class SqlAlchemyStore:
         # batch commit takes the rows of pure releases in the one row order
         # with the claim's); shared by the copies with_rows makes.
         self._depth_of: dict[str, int] = {}
+        # The transaction a read_locked left open, per thread (a store is
+        # shared by threads; with_rows copies share it, as a thread makes
+        # its calls one after another).
+        self._held = threading.local()
 
     def conflict_causes(self) -> dict[str, int]:
         """The conflicts this store's commits reported so far, by cause
@@ -681,10 +685,15 @@ class SqlAlchemyStore:
         """One consistent snapshot of ``project``'s path: the projects from
         it up to the root, their generations, the limits on ``resources``,
         its local usage and every path node's subtree usage."""
-        params = {"project": project, "resources": list(resources)}
-        query = self._queries.path
         # One statement: the generations in the same snapshot as the usage.
-        rows = self._read(lambda conn: conn.execute(query, params).all())
+        return self._path_snapshot(self._read(lambda conn: self._path_rows(conn, project, resources)))
+
+    def _path_rows(self, conn: Connection, project: str, resources: Sequence[str]) -> list[Any]:
+        params = {"project": project, "resources": list(resources)}
+        return list(conn.execute(self._queries.path, params).all())
+
+    def _path_snapshot(self, rows: Sequence[Any]) -> d.Snapshot:
+        """The snapshot of one path read's rows."""
         path: list[tuple[int, str, Optional[str], Optional[int]]] = []
         local: list[d.ResourceUsage] = []
         subtree: list[d.UsageEntry] = []
@@ -746,9 +755,66 @@ class SqlAlchemyStore:
             self._compare(conn, rows)
             self._write(conn, request, {c.project for c in claim}, self._write_rows, set())
 
-        outcome = self._transact(body)
+        held = self._take_held()
+        outcome = self._transact(body, self._writing if held is None else lambda: self._in_held(held))
         assert not isinstance(outcome, d.MemberFailure)
         return outcome
+
+    def read_locked(self, project: str, resources: Sequence[str]) -> d.Snapshot:
+        """A locked attempt's read (``RetryPolicy(lock_after_conflict=True)``):
+        the path (an ordinary read), then a write transaction on a
+        connection of this thread's own (``BEGIN IMMEDIATE`` on SQLite, READ
+        COMMITTED elsewhere) that locks the path's generation rows root
+        first, one ``SELECT ... FOR UPDATE`` per row (SQLite's write lock
+        covers the whole database), then the path read again inside it. The
+        transaction stays open: this thread's next :meth:`commit` writes
+        and commits in it, or :meth:`unlock` rolls it back. A database error
+        rolls back and raises :class:`delimiter.StorageError`."""
+        self.unlock()
+        path = self.read(project, resources)
+        conn = self._engine.connect()
+        try:
+            if self._kind == "sqlite":
+                conn.execution_options(**{_SQLITE_BEGIN: "BEGIN IMMEDIATE"})
+            else:
+                conn.execution_options(isolation_level="READ COMMITTED")
+            tx = conn.begin()
+            if self._kind != "sqlite":
+                for p in reversed(path.projects):
+                    lock = select(generations.c.generation).where(generations.c.project_id == p.id)
+                    conn.execute(lock.with_for_update())
+            snapshot = self._path_snapshot(self._path_rows(conn, project, resources))
+        except BaseException as e:
+            conn.close()  # rolls back
+            if isinstance(e, self._db_errors):
+                raise self._storage_error(e) from e
+            raise
+        self._held.open = (conn, tx)
+        return snapshot
+
+    def unlock(self) -> None:
+        """Rolls back this thread's transaction :meth:`read_locked` left
+        open, writing nothing (no-op without one)."""
+        held = self._take_held()
+        if held is not None:
+            held[0].close()  # rolls back
+
+    def _take_held(self) -> Optional[tuple[Connection, Any]]:
+        held = getattr(self._held, "open", None)
+        self._held.open = None
+        return held
+
+    @contextmanager
+    def _in_held(self, held: tuple[Connection, Any]) -> Iterator[Connection]:
+        """The transaction :meth:`read_locked` left open, as :meth:`_writing`
+        gives one: committed when the block ends, rolled back by any
+        exception, and its connection returned to the pool."""
+        conn, tx = held
+        try:
+            with tx:
+                yield conn
+        finally:
+            conn.close()
 
     def read_batch(self, projects: Sequence[str], resources: Sequence[str]) -> d.Snapshot:
         """``consume_batch``'s read, in ONE statement (so one read view):
@@ -851,14 +917,19 @@ class SqlAlchemyStore:
 
     # ---- inside ----------------------------------------------------------------------------
 
-    def _transact(self, body: Callable[[Connection], None]) -> Union[d.CommitOutcome, d.MemberFailure]:
-        """``body(connection)`` in one write transaction, its end
+    def _transact(
+        self,
+        body: Callable[[Connection], None],
+        writing: Optional[Callable[[], Any]] = None,
+    ) -> Union[d.CommitOutcome, d.MemberFailure]:
+        """``body(connection)`` in one write transaction (``writing()``'s,
+        by default :meth:`_writing`'s), its end
         as an outcome: a generation miss (``_Conflict``), a member's failed
         rows (``_MemberFailed``), a conflict of the database's; other
         database errors raise :class:`delimiter.StorageError`."""
         applied = False  # after body, leaving the block runs COMMIT
         try:
-            with self._writing() as conn:
+            with (writing or self._writing)() as conn:
                 body(conn)
                 applied = True
         except _Conflict as miss:
