@@ -365,6 +365,7 @@ export const DEFAULT_POLICY: Readonly<{
   baseDelayUs: bigint;
   maxDelayUs: bigint;
   seed: null;
+  lockAfterConflict: false;
 }>;
 
 /** Every call of the component, with fuel and a memory cap of its own. */

@@ -292,14 +292,17 @@ function conflicting(conflicts, extra = {}) {
   };
 }
 
-test('the default policy: 100 attempts, a 2 s deadline, backoffs from 1 ms to 50 ms, no seed', () => {
+test('the default policy: 100 attempts, a 2 s deadline, backoffs from 1 ms to 50 ms, no seed, no locked attempts', () => {
   assert.deepEqual(d.DEFAULT_POLICY, {
     maxAttempts: 100,
     deadlineUs: 2_000_000n,
     baseDelayUs: 1000n,
     maxDelayUs: 50_000n,
     seed: null,
+    lockAfterConflict: false,
   });
+  // lockAfterConflict is a boolean, checked before any store call.
+  assert.throws(() => d.consume(conflicting(0), req('a', 1), undefined, { lockAfterConflict: 1 }), TypeError);
   // Past the old cap of 5 attempts.
   const store = conflicting(9);
   assert.equal(d.consume(store, req('a', 1)).attempts, 10);

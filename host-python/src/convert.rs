@@ -38,7 +38,7 @@ macro_rules! plain {
     )*};
 }
 
-plain!(String, i64, u64, u32);
+plain!(String, i64, u64, u32, bool);
 
 impl<T: Field> Field for Option<T> {
     type Wit = Option<T::Wit>;

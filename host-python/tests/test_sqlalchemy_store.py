@@ -184,6 +184,66 @@ def test_conflict_with_a_rival_is_retried_on_a_fresh_read(db: Database, store: S
     assert store.usage("b", "servers") == 1
 
 
+class LockingInterleaved(Interleaved):
+    """Interleaved, passing the locked attempts through (counted) and
+    counting backoffs instead of sleeping."""
+
+    def __init__(self, store: SqlAlchemyStore, rival: SqlAlchemyStore, rival_delta: int) -> None:
+        super().__init__(store, rival)
+        self.rival_delta, self.locked_reads, self.unlocks, self.backoffs = rival_delta, 0, 0, 0
+
+    def read(self, project: str, resources: list[str]) -> d.Snapshot:
+        snapshot = self.store.read(project, resources)
+        self.reads += 1
+        if self.reads == 1:
+            d.consume(self.rival, servers("b", self.rival_delta), NESTED, QUICK)
+        return snapshot
+
+    def read_locked(self, project: str, resources: list[str]) -> d.Snapshot | None:
+        self.locked_reads += 1
+        return self.store.read_locked(project, resources)
+
+    def unlock(self) -> None:
+        self.unlocks += 1
+        self.store.unlock()
+
+    def backoff(self, attempt: int, delay_us: int) -> None:
+        self.backoffs += 1
+
+
+def test_lock_after_conflict_commits_in_a_locked_attempt_and_a_refusal_releases_it(
+    db: Database, store: SqlAlchemyStore
+) -> None:
+    locking = d.RetryPolicy(max_attempts=50, base_delay_us=50, max_delay_us=2000, seed=7, lock_after_conflict=True)
+    rival_engine = db.engine()
+    rival = SqlAlchemyStore(rival_engine)
+    try:
+        racing = LockingInterleaved(store, rival, 1)
+        done = d.consume(racing, servers("a", 2), NESTED, locking)
+        assert done.attempts == 2, "the first commit lost to the rival"
+        assert (racing.reads, racing.locked_reads, racing.backoffs) == (1, 1, 0), "then a locked read, no backoff"
+        assert store.usage("a", "servers") == 2
+
+        # org: 3 of 10 used. a +5 fits the first read; the rival's b +4
+        # then leaves 3, and the locked attempt refuses at org.
+        racing = LockingInterleaved(store, rival, 4)
+        with pytest.raises(d.OverLimit) as refused:
+            d.consume(racing, servers("a", 5), NESTED, locking)
+        assert refused.value.attempts == 2 and refused.value.violations[0].project == "org"
+        assert racing.unlocks == 1
+        assert store.usage("a", "servers") == 2, "the refusal wrote nothing"
+
+        # The locks are gone: the rival writes the same rows at once.
+        released: list[Any] = []
+        t = threading.Thread(target=lambda: released.append(d.consume(rival, servers("b", -4), NESTED, QUICK)))
+        t.start()
+        t.join(10)
+        assert released, "the rival still waits on a lock the refused attempt kept"
+        assert store.usage("b", "servers") == 1
+    finally:
+        rival_engine.dispose()
+
+
 def test_concurrent_threads_never_overrun_the_parent(store: SqlAlchemyStore) -> None:
     # One store shared by every thread: each call checks out its own
     # connection, and the decisions run without the GIL.
