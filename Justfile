@@ -29,13 +29,17 @@ setup-js:
 
 # Everything, all hosts: unit, property and doc tests, vector schema, conformance.
 test: setup component
-    cargo test --workspace --quiet
-    just test-python
-    just test-js
-    just check-vectors
-    just conformance
-    just test-keystone
-    just bench-smoke
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # Each step's wall time, so that a slow run says where its time went.
+    step() { local start=$SECONDS; "$@"; echo "test: $* took $((SECONDS - start)) s"; }
+    step cargo test --workspace --quiet
+    step just test-python
+    step just test-js
+    step just check-vectors
+    step just conformance
+    step just test-keystone
+    step just bench-smoke
 
 # Check every vector file against conformance/schema.json.
 check-vectors:
