@@ -25,7 +25,7 @@ fn main() {
         url,
         database: format!("delimiter_test_{}", std::process::id()),
     };
-    let checks: [Check; 8] = [
+    let checks: [Check; 9] = [
         (
             "admits, commits, refuses and releases on path usage",
             admits_commits_refuses,
@@ -33,6 +33,10 @@ fn main() {
         (
             "a stale generation rolls the whole commit back",
             stale_generation_writes_nothing,
+        ),
+        (
+            "a stale claim whose write fails too is a conflict",
+            stale_claim_with_a_failing_write_is_a_conflict,
         ),
         (
             "a connection killed between read and commit leaves no charge",
@@ -106,6 +110,10 @@ fn admits_commits_refuses(db: &Db) {
 
 fn stale_generation_writes_nothing(db: &Db) {
     common::stale_generation_writes_nothing(&mut db.store());
+}
+
+fn stale_claim_with_a_failing_write_is_a_conflict(db: &Db) {
+    common::stale_claim_with_a_failing_write_is_a_conflict(&mut db.store());
 }
 
 fn killed_connection_leaves_no_charge(db: &Db) {

@@ -33,7 +33,7 @@ fn main() {
         schema: schema.clone(),
     };
 
-    let checks: [Check; 10] = [
+    let checks: [Check; 11] = [
         (
             "admits, commits, refuses and releases on path usage",
             admits_commits_refuses,
@@ -41,6 +41,10 @@ fn main() {
         (
             "a stale generation rolls the whole commit back",
             stale_generation_writes_nothing,
+        ),
+        (
+            "a stale claim whose write fails too is a conflict",
+            stale_claim_with_a_failing_write_is_a_conflict,
         ),
         (
             "a conflict with a rival connection is retried on a fresh read",
@@ -128,6 +132,10 @@ fn admits_commits_refuses(db: &Db) {
 
 fn stale_generation_writes_nothing(db: &Db) {
     common::stale_generation_writes_nothing(&mut db.store());
+}
+
+fn stale_claim_with_a_failing_write_is_a_conflict(db: &Db) {
+    common::stale_claim_with_a_failing_write_is_a_conflict(&mut db.store());
 }
 
 fn conflict_is_retried(db: &Db) {

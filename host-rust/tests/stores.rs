@@ -261,6 +261,12 @@ fn sqlite_batch_member_failure_writes_nothing() {
 }
 
 #[test]
+fn sqlite_stale_claim_with_a_failing_write_is_a_conflict() {
+    let path = db_path("stale-failing-write");
+    stale_claim_with_a_failing_write_is_a_conflict(&mut sqlite(&path));
+}
+
+#[test]
 fn sqlite_locked_attempt_after_a_conflict() {
     let path = db_path("locked");
     locked_attempt_after_a_conflict(sqlite(&path), SqliteStore::open(&*path).unwrap());

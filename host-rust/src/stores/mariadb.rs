@@ -26,8 +26,8 @@
 //! account should not need the CREATE privilege).
 
 use super::sql::{
-    ConflictCauses, SUBTREE_CTE, batch_read_sql, batch_snapshot_from_rows, snapshot_from_rows,
-    summed_deltas,
+    ConflictCauses, SUBTREE_CTE, batch_read_sql, batch_snapshot_from_rows, missing_row,
+    snapshot_from_rows, summed_deltas,
 };
 use crate::{
     BatchOutcome, ClaimEntry, CommitOutcome, Limits, MemberFailure, Project, ProjectLimit,
@@ -145,6 +145,14 @@ impl Failed {
         }
     }
 
+    fn no_row(message: String) -> Self {
+        Failed {
+            error: None,
+            at_commit: false,
+            no_row: Some(message),
+        }
+    }
+
     fn storage(self) -> StorageError {
         match (self.error, self.no_row) {
             (Some(e), _) => storage(e),
@@ -200,8 +208,8 @@ impl MariadbStore {
 
     /// Round trips to the server that `read`, `commit`, `read_batch` and
     /// `commit_batch` made on this connection so far. An uncontended
-    /// consume is 4: the read, `START TRANSACTION` with the compares, the
-    /// writes, `COMMIT`.
+    /// consume is 3: the read, `START TRANSACTION` with the compares and
+    /// the writes, `COMMIT`.
     pub fn round_trips(&self) -> u64 {
         self.round_trips
     }
@@ -360,19 +368,21 @@ impl MariadbStore {
         let _ = self.conn.query_drop("ROLLBACK");
     }
 
-    /// `START TRANSACTION` and one compare-and-update per claimed row in
-    /// the order given (so rows are locked in exactly that order), in one
-    /// round trip; then, when every compare matched, `prefix` and the
-    /// writes of `deltas` in another (their counts checked), then `COMMIT`.
-    /// A miss rolls back.
+    /// One round trip: `START TRANSACTION`, one compare-and-update per
+    /// claimed row in the order given (so rows are locked in exactly that
+    /// order), `prefix` and the writes of `deltas`; then, when every
+    /// compare matched and every decrease found its row (the counts say),
+    /// `COMMIT` (a second). A miss rolls back and is a conflict, also when
+    /// a write after it failed (its snapshot was stale; the server answers
+    /// the counts up to the error). Inside a locked attempt's transaction
+    /// (ended here either way) no `START TRANSACTION` is sent: in MariaDB
+    /// it would commit the open one.
     fn compare_then(
         &mut self,
         claim: &[ClaimEntry],
         prefix: &str,
         deltas: &[(String, String, i64)],
     ) -> Result<CommitOutcome, Failed> {
-        // Inside a locked attempt's transaction (ended here either way) no
-        // START TRANSACTION is sent: in MariaDB it would commit the open one.
         let begin = !std::mem::take(&mut self.locked);
         let mut sql = String::from(if begin { "START TRANSACTION;" } else { "" });
         for entry in claim {
@@ -389,17 +399,22 @@ impl MariadbStore {
                 self.literal(&entry.project)
             );
         }
+        sql.push_str(prefix);
+        sql.push_str(&self.writes(deltas));
         let started = Instant::now();
         let (counts, error) = if sql.is_empty() {
             (Vec::new(), None)
         } else {
             self.multi(&sql)
         };
-        if let Some(error) = error {
-            self.rollback();
-            return Err(Failed::before(error));
-        }
-        if !counts.iter().skip(usize::from(begin)).all(|&n| n == 1) {
+        let compared = usize::from(begin);
+        let compares = counts
+            .get(compared..)
+            .unwrap_or(&[])
+            .iter()
+            .take(claim.len());
+        if compares.clone().any(|&n| n != 1) || (error.is_none() && compares.count() < claim.len())
+        {
             let waited = started.elapsed() >= WAITED;
             self.rollback();
             return Ok(if waited {
@@ -408,9 +423,14 @@ impl MariadbStore {
                 CommitOutcome::Conflict
             });
         }
-        if let Err(failed) = self.write(prefix, deltas) {
+        if let Some(error) = error {
             self.rollback();
-            return Err(failed);
+            return Err(Failed::before(error));
+        }
+        let written = compared + claim.len() + usize::from(!prefix.is_empty());
+        if let Some(message) = missing_row(deltas, counts.get(written..).unwrap_or(&[])) {
+            self.rollback();
+            return Err(Failed::no_row(message));
         }
         self.round_trips += 1;
         if let Err(error) = self.conn.query_drop("COMMIT") {
@@ -436,19 +456,8 @@ impl MariadbStore {
             return Err(Failed::before(error));
         }
         let skip = usize::from(!prefix.is_empty());
-        let missing = deltas
-            .iter()
-            .zip(counts.get(skip..).unwrap_or(&[]))
-            .find(|((_, _, d), n)| *d < 0 && **n == 0);
-        match missing {
-            Some(((p, r, d), _)) => Err(Failed {
-                error: None,
-                at_commit: false,
-                no_row: Some(format!(
-                    "no usage row of {r:?} for project {p:?} to release {} from",
-                    -d
-                )),
-            }),
+        match missing_row(deltas, counts.get(skip..).unwrap_or(&[])) {
+            Some(message) => Err(Failed::no_row(message)),
             None => Ok(()),
         }
     }

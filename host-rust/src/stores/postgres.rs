@@ -9,17 +9,16 @@
 //! the other writer and then re-checks its WHERE clause against the new row:
 //! the loser matches no row and the transaction rolls back as a conflict.
 //!
-//! A commit is three round trips when nothing contends (four with the
-//! read): `BEGIN` and one `UPDATE` per claimed row, root first (the one row
-//! order), sent as one simple query; then the usage writes as another
-//! (their counts checked: a release that finds no row fails); then
-//! `COMMIT`. A batch commit ([`Store::commit_batch`]) is the same with the
+//! A commit is two round trips when nothing contends (three with the
+//! read): `BEGIN`, one `UPDATE` per claimed row, root first (the one row
+//! order), and the usage writes, sent as one simple query; then, when every
+//! compare matched and every release found its row (the counts say), `COMMIT`. A batch commit ([`Store::commit_batch`]) is the same with the
 //! claims' union and every member's usage, summed per (project, resource)
 //! and written in that order.
 
 use super::sql::{
-    PATH_CTE, SCHEMA, SUBTREE_CTE, batch_read_sql, batch_snapshot_from_rows, snapshot_from_rows,
-    summed_deltas,
+    PATH_CTE, SCHEMA, SUBTREE_CTE, batch_read_sql, batch_snapshot_from_rows, missing_row,
+    snapshot_from_rows, summed_deltas,
 };
 use crate::{
     BatchOutcome, ClaimEntry, CommitOutcome, Limits, MemberFailure, Project, ProjectLimit,
@@ -151,21 +150,6 @@ impl Failure {
     }
 }
 
-/// A decrease of `deltas` whose statement (by its count in `counts`)
-/// changed no row.
-fn missing_row(deltas: &[(String, String, i64)], counts: &[u64]) -> Option<String> {
-    deltas
-        .iter()
-        .zip(counts)
-        .find(|((_, _, d), n)| *d < 0 && **n == 0)
-        .map(|((p, r, d), _)| {
-            format!(
-                "no usage row of {r:?} for project {p:?} to release {} from",
-                -d
-            )
-        })
-}
-
 /// The row counts of a simple query's statements, in order.
 fn counts(messages: &[SimpleQueryMessage]) -> Vec<u64> {
     messages
@@ -272,8 +256,8 @@ impl PostgresStore {
 
     /// Round trips to the server that `read`, `commit`, `read_batch` and
     /// `commit_batch` made on this connection so far (statements prepared
-    /// on first use count one each). An uncontended consume is 4: the
-    /// read, `BEGIN` with the compares, the writes, `COMMIT`.
+    /// on first use count one each). An uncontended consume is 3: the
+    /// read, `BEGIN` with the compares and the writes, `COMMIT`.
     pub fn round_trips(&self) -> u64 {
         self.round_trips
     }
@@ -370,45 +354,60 @@ impl PostgresStore {
         )
     }
 
-    /// `BEGIN` and the compares (one round trip); when every compare
-    /// matched, `prefix` and the writes of `deltas` (one round trip), then
-    /// `COMMIT` (one). A miss rolls back and is a conflict; a failure rolls
-    /// back and is returned.
+    /// One round trip: `BEGIN`, the compares in the order given, `prefix`
+    /// and the writes of `deltas`; then, when every compare matched and
+    /// every decrease found its row, `COMMIT` (a second). A miss rolls
+    /// back and is a conflict (the writes sent after it are rolled back
+    /// with it); a failure rolls back and is returned. PostgreSQL answers
+    /// an error without the counts before it, so an error that is not a
+    /// conflict is checked against the compares alone: a write that failed
+    /// only because its snapshot was stale is a conflict, not a failure.
+    /// Inside a locked attempt's transaction (ended here either way) no
+    /// `BEGIN` is sent, and its compares cannot miss.
     fn compare_then(
         &mut self,
         claim: &[ClaimEntry],
         prefix: &str,
         deltas: &[(String, String, i64)],
     ) -> Result<CommitOutcome, Failure> {
-        // Inside a locked attempt's transaction (ended here either way) no
-        // BEGIN is sent, and its compares cannot miss.
         let begin = !std::mem::take(&mut self.locked);
-        let compare = match begin_and_compare(claim, begin) {
-            Ok(Some(sql)) => sql,
+        let sql = match (begin_and_compare(claim, begin), writes_sql(deltas)) {
+            (Ok(Some(compare)), Ok(writes)) => format!("{compare}{prefix}{writes}"),
             // A generation past BIGINT, or an id no row can have: stale.
-            Ok(None) | Err(_) => {
+            (Ok(None) | Err(_), _) => {
                 if !begin {
                     self.rollback();
                 }
                 return Ok(CommitOutcome::Conflict);
             }
+            (_, Err(e)) => {
+                if !begin {
+                    self.rollback();
+                }
+                return Err(Failure::NoRow(e.message));
+            }
         };
         let started = Instant::now();
-        let matched = if compare.is_empty() {
-            true
+        let counts = if sql.is_empty() {
+            Vec::new()
         } else {
             self.round_trips += 1;
-            match self.client.simple_query(&compare) {
-                Ok(messages) => counts(&messages)
-                    .iter()
-                    .skip(usize::from(begin))
-                    .all(|&n| n == 1),
+            match self.client.simple_query(&sql) {
+                Ok(messages) => counts(&messages),
                 Err(e) => {
                     self.rollback();
+                    if !is_conflict(&e) && self.compares_miss(claim) {
+                        return Ok(CommitOutcome::Conflict);
+                    }
                     return Err(e.into());
                 }
             }
         };
+        let compared = usize::from(begin);
+        let written = compared + claim.len() + usize::from(!prefix.is_empty());
+        let matched = counts
+            .get(compared..compared + claim.len())
+            .is_some_and(|c| c.iter().all(|&n| n == 1));
         if !matched {
             let waited = started.elapsed() >= WAITED;
             self.rollback();
@@ -418,9 +417,9 @@ impl PostgresStore {
                 CommitOutcome::Conflict
             });
         }
-        if let Err(failure) = self.write(prefix, deltas) {
+        if let Some(message) = missing_row(deltas, counts.get(written..).unwrap_or(&[])) {
             self.rollback();
-            return Err(failure);
+            return Err(Failure::NoRow(message));
         }
         self.round_trips += 1;
         if let Err(e) = self.client.simple_query("COMMIT") {
@@ -428,6 +427,25 @@ impl PostgresStore {
             return Err(e.into());
         }
         Ok(CommitOutcome::Committed)
+    }
+
+    /// Whether a compare of `claim` misses now (in a transaction of its
+    /// own, rolled back): after a write failed, tells a stale snapshot
+    /// from a real failure. False when it cannot tell.
+    fn compares_miss(&mut self, claim: &[ClaimEntry]) -> bool {
+        let Ok(Some(compare)) = begin_and_compare(claim, true) else {
+            return false;
+        };
+        if claim.is_empty() {
+            return false;
+        }
+        self.round_trips += 1;
+        let missed = self
+            .client
+            .simple_query(&compare)
+            .is_ok_and(|m| counts(&m).iter().skip(1).any(|&n| n != 1));
+        self.rollback();
+        missed
     }
 
     /// `prefix` and the writes of `deltas` in the open transaction, one

@@ -222,3 +222,18 @@ pub fn summed_deltas(members: &[Request]) -> Vec<(String, String, i64)> {
         .map(|((p, r), d)| (p.to_string(), r.to_string(), d))
         .collect()
 }
+
+/// A decrease of `deltas` whose statement (by its count in `counts`)
+/// changed no row.
+pub(crate) fn missing_row(deltas: &[(String, String, i64)], counts: &[u64]) -> Option<String> {
+    deltas
+        .iter()
+        .zip(counts)
+        .find(|((_, _, d), n)| *d < 0 && **n == 0)
+        .map(|((p, r, d), _)| {
+            format!(
+                "no usage row of {r:?} for project {p:?} to release {} from",
+                -d
+            )
+        })
+}

@@ -198,6 +198,36 @@ pub fn stale_generation_writes_nothing(store: &mut impl Inspect) {
     assert_eq!(store.usage_of("a", "servers"), 0);
 }
 
+/// A stale claim whose write would fail too (a release below zero,
+/// refused by the CHECK) is a conflict, not a storage error: the stores
+/// send the compares and the writes in one round trip, and a write that
+/// failed on a stale snapshot must not turn a conflict into a failure.
+pub fn stale_claim_with_a_failing_write_is_a_conflict(store: &mut impl Inspect) {
+    consume(&config(), &quick(), store, &servers("a", 1)).unwrap();
+    let g_a = store.generation_of("a").unwrap();
+    let g_org = store.generation_of("org").unwrap();
+    let stale = [
+        ClaimEntry {
+            project: "a".into(),
+            generation: g_a,
+        },
+        ClaimEntry {
+            project: "org".into(),
+            generation: g_org - 1,
+        },
+    ];
+    let outcome = store.commit(&stale, &servers("a", -5));
+    assert!(
+        matches!(
+            outcome,
+            Ok(CommitOutcome::Conflict | CommitOutcome::ConflictAfterWait)
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(store.generation_of("a"), Some(g_a), "nothing written");
+    assert_eq!(store.usage_of("a", "servers"), 1);
+}
+
 /// Consumes through `store`, which must fail with a storage error on the
 /// first attempt (`message` in its text), and checks with `check` that no
 /// generation moved and no usage was written.
