@@ -365,7 +365,9 @@ def contention_section(docs: list[dict[str, Any]], findings: list[str]) -> str:
                 f"BAD: {db}, {workers} workers: {strategy} ran out of retries "
                 f"{r['retries_exhausted']} time(s) (the caller gets RetriesExhausted)."
             )
-        if workers == 64 and r["p99_ms"] > lock["p99_ms"]:
+        # The p99 gate is the gated strategy's; a processes cell's p99
+        # against for-update's is in its line above.
+        if workers == 64 and strategy in GATED and r["p99_ms"] > lock["p99_ms"]:
             findings.append(
                 f"BAD: {db}, 64 workers: {strategy} p99 {r['p99_ms']:.1f} ms is above "
                 f"for-update's {lock['p99_ms']:.1f} ms."
@@ -389,9 +391,10 @@ def contention_section(docs: list[dict[str, Any]], findings: list[str]) -> str:
         table(header, body)
         + "\n\nGates for generation-cas over for-update in the same run: "
         + gates
-        + "; no retries exhausted in any generation-cas cell; p99 at 64 workers no higher "
-        + "than for-update's. generation-cas-4p (4 processes, a combiner each) is reported "
-        + "beside it; generation-cas-lone (each consume alone) only when asked for "
+        + "; no retries exhausted in any generation-cas cell (4p included); generation-cas's "
+        + "p99 at 64 workers no higher than for-update's. generation-cas-4p (4 processes, a "
+        + "combiner each) is reported beside it, its ratio and p99 as findings, not gated; "
+        + "generation-cas-lone (each consume alone) only when asked for "
         + "(DELIMITER_BENCH_STRATEGIES).\n\n"
         + meta_lines(docs)
     )

@@ -736,8 +736,21 @@ fn main() {
         };
         println!("contention: {}: {version}", db.name());
         meta.insert(format!("{}_version", db.name()), json!(version));
+        // Warm-up: one unrecorded one-worker cell of each strategy, so that
+        // no measured cell is the first after the database's setup (the
+        // server is still flushing and vacuuming then: a run's first cell
+        // measured up to 40% slower than the same cell later in the run).
         for &strategy in &strategies {
-            for &workers in worker_counts {
+            if strategy != Strategy::GenerationCasProcesses {
+                let _ = run_cell(db, strategy, 1, &size, deadline);
+            }
+        }
+        // Worker counts outermost: the cells a ratio compares (the same
+        // workers, each strategy) run back to back, so that a drift of the
+        // machine or the server over the run (a database still settling
+        // after its setup, a neighbour's load) moves both alike.
+        for &workers in worker_counts {
+            for &strategy in &strategies {
                 if strategy == Strategy::GenerationCasProcesses && workers < PROCESSES {
                     continue;
                 }
