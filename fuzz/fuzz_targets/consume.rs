@@ -8,7 +8,11 @@
 //! so); and the loop keeps its budget (`Retries::check`: no attempt starts
 //! past the deadline, so a call never lasts longer than the deadline plus
 //! one attempt; backoffs within [cap / 2, cap], none after a waited
-//! conflict; one draw of entropy per unseeded call).
+//! conflict; one draw of entropy per unseeded call); with
+//! `lock_after_conflict`, a locked read exactly after each lost commit
+//! while the store may lock (none once it said it takes no locks, no
+//! backoff before one), and a locked transaction that ends in its commit or
+//! in `unlock`, never left open.
 #![no_main]
 
 use arbitrary::{Arbitrary, Result, Unstructured};
@@ -37,6 +41,8 @@ struct Input {
     /// ... and then, every time.
     then: CommitOutcome,
     clock: Clock,
+    /// Whether `read_locked` takes the locks (else it answers none).
+    locks: bool,
 }
 
 impl<'a> Arbitrary<'a> for Input {
@@ -72,6 +78,7 @@ impl<'a> Arbitrary<'a> for Input {
                 f::commit_outcome(u)?
             },
             clock: u.arbitrary()?,
+            locks: u.arbitrary()?,
         })
     }
 }
@@ -82,6 +89,9 @@ struct Scripted<'i> {
     reads: usize,
     commits: usize,
     retries: Retries,
+    /// A locked transaction is open (a locked read answered).
+    held: bool,
+    unlocks: u32,
 }
 
 impl Store for Scripted<'_> {
@@ -106,17 +116,46 @@ impl Store for Scripted<'_> {
             "a read after {:?}",
             self.log.last()
         );
-        self.retries.attempt();
-        let at = self.reads;
-        self.reads += 1;
-        if self.input.reads_fail_at.map(usize::from) == Some(at) {
-            self.log.push(Step::ReadFails);
-            return Err(StorageError::new("read failed"));
+        assert!(!self.held, "a plain read inside a locked transaction");
+        self.next_read()
+    }
+
+    fn read_locked(
+        &mut self,
+        project: &str,
+        resources: &[&str],
+    ) -> std::result::Result<Option<Snapshot>, StorageError> {
+        assert_eq!(project, self.input.request.project);
+        assert!(
+            matches!(self.log.last(), Some(Step::Commit(_, _))),
+            "a locked read after {:?}",
+            self.log.last()
+        );
+        assert!(!self.held);
+        let _ = resources;
+        self.retries.locked_read(self.input.locks);
+        if !self.input.locks {
+            return Ok(None);
         }
-        let snaps = &self.input.snapshots;
-        let snapshot = snaps[at.min(snaps.len() - 1)].clone();
-        self.log.push(Step::Read(snapshot.clone()));
-        Ok(snapshot)
+        let read = self.next_read();
+        // A failed locked read has rolled back: nothing is held.
+        self.held = read.is_ok();
+        read.map(Some)
+    }
+
+    fn unlock(&mut self) {
+        assert!(self.held, "unlock without a locked transaction");
+        // Only after a decision that will not commit: a refusal or invalid
+        // input on the locked snapshot.
+        let Some(Step::Read(snapshot)) = self.log.last() else {
+            panic!("unlock after {:?}", self.log.last())
+        };
+        assert!(!matches!(
+            evaluate(&self.input.config, snapshot, &self.input.request),
+            Ok(Decision::Admitted { .. })
+        ));
+        self.held = false;
+        self.unlocks += 1;
     }
 
     fn commit(
@@ -136,6 +175,8 @@ impl Store for Scripted<'_> {
             })
         );
         self.retries.spend();
+        // A locked transaction ends with its commit, whatever comes of it.
+        self.held = false;
         let at = self.commits;
         self.commits += 1;
         match self
@@ -172,13 +213,32 @@ impl Store for Scripted<'_> {
     }
 }
 
+impl Scripted<'_> {
+    /// The next read's step, plain or locked: an attempt begins.
+    fn next_read(&mut self) -> std::result::Result<Snapshot, StorageError> {
+        self.retries.attempt();
+        let at = self.reads;
+        self.reads += 1;
+        if self.input.reads_fail_at.map(usize::from) == Some(at) {
+            self.log.push(Step::ReadFails);
+            return Err(StorageError::new("read failed"));
+        }
+        let snaps = &self.input.snapshots;
+        let snapshot = snaps[at.min(snaps.len() - 1)].clone();
+        self.log.push(Step::Read(snapshot.clone()));
+        Ok(snapshot)
+    }
+}
+
 fuzz_target!(|input: Input| {
     let mut store = Scripted {
         input: &input,
         log: vec![],
         reads: 0,
         commits: 0,
-        retries: Retries::new(input.policy, input.clock.clone()),
+        retries: Retries::lone(input.policy, input.clock.clone()),
+        held: false,
+        unlocks: 0,
     };
     let got = consume(&input.config, &input.policy, &mut store, &input.request);
     let attempts = store.reads as u32;
@@ -241,6 +301,10 @@ fuzz_target!(|input: Input| {
                 );
             }
         },
+    }
+    assert!(!store.held, "a locked transaction left open: {:?}", store.log);
+    if !input.policy.lock_after_conflict {
+        assert_eq!(store.unlocks, 0);
     }
     store
         .retries

@@ -256,9 +256,10 @@ pub fn policy(u: &mut Unstructured<'_>) -> Result<RetryPolicy> {
         base_delay_us,
         max_delay_us,
         seed: u.arbitrary()?,
-        // The consume target's model has no locked attempts (its scripted
-        // store takes no locks); the conformance vectors cover them.
-        lock_after_conflict: false,
+        // Lone consumes lock after a conflict when this is set (the batch
+        // driver ignores it); the consume target's store may or may not
+        // take locks.
+        lock_after_conflict: u.arbitrary()?,
     })
 }
 
@@ -326,6 +327,9 @@ pub enum Event {
     Lost { outcome: CommitOutcome, at: u64 },
     /// `Store::backoff(attempt, delay)`.
     Backoff { attempt: u32, delay: u64 },
+    /// `Store::read_locked`, answered (a locked attempt begins: an
+    /// `Attempt` follows) or not (the store takes no locks).
+    LockedRead { answered: bool },
 }
 
 /// The clock, entropy and backoff side of a scripted store, recording what
@@ -338,6 +342,9 @@ pub struct Retries {
     /// The first clock reading, taken when the call starts its budget.
     pub start: Option<u64>,
     pub events: Vec<Event>,
+    /// Whether the driver takes locked attempts under this policy (lone
+    /// consumes do, when the policy asks; batches never do).
+    pub locked_attempts: bool,
 }
 
 /// The cap of the backoff after the `attempt`-th conflict, computed without
@@ -362,7 +369,21 @@ impl Retries {
             entropy_calls: 0,
             start: None,
             events: Vec::new(),
+            locked_attempts: false,
         }
+    }
+
+    /// A lone consume's model: locked attempts when the policy asks.
+    pub fn lone(policy: RetryPolicy, clock: Clock) -> Self {
+        Retries {
+            locked_attempts: policy.lock_after_conflict,
+            ..Retries::new(policy, clock)
+        }
+    }
+
+    /// A locked read was asked for; `answered`: the store took the locks.
+    pub fn locked_read(&mut self, answered: bool) {
+        self.events.push(Event::LockedRead { answered });
     }
 
     pub fn now_us(&mut self) -> u64 {
@@ -449,9 +470,24 @@ impl Retries {
         let seed = p.seed.unwrap_or(self.clock.entropy);
         let mut attempt = 0u32;
         let mut last_at = start;
+        // Whether the store takes locks, once a locked read has told.
+        let mut store_locks: Option<bool> = None;
         let mut i = 0;
         while i < self.events.len() {
             match self.events[i] {
+                Event::LockedRead { answered } => {
+                    assert!(self.locked_attempts, "a locked read the policy did not ask for");
+                    assert!(
+                        i > 0 && matches!(self.events[i - 1], Event::Lost { .. }),
+                        "a locked read not right after a lost commit: {self:?}"
+                    );
+                    assert_ne!(store_locks, Some(false), "asked again a store that takes no locks");
+                    store_locks.get_or_insert(answered);
+                    assert!(
+                        matches!(self.events.get(i + 1), Some(Event::Attempt { .. })),
+                        "no attempt after a locked read"
+                    );
+                }
                 Event::Attempt { at } => {
                     attempt += 1;
                     assert!(at >= start);
@@ -466,6 +502,14 @@ impl Retries {
                     last_at = at;
                 }
                 Event::Lost { outcome, at } => {
+                    // The next attempt is a locked one (it queues on the
+                    // rows: no backoff) unless the store said it takes none.
+                    let locking = self.locked_attempts && store_locks != Some(false);
+                    let outcome = if locking {
+                        CommitOutcome::ConflictAfterWait
+                    } else {
+                        outcome
+                    };
                     let delay = match outcome {
                         CommitOutcome::ConflictAfterWait => 0,
                         _ => p.delay_us(seed, attempt),
@@ -496,7 +540,12 @@ impl Retries {
                             );
                             i += 1;
                         }
-                        Some(Event::Attempt { .. }) => {
+                        Some(Event::Attempt { .. } | Event::LockedRead { .. }) => {
+                            assert_eq!(
+                                matches!(self.events.get(i + 1), Some(Event::LockedRead { .. })),
+                                locking,
+                                "a locked read exactly when the policy asks and the store may lock"
+                            );
                             assert!(may_retry, "retried past the budget: {self:?}");
                             if outcome == CommitOutcome::Conflict {
                                 assert!(
