@@ -33,7 +33,7 @@ fn main() {
         urls,
         database: format!("delimiter_galera_{}", std::process::id()),
     };
-    let checks: [Check; 3] = [
+    let checks: [Check; 4] = [
         (
             "connecting runs no DDL and needs no CREATE privilege",
             connect_runs_no_ddl,
@@ -45,6 +45,10 @@ fn main() {
         (
             "a read aborted by a DDL run on another node is run again",
             read_survives_online_ddl,
+        ),
+        (
+            "a commit's marker holds the seq of the connection's last commit that took effect",
+            commit_marker_follows_commits,
         ),
     ];
     for (name, check) in checks {
@@ -257,4 +261,52 @@ fn read_survives_online_ddl(cluster: &Cluster) {
         }
     }
     panic!("no DDL overlapped a read in 10 tries (a read takes {took:?}): nothing was tested");
+}
+
+/// The store knows it is on Galera; each commit sets its connection's
+/// marker row to a new `seq` inside the transaction, so the row holds the
+/// seq of the last commit that took effect (a conflict's rolls back), which
+/// is what the store reads back after COMMIT. No locked attempt is taken:
+/// FOR UPDATE would lock one node only.
+fn commit_marker_follows_commits(cluster: &Cluster) {
+    let mut store = cluster.synced_store(0);
+    assert!(store.is_galera());
+    let marker_seqs = |store: &mut MariadbStore| -> Vec<u64> {
+        store
+            .conn()
+            .query("SELECT seq FROM delimiter_commit_markers")
+            .unwrap()
+    };
+    assert_eq!(marker_seqs(&mut store), Vec::<u64>::new());
+    let done = consume(&config(), &quick(), &mut store, &servers("a", 1)).unwrap();
+    assert_eq!(done.attempts, 1);
+    assert_eq!(marker_seqs(&mut store), vec![1]);
+    // A stale claim: rolled back, marker and all.
+    let g_a = store.generation("a").unwrap().unwrap();
+    let stale = [ClaimEntry {
+        project: "a".into(),
+        generation: g_a - 1,
+    }];
+    let outcome = store.commit(&stale, &servers("a", 1)).unwrap();
+    assert_ne!(outcome, CommitOutcome::Committed);
+    assert_eq!(marker_seqs(&mut store), vec![1]);
+    consume(&config(), &quick(), &mut store, &servers("a", 1)).unwrap();
+    assert_eq!(marker_seqs(&mut store), vec![3], "seq 2 was the conflict's");
+    assert_eq!(store.usage_of("a", "servers"), 2);
+    assert!(
+        store
+            .read_locked("a", &["servers".to_string()])
+            .unwrap()
+            .is_none(),
+        "no locked attempt on Galera"
+    );
+    // A second connection has a marker of its own.
+    let mut other = cluster.synced_store(1);
+    consume(&config(), &quick(), &mut other, &servers("a", 1)).unwrap();
+    let mut seqs = marker_seqs(&mut cluster.synced_store(0));
+    seqs.sort();
+    assert_eq!(seqs, vec![1, 3]);
+    // The read, START TRANSACTION with the statements, COMMIT, the check.
+    let n = common::uncontended_round_trips(&mut store, MariadbStore::round_trips);
+    assert_eq!(n, 4, "round trips of an uncontended consume on Galera");
 }

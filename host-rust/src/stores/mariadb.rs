@@ -15,6 +15,25 @@
 //! that leaves the cluster answers 1047: not a conflict, a `StorageError`
 //! (the transaction in flight rolled back; fail over to another node).
 //!
+//! On Galera (`@@wsrep_on`), a brute-force abort can roll a transaction
+//! back and the server still answer OK to its COMMIT, or answer an error to
+//! a COMMIT that took effect (measured here on MariaDB 10.11.19: the
+//! concurrency harness found such commits in 3 runs of 12). So on Galera
+//! each connection owns a marker row (`delimiter_commit_markers`, keyed by
+//! a server-made UUID): a commit first sets its `seq` to a number the
+//! connection never used, every later statement of it writes only while
+//! that number is visible to it (so statements the server runs after a
+//! silent rollback write nothing), and after COMMIT, whatever COMMIT
+//! answered, reading `seq` back says whether the transaction took effect.
+//! That costs one round trip per commit and no write set of its own, and
+//! needs no privilege beyond INSERT and UPDATE. Reads on Galera are causal
+//! (`wsrep_sync_wait = 1`, set on connect): a read waits until its node
+//! applied what the cluster committed before it, so a caller whose last
+//! consume went through another node sees it (without it, a release of it
+//! could be refused as taking usage below zero). Locked attempts are not
+//! taken on Galera: `SELECT ... FOR UPDATE` locks rows on one node only,
+//! and certification decides between nodes anyway.
+//!
 //! Each conflict is counted by its cause ([`ConflictCauses`]), which only
 //! the store can tell: the driver retries them all alike.
 //!
@@ -71,10 +90,10 @@ WITH RECURSIVE path (project_id, parent_id, depth) AS (
      WHERE path.depth < 1024
 )";
 
-/// One row of [`READ_SQL`]: (kind, depth, a, b, n).
+/// One row of `READ_SQL`: (kind, depth, a, b, n).
 type ReadRow = (i64, i64, Option<String>, Option<String>, Option<i64>);
 
-/// The row kinds of [`READ_SQL`]'s answer (its first column).
+/// The row kinds of `READ_SQL`'s answer (its first column).
 /// The whole snapshot of the project's path (both `?` are the project),
 /// every resource, as one statement: rows of (kind, depth, a, b, n), sorted
 /// so that each part comes out in the order the separate queries gave.
@@ -109,6 +128,7 @@ static READ_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 /// MariaDB error codes that mean "lost a race; nothing was written".
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
 const ER_LOCK_DEADLOCK: u16 = 1213;
+const ER_UNKNOWN_SYSTEM_VARIABLE: u16 = 1193;
 
 /// How many times `read` runs its statement when a conflict (on Galera, a
 /// replicated DDL) aborts it. The DDL holds its table until it is done, so
@@ -123,17 +143,24 @@ pub struct MariadbStore {
     round_trips: u64,
     /// A `read_locked` transaction is open.
     locked: bool,
+    /// Galera (`@@wsrep_on`): this connection's marker (see the module
+    /// docs), as a quoted literal, and the last `seq` it used.
+    marker: Option<(String, u64)>,
 }
 
 /// Why a commit failed, for counting conflicts by cause.
 struct Failed {
-    /// The database's error, or none when `no_row` says what failed.
+    /// The database's error, or none when `message` says what failed.
     error: Option<mysql::Error>,
     /// Raised by COMMIT itself (on Galera: certification), not by a
     /// statement before it.
     at_commit: bool,
-    /// A decrease found no usage row to take from.
-    no_row: Option<String>,
+    /// What failed when no database error says it: a decrease found no
+    /// usage row to take from, or the commit's outcome could not be told.
+    message: Option<String>,
+    /// Galera: the transaction was rolled back and no error said so (its
+    /// marker was gone). Nothing was written: a conflict.
+    silent: bool,
 }
 
 impl Failed {
@@ -141,27 +168,38 @@ impl Failed {
         Failed {
             error: Some(error),
             at_commit: false,
-            no_row: None,
+            message: None,
+            silent: false,
         }
     }
 
-    fn no_row(message: String) -> Self {
+    fn message(message: String) -> Self {
         Failed {
             error: None,
             at_commit: false,
-            no_row: Some(message),
+            message: Some(message),
+            silent: false,
+        }
+    }
+
+    fn silent() -> Self {
+        Failed {
+            error: None,
+            at_commit: false,
+            message: None,
+            silent: true,
         }
     }
 
     fn storage(self) -> StorageError {
-        match (self.error, self.no_row) {
+        match (self.error, self.message) {
             (Some(e), _) => storage(e),
             (None, message) => StorageError::new(message.unwrap_or_default()),
         }
     }
 
     fn is_conflict(&self) -> bool {
-        self.error.as_ref().is_some_and(is_conflict)
+        self.silent || self.error.as_ref().is_some_and(is_conflict)
     }
 }
 
@@ -198,18 +236,46 @@ impl MariadbStore {
     pub fn from_conn(mut conn: Conn) -> Result<Self, StorageError> {
         conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
             .map_err(storage)?;
+        let galera = match conn.query_first::<i64, _>("SELECT @@wsrep_on") {
+            Ok(on) => on == Some(1),
+            // MySQL and MariaDB builds without Galera have no such variable.
+            Err(mysql::Error::MySqlError(e)) if e.code == ER_UNKNOWN_SYSTEM_VARIABLE => false,
+            Err(e) => return Err(storage(e)),
+        };
+        let marker = if galera {
+            // Causal reads: a read waits until this node applied every
+            // write the cluster committed before it, so a caller whose
+            // consume committed through another node reads it back (a
+            // release of it is not refused as below zero).
+            conn.query_drop("SET SESSION wsrep_sync_wait = 1")
+                .map_err(storage)?;
+            let token: Option<String> = conn.query_first("SELECT UUID()").map_err(storage)?;
+            let token =
+                token.ok_or_else(|| StorageError::new("mariadb: UUID() answered no row"))?;
+            let literal = mysql::Value::from(token).as_sql(conn.no_backslash_escape());
+            Some((literal, 0))
+        } else {
+            None
+        };
         Ok(MariadbStore {
             conn,
             causes: ConflictCauses::default(),
             round_trips: 0,
             locked: false,
+            marker,
         })
+    }
+
+    /// Whether the server replicates with Galera, so that commits carry a
+    /// marker and no locked attempts are taken (see the module docs).
+    pub fn is_galera(&self) -> bool {
+        self.marker.is_some()
     }
 
     /// Round trips to the server that `read`, `commit`, `read_batch` and
     /// `commit_batch` made on this connection so far. An uncontended
     /// consume is 3: the read, `START TRANSACTION` with the compares and
-    /// the writes, `COMMIT`.
+    /// the writes, `COMMIT`; on Galera 4 (the marker's check).
     pub fn round_trips(&self) -> u64 {
         self.round_trips
     }
@@ -342,7 +408,8 @@ impl MariadbStore {
     }
 
     /// Runs `sql` (several statements, one round trip) and returns each
-    /// statement's affected rows, up to the first error (with it).
+    /// statement's count (the rows it changed, or for a SELECT the rows it
+    /// returned), up to the first error (with it).
     fn multi(&mut self, sql: &str) -> (Vec<u64>, Option<mysql::Error>) {
         self.round_trips += 1;
         let mut counts = Vec::new();
@@ -353,12 +420,14 @@ impl MariadbStore {
         while let Some(mut set) = result.iter() {
             // Read before the rows: draining a set moves on to the next.
             let affected = set.affected_rows();
+            let mut rows = 0;
             for row in set.by_ref() {
                 if let Err(e) = row {
                     return (counts, Some(e));
                 }
+                rows += 1;
             }
-            counts.push(affected);
+            counts.push(affected + rows);
         }
         (counts, None)
     }
@@ -370,21 +439,40 @@ impl MariadbStore {
 
     /// One round trip: `START TRANSACTION`, one compare-and-update per
     /// claimed row in the order given (so rows are locked in exactly that
-    /// order), `prefix` and the writes of `deltas`; then, when every
-    /// compare matched and every decrease found its row (the counts say),
-    /// `COMMIT` (a second). A miss rolls back and is a conflict, also when
-    /// a write after it failed (its snapshot was stale; the server answers
-    /// the counts up to the error). Inside a locked attempt's transaction
-    /// (ended here either way) no `START TRANSACTION` is sent: in MariaDB
-    /// it would commit the open one.
+    /// order), the bump of `bump`'s generation (a pure release) and the
+    /// writes of `deltas`; then, when every compare matched and every
+    /// decrease found its row (the counts say), `COMMIT` (a second). A miss
+    /// rolls back and is a conflict, also when a write after it failed (its
+    /// snapshot was stale; the server answers the counts up to the error).
+    /// Inside a locked attempt's transaction (ended here either way) no
+    /// `START TRANSACTION` is sent: in MariaDB it would commit the open one.
+    ///
+    /// On Galera the transaction first sets its marker's `seq`, every
+    /// statement after it is guarded by [`MariadbStore::visible`], the
+    /// round trip ends by selecting the marker (not visible: the
+    /// transaction was rolled back under it), and after COMMIT the marker
+    /// decides the outcome (a third round trip).
     fn compare_then(
         &mut self,
         claim: &[ClaimEntry],
-        prefix: &str,
+        bump: Option<&str>,
         deltas: &[(String, String, i64)],
     ) -> Result<CommitOutcome, Failed> {
         let begin = !std::mem::take(&mut self.locked);
+        let marked = self.next_marker();
+        let galera = marked.is_some();
         let mut sql = String::from(if begin { "START TRANSACTION;" } else { "" });
+        let guard = match &marked {
+            Some((token, seq)) => {
+                let _ = write!(
+                    sql,
+                    " INSERT INTO delimiter_commit_markers (token, seq) VALUES ({token}, {seq})
+                      ON DUPLICATE KEY UPDATE seq = VALUES(seq);"
+                );
+                format!(" AND {}", Self::visible(token, *seq))
+            }
+            None => String::new(),
+        };
         for entry in claim {
             let Ok(generation) = i64::try_from(entry.generation) else {
                 // No stored generation can equal it: the claim is stale.
@@ -395,19 +483,39 @@ impl MariadbStore {
             };
             let _ = write!(
                 sql,
-                " UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = {} AND generation = {generation};",
+                " UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = {} AND generation = {generation}{guard};",
                 self.literal(&entry.project)
             );
         }
-        sql.push_str(prefix);
-        sql.push_str(&self.writes(deltas));
+        if let Some(project) = bump {
+            let _ = write!(
+                sql,
+                " UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = {}{guard};",
+                self.literal(project)
+            );
+        }
+        sql.push_str(&self.writes(deltas, &guard));
+        if let Some((token, seq)) = &marked {
+            let _ = write!(
+                sql,
+                " SELECT 1 FROM DUAL WHERE {};",
+                Self::visible(token, *seq)
+            );
+        }
         let started = Instant::now();
         let (counts, error) = if sql.is_empty() {
             (Vec::new(), None)
         } else {
             self.multi(&sql)
         };
-        let compared = usize::from(begin);
+        // A statement guarded by the marker after a silent rollback changed
+        // nothing, like a miss: the marker's own SELECT tells them apart.
+        if galera && error.is_none() && counts.last() != Some(&1) {
+            self.causes.silent_rollbacks += 1;
+            self.rollback();
+            return Err(Failed::silent());
+        }
+        let compared = usize::from(begin) + usize::from(galera);
         let compares = counts
             .get(compared..)
             .unwrap_or(&[])
@@ -427,27 +535,103 @@ impl MariadbStore {
             self.rollback();
             return Err(Failed::before(error));
         }
-        let written = compared + claim.len() + usize::from(!prefix.is_empty());
+        let written = compared + claim.len() + usize::from(bump.is_some());
         if let Some(message) = missing_row(deltas, counts.get(written..).unwrap_or(&[])) {
             self.rollback();
-            return Err(Failed::no_row(message));
+            return Err(Failed::message(message));
         }
         self.round_trips += 1;
-        if let Err(error) = self.conn.query_drop("COMMIT") {
+        let committed = self.conn.query_drop("COMMIT");
+        if let Some((token, seq)) = marked {
+            return self.marked_outcome(committed, &token, seq);
+        }
+        if let Err(error) = committed {
             self.rollback();
             return Err(Failed {
                 error: Some(error),
                 at_commit: true,
-                no_row: None,
+                message: None,
+                silent: false,
             });
         }
         Ok(CommitOutcome::Committed)
     }
 
-    /// `prefix` and the writes of `deltas` in the open transaction, one
-    /// round trip; a decrease that found no row is a failure.
-    fn write(&mut self, prefix: &str, deltas: &[(String, String, i64)]) -> Result<(), Failed> {
-        let sql = format!("{prefix}{}", self.writes(deltas));
+    /// Galera: this connection's marker and a `seq` it never used (none
+    /// off Galera).
+    fn next_marker(&mut self) -> Option<(String, u64)> {
+        let (token, seq) = self.marker.as_mut()?;
+        *seq += 1;
+        Some((token.clone(), *seq))
+    }
+
+    /// SQL that is true while the marker row holds `seq`: inside the
+    /// transaction that set it, or after that transaction committed.
+    fn visible(token: &str, seq: u64) -> String {
+        format!(
+            "EXISTS (SELECT 1 FROM delimiter_commit_markers WHERE token = {token} AND seq = {seq})"
+        )
+    }
+
+    /// Galera, after COMMIT answered `answer`: the transaction took effect
+    /// exactly when the marker holds `seq` (read on this node, which
+    /// applied its own commit before answering), whatever COMMIT said. A
+    /// read the cluster aborts (a stale abort can reach the next statement)
+    /// runs again; when it cannot be read, the outcome is unknown, and that
+    /// is a storage error, never a conflict (a retry could write twice).
+    fn marked_outcome(
+        &mut self,
+        answer: mysql::Result<()>,
+        token: &str,
+        seq: u64,
+    ) -> Result<CommitOutcome, Failed> {
+        if answer.is_err() {
+            self.rollback();
+        }
+        let check = format!("SELECT seq FROM delimiter_commit_markers WHERE token = {token}");
+        let mut attempt = 1;
+        let stored = loop {
+            self.round_trips += 1;
+            match self.conn.query_first::<u64, _>(&check) {
+                Ok(stored) => break stored,
+                Err(e) if is_conflict(&e) && attempt < READ_ATTEMPTS => {
+                    attempt += 1;
+                    self.causes.read_retries += 1;
+                }
+                Err(e) => {
+                    return Err(Failed::message(format!(
+                        "mariadb: COMMIT answered {}, and whether it took effect could not be read: {e}",
+                        match &answer {
+                            Ok(()) => "OK".to_string(),
+                            Err(e) => e.to_string(),
+                        },
+                    )));
+                }
+            }
+        };
+        match (answer, stored == Some(seq)) {
+            (Ok(()), true) => Ok(CommitOutcome::Committed),
+            (Err(_), true) => {
+                self.causes.misreported_commits += 1;
+                Ok(CommitOutcome::Committed)
+            }
+            (Ok(()), false) => {
+                self.causes.misreported_commits += 1;
+                Err(Failed::silent())
+            }
+            (Err(error), false) => Err(Failed {
+                error: Some(error),
+                at_commit: true,
+                message: None,
+                silent: false,
+            }),
+        }
+    }
+
+    /// The writes of `deltas` in the open transaction, one round trip; a
+    /// decrease that found no row is a failure.
+    fn write(&mut self, deltas: &[(String, String, i64)]) -> Result<(), Failed> {
+        let sql = self.writes(deltas, "");
         if sql.is_empty() {
             return Ok(());
         }
@@ -455,9 +639,8 @@ impl MariadbStore {
         if let Some(error) = error {
             return Err(Failed::before(error));
         }
-        let skip = usize::from(!prefix.is_empty());
-        match missing_row(deltas, counts.get(skip..).unwrap_or(&[])) {
-            Some(message) => Err(Failed::no_row(message)),
+        match missing_row(deltas, &counts) {
+            Some(message) => Err(Failed::message(message)),
             None => Ok(()),
         }
     }
@@ -465,20 +648,30 @@ impl MariadbStore {
     /// The usage writes of `deltas` (project, resource, change): an
     /// increase is an upsert, a decrease an update whose CHECK (usage >= 0)
     /// fails a release below zero (and whose count catches a missing row).
-    fn writes(&self, deltas: &[(String, String, i64)]) -> String {
+    /// `guard` (`" AND ..."`, or empty) conditions each write (Galera's
+    /// marker, see [`MariadbStore::visible`]).
+    fn writes(&self, deltas: &[(String, String, i64)], guard: &str) -> String {
         let mut sql = String::new();
         for (project, resource, delta) in deltas {
             let (p, r) = (self.literal(project), self.literal(resource));
-            if *delta > 0 {
+            if *delta > 0 && guard.is_empty() {
                 let _ = write!(
                     sql,
                     "INSERT INTO delimiter_usage (project_id, resource, `usage`) VALUES ({p}, {r}, {delta})
                      ON DUPLICATE KEY UPDATE `usage` = `usage` + VALUES(`usage`);"
                 );
+            } else if *delta > 0 {
+                // INSERT ... SELECT, so that the guard can apply to it.
+                let _ = write!(
+                    sql,
+                    "INSERT INTO delimiter_usage (project_id, resource, `usage`)
+                     SELECT {p}, {r}, {delta} FROM DUAL WHERE TRUE{guard}
+                     ON DUPLICATE KEY UPDATE `usage` = `usage` + VALUES(`usage`);"
+                );
             } else {
                 let _ = write!(
                     sql,
-                    "UPDATE delimiter_usage SET `usage` = `usage` + ({delta}) WHERE project_id = {p} AND resource = {r};"
+                    "UPDATE delimiter_usage SET `usage` = `usage` + ({delta}) WHERE project_id = {p} AND resource = {r}{guard};"
                 );
             }
         }
@@ -495,6 +688,8 @@ impl MariadbStore {
             }
             Err(failed) if failed.is_conflict() => {
                 let at_commit = failed.at_commit;
+                // A silent rollback (Galera, seen by the marker) is a
+                // brute-force abort whose error the server did not report.
                 // Galera certifies a transaction at COMMIT, and a replicated
                 // write or DDL that needs its rows aborts it at the
                 // statement running or next (one server: a deadlock or lock
@@ -533,7 +728,7 @@ impl MariadbStore {
             return Err(error);
         }
         for (index, member) in members.iter().enumerate() {
-            if let Err(failed) = self.write("", &summed_deltas(std::slice::from_ref(member))) {
+            if let Err(failed) = self.write(&summed_deltas(std::slice::from_ref(member))) {
                 self.rollback();
                 return Ok(BatchOutcome::MemberFailed(MemberFailure {
                     index: index as u32,
@@ -561,15 +756,8 @@ impl Store for MariadbStore {
     ) -> Result<CommitOutcome, StorageError> {
         let rows: Vec<ClaimEntry> = claim.iter().rev().cloned().collect();
         let deltas = summed_deltas(std::slice::from_ref(request));
-        let prefix = if rows.is_empty() && !deltas.is_empty() {
-            format!(
-                "UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = {};",
-                self.literal(&request.project)
-            )
-        } else {
-            String::new()
-        };
-        let result = self.compare_then(&rows, &prefix, &deltas);
+        let bump = (rows.is_empty() && !deltas.is_empty()).then_some(request.project.as_str());
+        let result = self.compare_then(&rows, bump, &deltas);
         self.outcome(result).map_err(Failed::storage)
     }
 
@@ -586,6 +774,11 @@ impl Store for MariadbStore {
         resources: &[String],
     ) -> Result<Option<Snapshot>, StorageError> {
         self.unlock();
+        if self.marker.is_some() {
+            // FOR UPDATE locks rows on this node only; certification decides
+            // between nodes whatever was locked here.
+            return Ok(None);
+        }
         let path = self.read_path(project, resources)?;
         let mut sql = String::from("START TRANSACTION;");
         for p in path.projects.iter().rev() {
@@ -681,7 +874,7 @@ impl Store for MariadbStore {
         claim: &[ClaimEntry],
         members: &[Request],
     ) -> Result<BatchOutcome, StorageError> {
-        let result = self.compare_then(claim, "", &summed_deltas(members));
+        let result = self.compare_then(claim, None, &summed_deltas(members));
         match self.outcome(result) {
             Ok(CommitOutcome::Committed) => Ok(BatchOutcome::Committed),
             Ok(lost) => Ok(BatchOutcome::Conflict(lost)),

@@ -28,6 +28,14 @@ pub struct ConflictCauses {
     /// Reads run again after a conflict aborted them (on Galera, a
     /// replicated DDL); not conflicts of a commit.
     pub read_retries: u64,
+    /// Galera: commits whose COMMIT answer the commit marker contradicted
+    /// (an OK for a transaction a brute-force abort had rolled back, or an
+    /// error for one that took effect). Each is reported as what happened.
+    pub misreported_commits: u64,
+    /// Galera: transactions rolled back while their statements ran, with
+    /// no error; the marker's guard made the statements after it write
+    /// nothing (counted in `brute_force_abort` too).
+    pub silent_rollbacks: u64,
 }
 
 /// The tables (created if missing), from `conformance/storage/schema.sql`,
