@@ -69,7 +69,7 @@ pub use headroom::{ResourceHeadroom, Room, headroom};
 pub use limits::{Limits, ProjectLimit, RegisteredLimit, UNLIMITED};
 pub use max_count::{Count, max_count};
 pub use model::{Config, DEFAULT_MAX_DEPTH, MissingLimit, Model};
-pub use prepared::{NumberedRequest, PathDecision, Prepared};
+pub use prepared::{NumberedRequest, PathDecision, Prepared, PreparedMember};
 pub use snapshot::Snapshot;
 pub use tree::Project;
 pub use usage::{PathUsage, ResourceUsage, Usage, UsageEntry};

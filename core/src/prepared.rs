@@ -24,6 +24,9 @@ use crate::tree::{Project, Tree};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
+mod batch;
+pub use batch::PreparedMember;
+
 /// Per-decision scratch kept on the stack up to these sizes (see [`Buf`]):
 /// resources per request, and path length. Larger decisions use the heap.
 const MAX_INLINE_RESOURCES: usize = 16;
@@ -457,12 +460,42 @@ impl Prepared {
         generations: &[u64],
     ) -> Result<PathDecision> {
         let path = self.nodes(node);
-        let n = amounts.len();
+        self.check_numbers(&path, resources.names, local, subtree, generations)?;
+        self.decide_checked(&path, resources, amounts, local, subtree, generations)
+    }
+
+    /// The shape and usage checks of a decision on `path` (the lists'
+    /// lengths, then the usage errors `evaluate` reports for the same
+    /// numbers as path usage).
+    fn check_numbers(
+        &self,
+        path: &[usize],
+        names: &[&str],
+        local: &[i64],
+        subtree: &[i64],
+        generations: &[u64],
+    ) -> Result<()> {
+        let n = names.len();
         check_len("local", n, local.len())?;
         check_len("subtree", path.len().saturating_mul(n), subtree.len())?;
         check_len("generations", path.len(), generations.len())?;
         let id = |k: usize| self.ids[path[k]].as_str();
-        check_usage(path.len(), id, resources.names, local, subtree)?;
+        check_usage(path.len(), id, names, local, subtree)
+    }
+
+    /// The decision on `path` once [`check_numbers`](Self::check_numbers)
+    /// passed.
+    fn decide_checked(
+        &self,
+        path: &[usize],
+        resources: &Resources<'_, '_>,
+        amounts: &[i64],
+        local: &[i64],
+        subtree: &[i64],
+        generations: &[u64],
+    ) -> Result<PathDecision> {
+        let n = amounts.len();
+        let id = |k: usize| self.ids[path[k]].as_str();
 
         // The nodes the model checks: the project alone for flat, the
         // whole path otherwise (as `View::build`).

@@ -949,6 +949,55 @@ proptest! {
         }
     }
 
+    /// A prepared batch, each member given the numbers of its path counted
+    /// from the one snapshot, decides (and fails) every member exactly as
+    /// the batch over that snapshot does.
+    #[test]
+    fn prepared_batch_matches_batch(
+        sc in scenario(),
+        members in proptest::collection::vec(
+            (any::<prop::sample::Index>(), proptest::collection::vec(prop::option::of(-3i64..6), RESOURCES.len())),
+            0..6,
+        ),
+    ) {
+        let s = &sc.snapshot;
+        let ids: Vec<String> = s.projects.iter().map(|p| p.id.clone()).collect();
+        let requests: Vec<Request> = members
+            .iter()
+            .map(|(who, deltas)| {
+                let deltas = RESOURCES
+                    .iter()
+                    .zip(deltas)
+                    .filter_map(|(r, d)| d.map(|d| Delta::new(*r, d)))
+                    .collect();
+                Request::new(ids[who.index(ids.len())].clone(), deltas)
+            })
+            .collect();
+        let prepared = Prepared::new(&sc.config, &s.projects, &s.limits).unwrap();
+        let prepared_members: Vec<PreparedMember> = requests
+            .iter()
+            .map(|request| {
+                let project = request.project.as_str();
+                let path = ancestry(s, project);
+                PreparedMember {
+                    request: request.clone(),
+                    local: request.deltas.iter().map(|d| local(s, project, &d.resource)).collect(),
+                    subtree: path
+                        .iter()
+                        .flat_map(|a| request.deltas.iter().map(move |d| subtree(s, a, &d.resource)))
+                        .collect(),
+                    generations: path.iter().map(|a| generation_of(s, a)).collect(),
+                }
+            })
+            .collect();
+        let got = prepared.evaluate_batch(&prepared_members);
+        let want = evaluate_batch(&sc.config, s, &requests);
+        prop_assert_eq!(got.len(), want.len());
+        for (request, (got, want)) in requests.iter().zip(got.into_iter().zip(want)) {
+            prop_assert_eq!(kind(got), kind(want), "member {:?}", request);
+        }
+    }
+
     /// Backoff delays stay within [cap / 2, cap] with a doubling cap.
     #[test]
     fn backoff_is_jittered_and_growing(seed in any::<u64>(), attempt in 1u32..70) {
