@@ -237,6 +237,24 @@ impl Prepared {
     }
 }
 
+impl Prepared {
+    /// Decides `members` in order, each against its own numbers (as
+    /// [`evaluate`](Self::evaluate) takes them) plus the deltas of the
+    /// members admitted before it: what
+    /// [`Enforcer::evaluate_batch`] decides for the same requests on the
+    /// snapshot the numbers were read from (semantics, "Combining
+    /// concurrent consumes"). Members are given by name. One result per
+    /// member, claims named; the outer error is a guest fault only.
+    pub fn evaluate_batch(
+        &mut self,
+        members: &[PreparedMember],
+    ) -> Result<Vec<Result<Decision, Invalid>>, Error> {
+        let handle = self.handle()?;
+        self.enforcer
+            .call(|store, quota| quota.prepared().call_evaluate_batch(store, handle, members))
+    }
+}
+
 /// The claim named by `positions` in `path`, with the generations passed.
 pub fn claim(
     path: &[Arc<str>],

@@ -278,6 +278,27 @@ impl GuestPrepared for Prepared {
             }
         })
     }
+
+    fn evaluate_batch(
+        &self,
+        members: Vec<wit::PreparedMember>,
+    ) -> Vec<Result<wit::Decision, wit::Invalid>> {
+        let members: Vec<core::PreparedMember> = members
+            .into_iter()
+            .map(|m| core::PreparedMember {
+                request: m.request.into(),
+                local: m.local,
+                subtree: m.subtree,
+                generations: m.generations,
+            })
+            .collect();
+        self.0
+            .borrow()
+            .evaluate_batch(&members)
+            .into_iter()
+            .map(|d| d.map(decision_out).map_err(error_out))
+            .collect()
+    }
 }
 
 /// The core's storage interface, answered by the host's imports.
