@@ -28,6 +28,7 @@ fn run_case(case: &Value) -> Ran {
             (outcome, Some(calls))
         }
         "evaluate-batch" => (run_evaluate_batch(case)?, None),
+        "prepared-batch" => (run_prepared_batch(case)?, None),
         "consume-batch" => {
             let (outcome, calls) = run_consume_batch(case)?;
             (outcome, Some(calls))
@@ -259,6 +260,43 @@ fn i64s(case: &Value, key: &str) -> Result<Vec<i64>, String> {
         .collect()
 }
 
+fn u64s(case: &Value, key: &str) -> Result<Vec<u64>, String> {
+    case.get(key)
+        .and_then(Value::as_array)
+        .ok_or_else(|| format!("missing list {key:?}"))?
+        .iter()
+        .map(|v| v.as_u64().ok_or_else(|| format!("bad {key} entry {v}")))
+        .collect()
+}
+
+/// Prepares (config, tree, limits; an error there is the case's), then
+/// decides the members as given: one result per member.
+fn run_prepared_batch(case: &Value) -> Result<Outcome, String> {
+    let snap = snapshot(&case["snapshot"])?;
+    let members: Vec<PreparedMember> = list(case, "members")
+        .iter()
+        .map(|m| {
+            Ok(PreparedMember {
+                request: request_of(&m["request"])?,
+                local: i64s(m, "local")?,
+                subtree: i64s(m, "subtree")?,
+                generations: u64s(m, "generations")?,
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    with_config(case, |c| {
+        let prepared = Prepared::new(c, &snap.projects, &snap.limits)?;
+        Ok(prepared
+            .evaluate_batch(&members)
+            .iter()
+            .map(|d| match d {
+                Ok(d) => decision_json(d),
+                Err(e) => json!({"error": e.kind()}),
+            })
+            .collect())
+    })
+}
+
 /// Prepares (config, tree, limits), numbers the request, then decides by
 /// numbers; an error at any step is the case's error. The result is
 /// evaluate's shape, its claim named from the path and the generations
@@ -268,13 +306,7 @@ fn run_prepared(case: &Value) -> Result<Outcome, String> {
     let req = request(case)?;
     let local = i64s(case, "local")?;
     let subtree = i64s(case, "subtree")?;
-    let generations: Vec<u64> = case
-        .get("generations")
-        .and_then(Value::as_array)
-        .ok_or("missing list \"generations\"")?
-        .iter()
-        .map(|v| v.as_u64().ok_or_else(|| format!("bad generation {v}")))
-        .collect::<Result<_, _>>()?;
+    let generations = u64s(case, "generations")?;
     with_config(case, |c| {
         let mut prepared = Prepared::new(c, &snap.projects, &snap.limits)?;
         let names: Vec<&str> = req.deltas.iter().map(|d| d.resource.as_str()).collect();
