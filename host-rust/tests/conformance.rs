@@ -32,6 +32,7 @@ fn run_case(enforcer: &mut Enforcer, case: &Value) -> Ran {
             (outcome, Some(calls))
         }
         "evaluate-batch" => (run_evaluate_batch(enforcer, case)?, None),
+        "prepared-batch" => (run_prepared_batch(enforcer, case)?, None),
         "consume-batch" => {
             let (outcome, calls) = run_consume_batch(enforcer, case)?;
             (outcome, Some(calls))
@@ -142,6 +143,44 @@ fn run_prepared(enforcer: &mut Enforcer, case: &Value) -> Result<Outcome, String
         let path: Vec<&str> = path.iter().map(|p| &**p).collect();
         out["path"] = json!(path);
         Ok(out)
+    }))
+}
+
+/// One member of a `prepared-batch` case, as the vectors write it.
+#[derive(serde::Deserialize)]
+struct MemberShape {
+    request: Request,
+    local: Vec<i64>,
+    subtree: Vec<i64>,
+    generations: Vec<u64>,
+}
+
+/// Prepares (an error there is the case's), then decides the members as
+/// given: one result per member.
+fn run_prepared_batch(enforcer: &mut Enforcer, case: &Value) -> Result<Outcome, String> {
+    let members: Vec<PreparedMember> = required::<Vec<MemberShape>>(case, "members")?
+        .into_iter()
+        .map(|m| PreparedMember {
+            request: m.request,
+            local: m.local,
+            subtree: m.subtree,
+            generations: m.generations,
+        })
+        .collect();
+    Ok(inputs(enforcer, case)?.and_then(|(c, snap)| {
+        let mut prepared = Prepared::new(&c, &snap.projects, &snap.limits()).map_err(kind)?;
+        prepared
+            .evaluate_batch(&members)
+            .map(|results| {
+                results
+                    .into_iter()
+                    .map(|r| match r {
+                        Ok(d) => decision_json(&d),
+                        Err(e) => json!({"error": e.input.kind()}),
+                    })
+                    .collect()
+            })
+            .map_err(kind)
     }))
 }
 

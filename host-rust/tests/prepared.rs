@@ -252,3 +252,49 @@ fn requests_with_several_problems_report_what_evaluate_reports() {
         }
     }
 }
+
+/// A prepared batch of members on `team` decides as `evaluate_batch` on
+/// the snapshot its numbers come from: the second member is refused once
+/// the first used org's room, a member with a short list gets its own
+/// shape error and takes no room, and a release makes room again.
+#[test]
+fn a_prepared_batch_decides_as_evaluate_batch() {
+    let config = Config::default();
+    let mut prepared = Prepared::new(&config, &projects(), &limits()).unwrap();
+    let member = |request: Request, subtree: &[i64]| PreparedMember {
+        request,
+        local: LOCAL.to_vec(),
+        subtree: subtree.to_vec(),
+        generations: GENERATIONS.to_vec(),
+    };
+    // org has 9 of 10 servers: the first takes the last one.
+    let requests = [request(1, 0), request(1, 0), request(-1, 0), request(1, 0)];
+    let mut members: Vec<PreparedMember> = requests
+        .iter()
+        .map(|r| member(r.clone(), &SUBTREE))
+        .collect();
+    members.insert(1, member(request(1, 0), &SUBTREE[..5]));
+    let got = prepared.evaluate_batch(&members).unwrap();
+    assert!(matches!(
+        got[1],
+        Err(Invalid {
+            input: InvalidInput::ShapeMismatch(_),
+            ..
+        })
+    ));
+    let got: Vec<_> = got
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, r)| r)
+        .collect();
+    let want = Enforcer::new()
+        .evaluate_batch(&config, &snapshot(&LOCAL, &SUBTREE), &requests)
+        .unwrap();
+    assert_eq!(got, want);
+    let admitted: Vec<bool> = got
+        .iter()
+        .map(|r| matches!(r, Ok(Decision::Admitted(_))))
+        .collect();
+    assert_eq!(admitted, [true, false, true, true]);
+}
