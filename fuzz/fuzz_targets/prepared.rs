@@ -1,8 +1,9 @@
 //! `Prepared` on arbitrary trees, limits, requests and path numbers (lists
 //! of any length, numbers at the 64-bit extremes): no panic; preparing
 //! fails exactly as evaluate does; number_request fails exactly as
-//! evaluate does; by numbers is by names; and where the lists fit the
-//! path, the answer is evaluate's for the same numbers as path usage.
+//! evaluate does; by numbers is by names; where the lists fit the path,
+//! the answer is evaluate's for the same numbers as path usage; and a
+//! batch of the request twice starts with its lone answer.
 #![no_main]
 
 use arbitrary::{Arbitrary, Result, Unstructured};
@@ -126,10 +127,27 @@ fuzz_target!(|input: Input| {
         prepared.evaluate_numbers(numbered.node, &deltas, &local, &subtree, &generations);
     assert_eq!(by_numbers, by_names);
     let path: Vec<&str> = numbered.path.iter().map(String::as_str).collect();
+    let lone = by_names.map(|d| d.named(&path, &generations));
     if let Some(snapshot) = as_path(&path) {
-        let want = evaluate(c, &snapshot, req);
-        let got = by_names.map(|d| d.named(&path, &generations));
-        assert_eq!(got, want);
+        assert_eq!(lone, evaluate(c, &snapshot, req));
+    }
+    // The request twice as a prepared batch, both on the same numbers: the
+    // first is its lone decision; the second is the same again when the
+    // first took no room (refused, failed, or no delta moved usage), and
+    // otherwise what the numbers raised by the first's deltas decide
+    // (extreme numbers make that overflow: an error, never a panic).
+    let member = PreparedMember {
+        request: req.clone(),
+        local: local.clone(),
+        subtree: subtree.clone(),
+        generations: generations.clone(),
+    };
+    let batch = prepared.evaluate_batch(&[member.clone(), member]);
+    assert_eq!(batch.len(), 2);
+    assert_eq!(batch[0], lone);
+    let moved = req.deltas.iter().any(|d| d.delta != 0);
+    if !matches!(lone, Ok(Decision::Admitted { .. })) || !moved {
+        assert_eq!(batch[1], lone);
     }
     // A number it never gave is a typed error, never a panic.
     let _ = prepared.evaluate_numbers(stray.0, &[(stray.1, 1)], &[0], &[0], &[0]);

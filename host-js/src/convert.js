@@ -207,6 +207,28 @@ export function requests(value, what = 'requests') {
 }
 
 /**
+ * A prepared batch's members in the WIT's `prepared-member` shape, in
+ * arrival order: each `{ request, local, subtree, generations }`, the
+ * numbers as `int64s` takes them (a list left out is empty, as
+ * Prepared.evaluate's; the component then reports its length).
+ */
+export function preparedMembers(value, what = 'members') {
+  if (!Array.isArray(value)) throw new TypeError(`${what}: expected an array, got ${describe(value)}`);
+  const out = new Array(value.length);
+  for (let i = 0; i < value.length; i++) {
+    const where = `${what}[${i}]`;
+    const m = object(value[i], where);
+    out[i] = {
+      request: request(m.request, `${where}.request`),
+      local: int64s(m.local ?? [], `${where}.local`),
+      subtree: int64s(m.subtree ?? [], `${where}.subtree`),
+      generations: int64s(m.generations ?? [], `${where}.generations`, true),
+    };
+  }
+  return out;
+}
+
+/**
  * A config in the WIT's shape, the defaults filled in; `parsed` false when
  * a name is not one of the WIT's cases (say Keystone's `strict_two_level`),
  * for the caller to have the component parse it (parse-config), so that a

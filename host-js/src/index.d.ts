@@ -241,6 +241,19 @@ export interface PathNumbers {
   generations: bigint[] | BigUint64Array;
 }
 
+/**
+ * One member of Prepared.evaluateBatch (the WIT's `prepared-member`): a
+ * request, by name, and the numbers Prepared.evaluate takes for it, in the
+ * same shapes (n = the number of deltas, path = Prepared.path of the
+ * project): local[r] the project's own usage of the r-th delta's
+ * resource, subtree[k * n + r] the subtree usage of path[k] for it,
+ * generations[k] the generation read for path[k]. Every member's numbers
+ * come from the batch's one read.
+ */
+export interface PreparedMember extends PathNumbers {
+  request: Request;
+}
+
 /** Limits on every call into the component (an Enforcer's, a Prepared's). */
 export interface EnforcerOptions {
   /** Fuel per call (function entries, exits and loop iterations); default DEFAULT_FUEL. */
@@ -409,6 +422,22 @@ export class Prepared {
    * generations[k] the generation read for path[k].
    */
   evaluate(request: Request, numbers: PathNumbers): Decision;
+  /**
+   * Decides `members` in arrival order, each against its own numbers plus
+   * the deltas of the members admitted before it (semantics, "Combining
+   * concurrent consumes"): an earlier admission of the same project adds
+   * to its local usage, one in the subtree of path[k] to path[k]'s subtree
+   * usage (under flat, only the project's own counts). On numbers counted
+   * from one snapshot, what evaluateBatch decides on that snapshot. One
+   * outcome per member, in order: the Decision (its claim named, with the
+   * generations the member passed), or the InvalidInput evaluate would
+   * throw for the member's request and numbers (`shape-mismatch`,
+   * `unknown-project`, ...), then `overflow` when an earlier admission
+   * overflows its usage; a member's error leaves the others' decisions as
+   * they were. Throws only a TypeError or RangeError for a value of the
+   * wrong type (nothing decided), and a GuestFault.
+   */
+  evaluateBatch(members: PreparedMember[]): Settled<Decision, InvalidInput>[];
 }
 
 export function evaluate(snapshot: Snapshot, request: Request, config?: Config): Decision;

@@ -6,7 +6,7 @@
 // prepares again on a fresh one and asks for every number again.
 
 import * as convert from './convert.js';
-import { answer, checkLimits, witConfig } from './enforcer.js';
+import { answer, checkLimits, invalidInput, witConfig } from './enforcer.js';
 import { GuestFault } from './errors.js';
 import { runtime } from './runtime.js';
 
@@ -81,6 +81,31 @@ export class Prepared {
       return { project: located.path[k], generation: g[k] };
     });
     return { admitted: true, claim };
+  }
+
+  /**
+   * Decides `members` (`{ request, local, subtree, generations }`, each
+   * request as `evaluate`'s and its numbers in `evaluate`'s shapes, all
+   * read in one read view) in arrival order, each against its own numbers
+   * plus the deltas of the members admitted before it (semantics,
+   * "Combining concurrent consumes"): on numbers counted from one
+   * snapshot, what evaluateBatch decides on that snapshot. One outcome per
+   * member, in order, as Promise.allSettled gives them: `{ status:
+   * 'fulfilled', value: decision }` (the claim named, with the
+   * generations the member passed) or `{ status: 'rejected', reason:
+   * InvalidInput }` (the error evaluate would throw for the member's
+   * request and numbers, or `overflow` when an earlier admission
+   * overflows its usage), a member's error leaving the others' decisions
+   * as they were. Throws only a TypeError or RangeError for a value of the
+   * wrong type (before anything crosses), and a GuestFault.
+   */
+  evaluateBatch(members) {
+    const ms = convert.preparedMembers(members);
+    // Members go by name: no numbers are kept or asked for.
+    this.#prepared();
+    return this.#call(() => this.#resource.evaluateBatch(ms)).map((r) =>
+      r.tag === 'ok' ? convert.fulfilled(convert.decision(r.val)) : convert.rejected(invalidInput(r.val)),
+    );
   }
 
   /** The project's node and path, and [number, delta] per delta: kept, or asked for. */

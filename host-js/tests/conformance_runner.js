@@ -135,6 +135,21 @@ const OPERATIONS = {
     return { path: prepared.path(r.project), ...decisionJson(decision) };
   },
 
+  'prepared-batch'(c) {
+    // Prepared from the config, tree and limits (an error there is the
+    // case's), then every member as given: its request by name and its
+    // numbers; per member evaluate's result or {"error": kind}.
+    const s = snapshot(c.snapshot);
+    const prepared = new d.Prepared(s.projects, s.limits, config(c));
+    const members = c.members.map((m) => ({
+      request: request(m),
+      local: m.local,
+      subtree: m.subtree,
+      generations: m.generations,
+    }));
+    return prepared.evaluateBatch(members).map((o) => settledJson(o, decisionJson));
+  },
+
   headroom: (c) =>
     d.headroom(snapshot(c.snapshot), c.project, c.resources ?? [], config(c)).map((h) => ({
       resource: h.resource,

@@ -2,7 +2,10 @@
 // src/index.d.ts against jco's generated ones, and a caller's code against
 // the declarations.
 
-import type { InvalidInput as WitInvalidInput } from '../generated/interfaces/delimiter-quota-types.js';
+import type {
+  InvalidInput as WitInvalidInput,
+  PreparedMember as WitPreparedMember,
+} from '../generated/interfaces/delimiter-quota-types.js';
 import * as d from '../src/index.js';
 
 // InvalidInput declares exactly the fields of the WIT's invalid-input
@@ -111,4 +114,21 @@ const decided: d.Decision = prepared.evaluate(
   { local: [4n], subtree: new BigInt64Array([4n, 4n]), generations: [3n, 9n] },
 );
 
-export { claimed, over, rooms, fits, path, decided, decisions, policy, fieldsAreTheWits, typesAreTheWits };
+// A prepared batch: members by name with their numbers; the WIT's
+// prepared-member is one (every field it has, in a type the API takes).
+const asWit = (m: WitPreparedMember): d.PreparedMember => m;
+const batch: (d.ClaimEntry[] | d.InvalidKind)[] = prepared
+  .evaluateBatch([
+    { request: { project: 'web', deltas: { servers: 1n } }, local: [4n], subtree: [4n, 4n], generations: [3n, 9n] },
+    {
+      request: { project: 'web', deltas: [{ resource: 'servers', delta: 2n }] },
+      local: new BigInt64Array([4n]),
+      subtree: new BigInt64Array([4n, 4n]),
+      generations: new BigUint64Array([3n, 9n]),
+    },
+  ])
+  .map((o) => (o.status === 'fulfilled' ? (o.value.admitted ? o.value.claim : []) : o.reason.kind));
+// @ts-expect-error a member's numbers are BigInt
+prepared.evaluateBatch([{ request: { project: 'web' }, local: [4], subtree: [4n, 4n], generations: [3n, 9n] }]);
+
+export { claimed, over, rooms, fits, path, decided, decisions, policy, fieldsAreTheWits, typesAreTheWits, asWit, batch };
