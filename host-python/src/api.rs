@@ -247,6 +247,16 @@ pub fn evaluate_batch(
     let decided = call(py, Bounds::new(fuel, memory_limit), |e| {
         e.evaluate_batch(&c, s, &r)
     })?;
+    batch_results(py, decided)
+}
+
+/// A batch's results as Python gives them, one per member in order: its
+/// `Decision`, or its `InvalidInput` (returned, not raised). Shared by
+/// `evaluate_batch` and `Prepared.evaluate_batch`.
+pub fn batch_results(
+    py: Python<'_>,
+    decided: Vec<Result<w::Decision, w::Invalid>>,
+) -> PyResult<Vec<Py<PyAny>>> {
     decided
         .into_iter()
         .map(|d| match d {

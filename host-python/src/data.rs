@@ -133,6 +133,21 @@ record! {
 }
 
 record! {
+    /// One member of `Prepared.evaluate_batch`: a request and the numbers
+    /// `Prepared.evaluate` takes for it, in the same shapes (n =
+    /// `len(request.deltas)`, path = `Prepared.path(request.project)`):
+    /// `local[r]` the project's own usage of the r-th delta's resource,
+    /// `subtree[k * n + r]` the subtree usage of `path[k]` for it,
+    /// `generations[k]` the generation read for `path[k]`.
+    PreparedMember(PreparedMember) {
+        request: w::Request,
+        local: Vec<i64>,
+        subtree: Vec<i64>,
+        generations: Vec<u64>,
+    }
+}
+
+record! {
     /// One violated constraint of a refusal: the constraining project, the
     /// resource, its limit, the usage at that project (local for flat,
     /// subtree otherwise) and the requested delta.

@@ -54,6 +54,7 @@ fn _delimiter(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<data::Snapshot>()?;
     m.add_class::<data::Delta>()?;
     m.add_class::<data::Request>()?;
+    m.add_class::<data::PreparedMember>()?;
     m.add_class::<data::Violation>()?;
     m.add_class::<data::Decision>()?;
     m.add_class::<data::ResourceHeadroom>()?;

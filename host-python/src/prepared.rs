@@ -7,13 +7,14 @@
 //! resource names are read in place while the GIL is held, and a decision
 //! on a live instance (microseconds, nothing in it calls back into Python)
 //! is made with the GIL held, which costs less than releasing it; the claim
-//! stays path positions until read.
+//! stays path positions until read. A batch (`evaluate_batch`) is longer
+//! and runs without the GIL, as the module's functions do.
 
-use crate::api::{Config, config_of};
+use crate::api::{Config, batch_results, config_of};
 use crate::call::{Limits as Bounds, detached};
-use crate::data::{Decision, Delta, Limits, Project};
+use crate::data::{Decision, Delta, Limits, PreparedMember, Project};
 use crate::errors::to_pyerr;
-use delimiter_embed::types::PathDecision;
+use delimiter_embed::types::{self as w, PathDecision};
 use delimiter_embed::{Error, FaultKind, GuestFault};
 use pyo3::conversion::FromPyObjectOwned;
 use pyo3::exceptions::PyTypeError;
@@ -151,6 +152,51 @@ impl Prepared {
         };
         out.map_err(|e| to_pyerr(py, e))
     }
+
+    /// Decides `members` (a sequence of `PreparedMember`) in order, each
+    /// against its own numbers (as `evaluate` takes them) plus the deltas
+    /// of the members admitted before it (semantics, "Combining concurrent
+    /// consumes"): on numbers read in one read view, what `evaluate_batch`
+    /// decides on that snapshot. One element per member, in order: its
+    /// `Decision` (the claim named, with the generations the member
+    /// passed), or the `InvalidInput` it gets (returned, not raised; the
+    /// others are decided as if it were not there). Raises `TypeError` for
+    /// anything but a sequence of `PreparedMember`, and `GuestFault`.
+    fn evaluate_batch(
+        &self,
+        py: Python<'_>,
+        members: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<Py<PyAny>>> {
+        let members = prepared_members(members)?;
+        let decided = detached(py, || self.lock().evaluate_batch(&members))?;
+        batch_results(py, decided)
+    }
+}
+
+/// The WIT records of `members`, a sequence of `PreparedMember` (copied
+/// while the GIL is held, for a call made without it). Anything else is a
+/// `TypeError` naming the argument (and the item).
+fn prepared_members(members: &Bound<'_, PyAny>) -> PyResult<Vec<w::PreparedMember>> {
+    let items: Vec<Bound<'_, PyAny>> = match members.extract() {
+        Ok(items) => items,
+        Err(_) => {
+            return Err(PyTypeError::new_err(format!(
+                "argument 'members': a sequence of PreparedMember, not {}",
+                members.get_type().name()?
+            )));
+        }
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| match item.cast::<PreparedMember>() {
+            Ok(member) => Ok(member.get().0.clone()),
+            Err(_) => Err(PyTypeError::new_err(format!(
+                "argument 'members': item {i} is a {}, not a PreparedMember",
+                item.get_type().name()?
+            ))),
+        })
+        .collect()
 }
 
 /// The integers of `value`, argument `name`: a list read item by item (the

@@ -298,6 +298,26 @@ def run_evaluate_batch(case):
     ]
 
 
+def run_prepared_batch(case):
+    # Prepared from the config, tree and limits (an error there is the
+    # case's); then every member as given, by name with its own numbers.
+    s = snapshot(case["snapshot"])
+    prepared = d.Prepared(s.projects, s.limits, config(case))
+    members = [
+        d.PreparedMember(
+            d.Request(m["request"]["project"], deltas(m["request"].get("deltas", []))),
+            m["local"],
+            m["subtree"],
+            m["generations"],
+        )
+        for m in case["members"]
+    ]
+    return [
+        {"error": error_kind(x)} if isinstance(x, BaseException) else decision_json(x)
+        for x in prepared.evaluate_batch(members)
+    ]
+
+
 def run_consume_batch(case, calls, commits):
     store = ScriptedStore(case.get("store", {}))
     try:
@@ -319,6 +339,7 @@ OPERATIONS = {
     "oslo-check": run_oslo,
     "prepared": run_prepared,
     "evaluate-batch": run_evaluate_batch,
+    "prepared-batch": run_prepared_batch,
 }
 
 ERROR_KINDS = {

@@ -42,6 +42,7 @@ RECORDS = {
     "Config": ("config", set()),
     "Delta": ("delta", set()),
     "Request": ("request", set()),
+    "PreparedMember": ("prepared-member", set()),
     "Violation": ("violation", set()),
     "ClaimEntry": ("claim-entry", set()),
     "ResourceHeadroom": ("resource-headroom", {"unlimited"}),

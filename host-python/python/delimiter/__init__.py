@@ -42,6 +42,7 @@ from delimiter._delimiter import (
     OverLimitInfo,
     PathUsage,
     Prepared,
+    PreparedMember,
     Project,
     ProjectLimit,
     RegisteredLimit,
@@ -98,6 +99,7 @@ __all__ = [
     "Snapshot",
     "Delta",
     "Request",
+    "PreparedMember",
     "ResourceLimit",
     "OsloCheck",
     # results

@@ -225,6 +225,41 @@ class Request:
     def deltas(self) -> list[Delta]: ...
 
 @final
+class PreparedMember:
+    """One member of ``Prepared.evaluate_batch``: a request and the numbers
+    ``Prepared.evaluate`` takes for it, in the same shapes, with n =
+    ``len(request.deltas)`` and path = ``Prepared.path(request.project)``
+    (the project, then each ancestor up to the root):
+
+    - ``local[r]``: the project's own usage of ``request.deltas[r]``'s
+      resource (n integers, in the resource's units);
+    - ``subtree[k * n + r]``: the subtree usage of ``path[k]`` for it
+      (``len(path) * n`` integers);
+    - ``generations[k]``: the generation read for ``path[k]``
+      (``len(path)`` integers >= 0).
+
+    Every member's numbers come from the batch's one read. A non-integer
+    raises ``TypeError``; an integer out of range (64 bits; unsigned for
+    generations) ``OverflowError``. Lengths are checked when the batch is
+    decided (``InvalidInput(kind="shape-mismatch")`` for that member)."""
+
+    def __init__(
+        self,
+        request: Request,
+        local: Sequence[int],
+        subtree: Sequence[int],
+        generations: Sequence[int],
+    ) -> None: ...
+    @property
+    def request(self) -> Request: ...
+    @property
+    def local(self) -> list[int]: ...
+    @property
+    def subtree(self) -> list[int]: ...
+    @property
+    def generations(self) -> list[int]: ...
+
+@final
 class ResourceLimit:
     def __init__(self, resource: str, limit: int) -> None: ...
     @property
@@ -328,6 +363,28 @@ class Prepared:
         ``path(project)[k]``; ``generations[k]``: the generation read for
         it. A list of the wrong length raises
         ``InvalidInput(kind="shape-mismatch")``."""
+    def evaluate_batch(self, members: Sequence[PreparedMember]) -> list[Union[Decision, InvalidInput]]:
+        """Decides ``members`` in arrival order, each against its own
+        numbers (``PreparedMember``: ``evaluate``'s ``local``, ``subtree``
+        and ``generations``, all from one read view) plus the deltas of the
+        members admitted before it: an earlier admission of the same
+        project adds to its ``local``, one in the subtree of ``path[k]``
+        adds to that node's ``subtree`` (under flat, only the project's own
+        usage counts); a refused member adds nothing. The rule is the
+        semantics' "Combining concurrent consumes" (docs/semantics.md): on
+        numbers counted from one snapshot, the results are
+        ``delimiter.evaluate_batch``'s on that snapshot.
+
+        One element per member, in order: its ``Decision`` (the claim named,
+        from the project up, with the generations that member passed), or
+        the ``InvalidInput`` it gets, returned rather than raised; a
+        member's error leaves the others' decisions as they were. A
+        member's errors are ``evaluate``'s for its request and numbers
+        (its request's, ``unknown-project``, ``shape-mismatch``, the usage
+        errors of its numbers), then ``overflow`` when an earlier admission
+        overflows its usage. Raises ``TypeError`` when ``members`` is not a
+        sequence of ``PreparedMember``, and ``GuestFault`` (the component
+        failed; the next call prepares again). Runs without the GIL."""
 
 @final
 class ResourceHeadroom:
