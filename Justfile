@@ -68,8 +68,10 @@ conformance: component js
         grep '^FAIL ' <<<"$out" | sed 's/^FAIL /    /'
         [ "$rc" -eq 0 ] || status=1
     }
-    report cargo test --quiet -p delimiter-core --test conformance
-    report cargo test --quiet -p delimiter --test conformance
+    # One cargo call for the native and Rust runners, over the workspace:
+    # `-p` would build their dependencies again with other features than
+    # `cargo test --workspace` (which `just test` has just run) unified.
+    report cargo test --quiet --workspace --test conformance
     report {{venv}}/bin/python host-python/tests/conformance_runner.py
     report node host-js/tests/conformance_runner.js
     exit $status
