@@ -79,6 +79,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    text,
     union,
     union_all,
     update,
@@ -178,6 +179,27 @@ project_limits = Table(
     _key("resource", primary_key=True, nullable=False),
     Column("limit_value", BigInteger, nullable=False),
     **_MYSQL,
+)
+
+#: MariaDB only: the Rust MariadbStore's commit markers on Galera (see
+#: conformance/storage/schema-mariadb.sql). This store does not write them
+#: (it sends one statement per round trip, and a brute-force abort between
+#: statements is reported at the next one), but creates the table so that a
+#: Rust service can share a database this store created.
+commit_markers = Table(
+    "delimiter_commit_markers",
+    metadata,
+    Column("token", mysql.CHAR(36, charset="ascii", collation="ascii_bin"), primary_key=True, nullable=False),
+    Column("seq", mysql.BIGINT(unsigned=True), nullable=False),
+    Column(
+        "updated_at",
+        mysql.TIMESTAMP(),
+        nullable=False,
+        server_default=text("CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP"),
+    ),
+    mysql_engine="InnoDB",
+    mysql_charset="ascii",
+    mysql_collate="ascii_bin",
 )
 
 # ---- the queries -----------------------------------------------------------------
@@ -630,12 +652,17 @@ class SqlAlchemyStore:
         for each absent one; existing tables, also those a Rust store
         created, are left as they are)."""
         with self._mapped():
-            metadata.create_all(self._engine, checkfirst=True)
+            metadata.create_all(self._engine, tables=self._tables(), checkfirst=True)
 
     def drop_schema(self) -> None:
         """Drops the Delimiter tables (and everything in them)."""
         with self._mapped():
-            metadata.drop_all(self._engine, checkfirst=True)
+            metadata.drop_all(self._engine, tables=self._tables(), checkfirst=True)
+
+    def _tables(self) -> list[Table]:
+        """The tables of this database's kind (the commit markers on MariaDB
+        only), in dependency order."""
+        return [t for t in metadata.sorted_tables if t is not commit_markers or self._kind == "mariadb"]
 
     def add_project(self, project: d.Project) -> None:
         """Adds ``project`` (generation 1), under its parent or as a root.
