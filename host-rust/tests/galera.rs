@@ -33,7 +33,7 @@ fn main() {
         urls,
         database: format!("delimiter_galera_{}", std::process::id()),
     };
-    let checks: [Check; 4] = [
+    let checks: [Check; 5] = [
         (
             "connecting runs no DDL and needs no CREATE privilege",
             connect_runs_no_ddl,
@@ -49,6 +49,10 @@ fn main() {
         (
             "a commit's marker holds the seq of the connection's last commit that took effect",
             commit_marker_follows_commits,
+        ),
+        (
+            "a batch member whose rows fail is found under the marker and nothing is written",
+            batch_member_failure_writes_nothing,
         ),
     ];
     for (name, check) in checks {
@@ -309,4 +313,10 @@ fn commit_marker_follows_commits(cluster: &Cluster) {
     // The read, START TRANSACTION with the statements, COMMIT, the check.
     let n = common::uncontended_round_trips(&mut store, MariadbStore::round_trips);
     assert_eq!(n, 4, "round trips of an uncontended consume on Galera");
+}
+
+/// The search for a batch's failing member runs marked as a commit (its
+/// writes guarded): the member is named and nothing is written.
+fn batch_member_failure_writes_nothing(cluster: &Cluster) {
+    common::batch_member_failure_writes_nothing(&mut cluster.synced_store(0));
 }

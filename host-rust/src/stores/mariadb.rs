@@ -459,20 +459,9 @@ impl MariadbStore {
         deltas: &[(String, String, i64)],
     ) -> Result<CommitOutcome, Failed> {
         let begin = !std::mem::take(&mut self.locked);
-        let marked = self.next_marker();
-        let galera = marked.is_some();
         let mut sql = String::from(if begin { "START TRANSACTION;" } else { "" });
-        let guard = match &marked {
-            Some((token, seq)) => {
-                let _ = write!(
-                    sql,
-                    " INSERT INTO delimiter_commit_markers (token, seq) VALUES ({token}, {seq})
-                      ON DUPLICATE KEY UPDATE seq = VALUES(seq);"
-                );
-                format!(" AND {}", Self::visible(token, *seq))
-            }
-            None => String::new(),
-        };
+        let (marked, guard) = self.mark(&mut sql);
+        let galera = marked.is_some();
         for entry in claim {
             let Ok(generation) = i64::try_from(entry.generation) else {
                 // No stored generation can equal it: the claim is stale.
@@ -557,6 +546,23 @@ impl MariadbStore {
         Ok(CommitOutcome::Committed)
     }
 
+    /// Galera: appends to `sql` (the transaction's first statements) the
+    /// setting of this connection's marker to a new `seq`, and returns the
+    /// marker and the guard (`" AND ..."`) every later statement carries;
+    /// off Galera, nothing and an empty guard.
+    fn mark(&mut self, sql: &mut String) -> (Option<(String, u64)>, String) {
+        let Some((token, seq)) = self.next_marker() else {
+            return (None, String::new());
+        };
+        let _ = write!(
+            sql,
+            " INSERT INTO delimiter_commit_markers (token, seq) VALUES ({token}, {seq})
+              ON DUPLICATE KEY UPDATE seq = VALUES(seq);"
+        );
+        let guard = format!(" AND {}", Self::visible(&token, seq));
+        (Some((token, seq)), guard)
+    }
+
     /// Galera: this connection's marker and a `seq` it never used (none
     /// off Galera).
     fn next_marker(&mut self) -> Option<(String, u64)> {
@@ -630,14 +636,31 @@ impl MariadbStore {
 
     /// The writes of `deltas` in the open transaction, one round trip; a
     /// decrease that found no row is a failure.
-    fn write(&mut self, deltas: &[(String, String, i64)]) -> Result<(), Failed> {
-        let sql = self.writes(deltas, "");
+    fn write(
+        &mut self,
+        deltas: &[(String, String, i64)],
+        marked: Option<&(String, u64)>,
+    ) -> Result<(), Failed> {
+        let guard = marked.map_or_else(String::new, |(token, seq)| {
+            format!(" AND {}", Self::visible(token, *seq))
+        });
+        let mut sql = self.writes(deltas, &guard);
         if sql.is_empty() {
             return Ok(());
+        }
+        if let Some((token, seq)) = marked {
+            let _ = write!(
+                sql,
+                " SELECT 1 FROM DUAL WHERE {};",
+                Self::visible(token, *seq)
+            );
         }
         let (counts, error) = self.multi(&sql);
         if let Some(error) = error {
             return Err(Failed::before(error));
+        }
+        if marked.is_some() && counts.last() != Some(&1) {
+            return Err(Failed::silent());
         }
         match missing_row(deltas, &counts) {
             Some(message) => Err(Failed::message(message)),
@@ -714,11 +737,14 @@ impl MariadbStore {
         members: &[Request],
         error: StorageError,
     ) -> Result<BatchOutcome, StorageError> {
+        // On Galera marked as a commit is (see `compare_then`): writes the
+        // server ran after a silent rollback would not be rolled back here.
         let mut sql = String::from("START TRANSACTION;");
+        let (marked, guard) = self.mark(&mut sql);
         for entry in claim {
             let _ = write!(
                 sql,
-                " UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = {} AND generation = {};",
+                " UPDATE delimiter_generations SET generation = generation + 1 WHERE project_id = {} AND generation = {}{guard};",
                 self.literal(&entry.project),
                 entry.generation
             );
@@ -728,12 +754,23 @@ impl MariadbStore {
             return Err(error);
         }
         for (index, member) in members.iter().enumerate() {
-            if let Err(failed) = self.write(&summed_deltas(std::slice::from_ref(member))) {
-                self.rollback();
-                return Ok(BatchOutcome::MemberFailed(MemberFailure {
-                    index: index as u32,
-                    message: failed.storage().message,
-                }));
+            match self.write(
+                &summed_deltas(std::slice::from_ref(member)),
+                marked.as_ref(),
+            ) {
+                Ok(()) => {}
+                // Rolled back under the search: which member fails is unknown.
+                Err(failed) if failed.silent => {
+                    self.rollback();
+                    return Err(error);
+                }
+                Err(failed) => {
+                    self.rollback();
+                    return Ok(BatchOutcome::MemberFailed(MemberFailure {
+                        index: index as u32,
+                        message: failed.storage().message,
+                    }));
+                }
             }
         }
         self.rollback();
