@@ -50,7 +50,7 @@ component:
     @rustup target add wasm32-unknown-unknown >/dev/null 2>&1
     @cargo build --quiet -p delimiter-component --target wasm32-unknown-unknown --profile component
     @cargo run --quiet -p delimiter-component-encode
-    @cp target/delimiter.wasm embed/delimiter.wasm
+    @cmp -s target/delimiter.wasm embed/delimiter.wasm || cp target/delimiter.wasm embed/delimiter.wasm
 
 # Run the shared vectors on every host: one line per host,
 # `conformance <host>: N passed, M failed`, with the ids of failing cases
@@ -68,9 +68,6 @@ conformance: component js
         grep '^FAIL ' <<<"$out" | sed 's/^FAIL /    /'
         [ "$rc" -eq 0 ] || status=1
     }
-    # One cargo call for the native and Rust runners, over the workspace:
-    # `-p` would build their dependencies again with other features than
-    # `cargo test --workspace` (which `just test` has just run) unified.
     report cargo test --quiet --workspace --test conformance
     report {{venv}}/bin/python host-python/tests/conformance_runner.py
     report node host-js/tests/conformance_runner.js
