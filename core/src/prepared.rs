@@ -392,10 +392,7 @@ impl Prepared {
         let names: Vec<&str> = deltas.iter().map(|d| d.resource.as_str()).collect();
         check_request(project, &names)?;
         let node = self.require(project)?;
-        let limits: Vec<Option<&ResourceLimits>> = names
-            .iter()
-            .map(|name| self.numbers.get(*name).map(|&i| &self.limits[i as usize]))
-            .collect();
+        let limits = self.limits_of(&names);
         let amounts: Vec<i64> = deltas.iter().map(|d| d.delta).collect();
         let resources = Resources {
             names: &names,
@@ -447,6 +444,14 @@ impl Prepared {
             limits: &limits,
         };
         self.decide_at(node, &resources, &amounts, local, subtree, generations)
+    }
+
+    /// The limits of each of `names` (`None`: a resource no limit mentions).
+    fn limits_of(&self, names: &[&str]) -> Vec<Option<&ResourceLimits>> {
+        names
+            .iter()
+            .map(|name| self.numbers.get(*name).map(|&i| &self.limits[i as usize]))
+            .collect()
     }
 
     /// The decision once the request is checked and `node` found.

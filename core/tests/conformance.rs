@@ -252,20 +252,31 @@ fn run_evaluate(case: &Value) -> Result<Outcome, String> {
 }
 
 fn i64s(case: &Value, key: &str) -> Result<Vec<i64>, String> {
-    case.get(key)
-        .and_then(Value::as_array)
-        .ok_or_else(|| format!("missing list {key:?}"))?
-        .iter()
-        .map(|v| v.as_i64().ok_or_else(|| format!("bad {key} entry {v}")))
-        .collect()
+    numbers(case, key, Value::as_i64)
 }
 
 fn u64s(case: &Value, key: &str) -> Result<Vec<u64>, String> {
+    numbers(case, key, Value::as_u64)
+}
+
+/// The list `key` of `case`, each entry read by `read`.
+fn numbers<T>(case: &Value, key: &str, read: fn(&Value) -> Option<T>) -> Result<Vec<T>, String> {
     case.get(key)
         .and_then(Value::as_array)
         .ok_or_else(|| format!("missing list {key:?}"))?
         .iter()
-        .map(|v| v.as_u64().ok_or_else(|| format!("bad {key} entry {v}")))
+        .map(|v| read(v).ok_or_else(|| format!("bad {key} entry {v}")))
+        .collect()
+}
+
+/// One element per batch member: its decision, or `{"error": kind}`.
+fn batch_json(results: &[Result<Decision>]) -> Value {
+    results
+        .iter()
+        .map(|d| match d {
+            Ok(d) => decision_json(d),
+            Err(e) => json!({"error": e.kind()}),
+        })
         .collect()
 }
 
@@ -286,14 +297,7 @@ fn run_prepared_batch(case: &Value) -> Result<Outcome, String> {
         .collect::<Result<_, String>>()?;
     with_config(case, |c| {
         let prepared = Prepared::new(c, &snap.projects, &snap.limits)?;
-        Ok(prepared
-            .evaluate_batch(&members)
-            .iter()
-            .map(|d| match d {
-                Ok(d) => decision_json(d),
-                Err(e) => json!({"error": e.kind()}),
-            })
-            .collect())
+        Ok(batch_json(&prepared.evaluate_batch(&members)))
     })
 }
 
@@ -572,13 +576,7 @@ fn run_evaluate_batch(case: &Value) -> Result<Outcome, String> {
     let snap = snapshot(&case["snapshot"])?;
     let reqs = requests(case)?;
     with_config(case, |config| {
-        Ok(evaluate_batch(config, &snap, &reqs)
-            .iter()
-            .map(|d| match d {
-                Ok(d) => decision_json(d),
-                Err(e) => json!({"error": e.kind()}),
-            })
-            .collect())
+        Ok(batch_json(&evaluate_batch(config, &snap, &reqs)))
     })
 }
 

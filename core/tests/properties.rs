@@ -596,6 +596,59 @@ fn lay_out(numbers: &(bool, Vec<i64>), len: usize, n: usize) -> (Vec<i64>, Vec<i
     (local, subtree)
 }
 
+/// A batch's members: who (an index into the tree) and, per resource of
+/// RESOURCES, a delta or none.
+type Members = Vec<(prop::sample::Index, Vec<Option<i64>>)>;
+
+fn members() -> impl Strategy<Value = Members> {
+    proptest::collection::vec(
+        (
+            any::<prop::sample::Index>(),
+            proptest::collection::vec(prop::option::of(-3i64..6), RESOURCES.len()),
+        ),
+        0..6,
+    )
+}
+
+/// The requests `members` stand for on `s`'s tree.
+fn requests_of(s: &Snapshot, members: &Members) -> Vec<Request> {
+    let ids: Vec<String> = s.projects.iter().map(|p| p.id.clone()).collect();
+    members
+        .iter()
+        .map(|(who, deltas)| {
+            let deltas = RESOURCES
+                .iter()
+                .zip(deltas)
+                .filter_map(|(r, d)| d.map(|d| Delta::new(*r, d)))
+                .collect();
+            Request::new(ids[who.index(ids.len())].clone(), deltas)
+        })
+        .collect()
+}
+
+/// `request`'s path numbers counted from `s` (as a prepared decision takes
+/// them): (local, subtree, generations) along `ancestry`.
+fn path_numbers(s: &Snapshot, request: &Request) -> (Vec<i64>, Vec<i64>, Vec<u64>) {
+    let project = request.project.as_str();
+    let path = ancestry(s, project);
+    (
+        request
+            .deltas
+            .iter()
+            .map(|d| local(s, project, &d.resource))
+            .collect(),
+        path.iter()
+            .flat_map(|a| {
+                request
+                    .deltas
+                    .iter()
+                    .map(move |d| subtree(s, a, &d.resource))
+            })
+            .collect(),
+        path.iter().map(|a| generation_of(s, a)).collect(),
+    )
+}
+
 fn kind<T>(r: Result<T, Error>) -> Result<T, &'static str> {
     r.map_err(|e| e.kind())
 }
@@ -615,12 +668,7 @@ proptest! {
         let path = prepared.path(project).unwrap();
         let want_path = ancestry(s, project);
         prop_assert_eq!(&path, &want_path.iter().map(String::as_str).collect::<Vec<_>>());
-        let local: Vec<i64> = sc.request.deltas.iter().map(|d| local(s, project, &d.resource)).collect();
-        let subtree: Vec<i64> = path
-            .iter()
-            .flat_map(|a| sc.request.deltas.iter().map(move |d| subtree(s, a, &d.resource)))
-            .collect();
-        let generations: Vec<u64> = path.iter().map(|a| generation_of(s, a)).collect();
+        let (local, subtree, generations) = path_numbers(s, &sc.request);
         let got = prepared
             .evaluate(project, &sc.request.deltas, &local, &subtree, &generations)
             .map(|d| d.named(&path, &generations));
@@ -912,25 +960,8 @@ proptest! {
     /// snapshot whose local usage holds the deltas of every member admitted
     /// before it (the reference updates the usage rows by hand).
     #[test]
-    fn batch_matches_one_by_one(
-        sc in scenario(),
-        members in proptest::collection::vec(
-            (any::<prop::sample::Index>(), proptest::collection::vec(prop::option::of(-3i64..6), RESOURCES.len())),
-            0..6,
-        ),
-    ) {
-        let ids: Vec<String> = sc.snapshot.projects.iter().map(|p| p.id.clone()).collect();
-        let requests: Vec<Request> = members
-            .iter()
-            .map(|(who, deltas)| {
-                let deltas = RESOURCES
-                    .iter()
-                    .zip(deltas)
-                    .filter_map(|(r, d)| d.map(|d| Delta::new(*r, d)))
-                    .collect();
-                Request::new(ids[who.index(ids.len())].clone(), deltas)
-            })
-            .collect();
+    fn batch_matches_one_by_one(sc in scenario(), members in members()) {
+        let requests = requests_of(&sc.snapshot, &members);
         let batch = evaluate_batch(&sc.config, &sc.snapshot, &requests);
         prop_assert_eq!(batch.len(), requests.len());
         let mut state = sc.snapshot.clone();
@@ -953,41 +984,15 @@ proptest! {
     /// from the one snapshot, decides (and fails) every member exactly as
     /// the batch over that snapshot does.
     #[test]
-    fn prepared_batch_matches_batch(
-        sc in scenario(),
-        members in proptest::collection::vec(
-            (any::<prop::sample::Index>(), proptest::collection::vec(prop::option::of(-3i64..6), RESOURCES.len())),
-            0..6,
-        ),
-    ) {
+    fn prepared_batch_matches_batch(sc in scenario(), members in members()) {
         let s = &sc.snapshot;
-        let ids: Vec<String> = s.projects.iter().map(|p| p.id.clone()).collect();
-        let requests: Vec<Request> = members
-            .iter()
-            .map(|(who, deltas)| {
-                let deltas = RESOURCES
-                    .iter()
-                    .zip(deltas)
-                    .filter_map(|(r, d)| d.map(|d| Delta::new(*r, d)))
-                    .collect();
-                Request::new(ids[who.index(ids.len())].clone(), deltas)
-            })
-            .collect();
+        let requests = requests_of(s, &members);
         let prepared = Prepared::new(&sc.config, &s.projects, &s.limits).unwrap();
         let prepared_members: Vec<PreparedMember> = requests
             .iter()
             .map(|request| {
-                let project = request.project.as_str();
-                let path = ancestry(s, project);
-                PreparedMember {
-                    request: request.clone(),
-                    local: request.deltas.iter().map(|d| local(s, project, &d.resource)).collect(),
-                    subtree: path
-                        .iter()
-                        .flat_map(|a| request.deltas.iter().map(move |d| subtree(s, a, &d.resource)))
-                        .collect(),
-                    generations: path.iter().map(|a| generation_of(s, a)).collect(),
-                }
+                let (local, subtree, generations) = path_numbers(s, request);
+                PreparedMember { request: request.clone(), local, subtree, generations }
             })
             .collect();
         let got = prepared.evaluate_batch(&prepared_members);

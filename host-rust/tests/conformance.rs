@@ -146,6 +146,17 @@ fn run_prepared(enforcer: &mut Enforcer, case: &Value) -> Result<Outcome, String
     }))
 }
 
+/// One element per batch member: its decision, or `{"error": kind}`.
+fn batch_json(results: Vec<Result<Decision, Invalid>>) -> Value {
+    results
+        .into_iter()
+        .map(|r| match r {
+            Ok(d) => decision_json(&d),
+            Err(e) => json!({"error": e.input.kind()}),
+        })
+        .collect()
+}
+
 /// One member of a `prepared-batch` case, as the vectors write it.
 #[derive(serde::Deserialize)]
 struct MemberShape {
@@ -171,15 +182,7 @@ fn run_prepared_batch(enforcer: &mut Enforcer, case: &Value) -> Result<Outcome, 
         let mut prepared = Prepared::new(&c, &snap.projects, &snap.limits()).map_err(kind)?;
         prepared
             .evaluate_batch(&members)
-            .map(|results| {
-                results
-                    .into_iter()
-                    .map(|r| match r {
-                        Ok(d) => decision_json(&d),
-                        Err(e) => json!({"error": e.input.kind()}),
-                    })
-                    .collect()
-            })
+            .map(batch_json)
             .map_err(kind)
     }))
 }
@@ -309,15 +312,7 @@ fn run_evaluate_batch(enforcer: &mut Enforcer, case: &Value) -> Result<Outcome, 
     Ok(inputs(enforcer, case)?.and_then(|(c, snap)| {
         enforcer
             .evaluate_batch(&c, &snap.snapshot(), &requests)
-            .map(|results| {
-                results
-                    .into_iter()
-                    .map(|r| match r {
-                        Ok(d) => decision_json(&d),
-                        Err(e) => json!({"error": e.input.kind()}),
-                    })
-                    .collect()
-            })
+            .map(batch_json)
             .map_err(kind)
     }))
 }

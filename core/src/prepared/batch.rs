@@ -10,7 +10,7 @@
 //! limit mentions stands only until the next `number_request`, so the
 //! numbers of a batch's earlier members could already stand for nothing.
 
-use super::{PathDecision, Prepared, ResourceLimits, Resources};
+use super::{PathDecision, Prepared, Resources};
 use crate::decide::{Decision, Request};
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -120,10 +120,7 @@ impl Prepared {
                 }
             }
         }
-        let limits: Vec<Option<&ResourceLimits>> = names
-            .iter()
-            .map(|name| self.numbers.get(*name).map(|&i| &self.limits[i as usize]))
-            .collect();
+        let limits = self.limits_of(&names);
         let amounts: Vec<i64> = request.deltas.iter().map(|d| d.delta).collect();
         let resources = Resources {
             names: &names,
