@@ -274,9 +274,9 @@ lint: component js
 # --locked`); it runs on the stable toolchain without a sanitizer
 # (RUSTC_BOOTSTRAP lets it pass its -Z flags). Every target is built once,
 # in one instrumented release build (fuzz/Cargo.toml says which crates are
-# optimized less), then run. One line per target; a finding fails the
+# optimized less), then run, `jobs` at a time. One line per target; a finding fails the
 # recipe and leaves its input in fuzz/artifacts/<target>/.
-fuzz seconds="30": component
+fuzz seconds="30" jobs="1": component
     #!/usr/bin/env bash
     set -euo pipefail
     if ! command -v cargo-fuzz >/dev/null; then
@@ -301,22 +301,31 @@ fuzz seconds="30": component
     if ! cargo fuzz build "${flags[@]}" >../target/fuzz-corpus/build.log 2>&1; then
         echo "fuzz: the build failed"; tail -30 ../target/fuzz-corpus/build.log; exit 1
     fi
-    status=0
-    for t in $(cargo fuzz list); do
+    # One target from its corpus: its line, and a non-zero status on a finding.
+    run() {
+        local t=$1 log=../target/fuzz-corpus/$1.log
         mkdir -p ../target/fuzz-corpus/$t
-        [ -d corpus/$t ] && cp -r corpus/$t/. ../target/fuzz-corpus/$t/
-        log=../target/fuzz-corpus/$t.log
+        if [ -d corpus/$t ]; then cp -r corpus/$t/. ../target/fuzz-corpus/$t/; fi
         if cargo fuzz run "${flags[@]}" $t ../target/fuzz-corpus/$t \
             -- -max_total_time={{seconds}} -print_final_stats=1 >"$log" 2>&1; then
             runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
             echo "fuzz $t: $runs runs in {{seconds}} s, no finding"
         else
             echo "fuzz $t: FINDING (input in fuzz/artifacts/$t/)"; grep -E "panicked|SUMMARY" -A2 "$log" | head -8
-            status=1
+            return 1
         fi
+    }
+    # `jobs` targets at a time (each libFuzzer process uses one core).
+    status=0 running=0
+    for t in $(cargo fuzz list); do
+        if [ "$running" -ge {{jobs}} ]; then wait -n || status=1; running=$((running - 1)); fi
+        run "$t" &
+        running=$((running + 1))
     done
+    while [ "$running" -gt 0 ]; do wait -n || status=1; running=$((running - 1)); done
     exit $status
 
-# The same for hours: `just fuzz-long 4` runs every target four hours.
-fuzz-long hours="1":
-    just fuzz $(( {{hours}} * 3600 ))
+# The same for hours: `just fuzz-long 4` runs every target four hours,
+# as many targets at a time as the machine has cores (`jobs` to change it).
+fuzz-long hours="1" jobs=`nproc`:
+    just fuzz $(( {{hours}} * 3600 )) {{jobs}}
