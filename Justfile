@@ -274,8 +274,8 @@ lint: component js
 # --locked`); it runs on the stable toolchain without a sanitizer
 # (RUSTC_BOOTSTRAP lets it pass its -Z flags). Every target is built once,
 # in one instrumented release build (fuzz/Cargo.toml says which crates are
-# optimized less), then run, `jobs` at a time. One line per target; a finding fails the
-# recipe and leaves its input in fuzz/artifacts/<target>/.
+# optimized less), then run, `jobs` targets at a time. One line per target;
+# a finding fails the recipe and leaves its input in fuzz/artifacts/<target>/.
 fuzz seconds="30" jobs="1": component
     #!/usr/bin/env bash
     set -euo pipefail

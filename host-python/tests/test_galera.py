@@ -138,6 +138,34 @@ def test_a_brute_force_abort_is_a_conflict_of_its_cause(store: SqlAlchemyStore) 
     assert synced(0, "SELECT COUNT(*) FROM delimiter_usage") == [(0,)]
 
 
+def test_a_brute_force_abort_leaves_nothing_on_an_autocommit_engine(store: SqlAlchemyStore) -> None:
+    # With the connection's autocommit on, Galera runs the statements after
+    # a brute-force abort outside any transaction (tools/galera/commit_probe.py
+    # measures it); the store's write transactions set READ COMMITTED, which
+    # turns the driver's autocommit off, whatever the engine says.
+    e = engine(0, isolation_level="AUTOCOMMIT")
+    on_autocommit = SqlAlchemyStore(e)
+
+    def rival() -> None:
+        run(1, "UPDATE delimiter_generations SET generation = generation + 100 WHERE project_id = 'org'")
+        synced(0, "SELECT COUNT(*) FROM delimiter_projects")
+
+    once_after(e, lambda s: s.lstrip().startswith("UPDATE delimiter_generations"), rival)
+    claim = [d.ClaimEntry("web", 1), d.ClaimEntry("eng", 1), d.ClaimEntry("org", 1)]
+    try:
+        outcome = on_autocommit.commit(claim, d.Request("web", {"servers": 1}))
+    finally:
+        e.dispose()
+    assert outcome == d.CommitOutcome.CONFLICT
+    assert on_autocommit.conflict_causes()["brute_force_abort"] == 1
+    assert synced(0, "SELECT project_id, generation FROM delimiter_generations ORDER BY 1") == [
+        ("eng", 1),
+        ("org", 101),
+        ("web", 1),
+    ]
+    assert synced(0, "SELECT COUNT(*) FROM delimiter_usage") == [(0,)]
+
+
 def test_a_miss_stays_a_miss_when_its_rollback_is_aborted(store: SqlAlchemyStore) -> None:
     # org is bumped (root first), eng misses (stale claim); before the
     # ROLLBACK, node 2 commits a write to org's row, which aborts the

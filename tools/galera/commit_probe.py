@@ -25,9 +25,11 @@ rolled-back transaction (`ok/False`), an error for one that took effect
                       multi-statement (MariadbStore's SQL without its marker)
 
 Measured on MariaDB 10.11.19 / Galera 4 (tools/galera/galera.sh up, 16
-workers, 60 s): `autocommit-packet` FAULT (3 COMMITs answered OK for
-nothing, 5 generation bumps and 15 usage writes outside any transaction);
-`statements` and `packet` clean (3,468 and 4,229 commits). Usage:
+workers, 60 s each, two cores shared with other work): `autocommit-packet`
+FAULT (of 4,269 commits, 6 COMMITs answered OK for a rolled-back
+transaction whose later statements had run outside it: 6 generation bumps
+and 34 usage increments that no commit made); `statements` clean (3,225
+commits, 3,635 COMMITs refused), `packet` clean (3,744 and 3,938). Usage:
 
     export $(tools/galera/galera.sh env)
     .venv-delimiter/bin/python tools/galera/commit_probe.py --mode statements

@@ -18,7 +18,9 @@
 //! On Galera (`@@wsrep_on`), a brute-force abort can roll a transaction
 //! back and the server still answer OK to its COMMIT, or answer an error to
 //! a COMMIT that took effect (measured here on MariaDB 10.11.19: the
-//! concurrency harness found such commits in 3 runs of 12). So on Galera
+//! concurrency harness found such commits in 3 runs of 12;
+//! `tools/galera/commit_probe.py` ties it to this store's way of sending: a
+//! connection in autocommit with `START TRANSACTION` in the packet). So on Galera
 //! each connection owns a marker row (`delimiter_commit_markers`, keyed by
 //! a server-made UUID): a commit first sets its `seq` to a number the
 //! connection never used, every later statement of it writes only while

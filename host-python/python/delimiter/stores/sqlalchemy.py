@@ -47,6 +47,15 @@ server would make the DDL wait. A read writes nothing, so ``read`` runs
 again, up to four times, when a conflict aborts it. A node that has left the
 cluster answers 1047: a :class:`delimiter.StorageError` (fail over).
 
+Galera can also roll a transaction back under a brute-force abort and run
+the statements after it outside any transaction, answering OK to COMMIT,
+when the connection's autocommit is on and ``START TRANSACTION`` opened the
+transaction (the Rust ``MariadbStore`` guards against it with a commit
+marker). This store needs no marker: its write transactions set READ
+COMMITTED, which turns the driver's autocommit off whatever the engine's
+isolation level, and then the abort is reported at the next statement or at
+COMMIT. ``tools/galera/commit_probe.py`` measures both ways of sending.
+
 Every conflict is counted by cause (:meth:`SqlAlchemyStore.conflict_causes`):
 a generation miss, a brute-force abort (a replicated write or DDL aborted the
 transaction before COMMIT; on one server a deadlock or lock wait timeout), or
