@@ -198,12 +198,14 @@ bench-smoke: wheel js
     set -euo pipefail
     export DELIMITER_BENCH_TINY=1 DELIMITER_BENCH_DIR=target/bench-tiny
     {{python}} benches/scenarios.py
-    cargo test --quiet -p delimiter-benches --bench decision --bench scale
+    # --workspace: the features `cargo test --workspace` built (with -p, the
+    # benches' own features alone would rebuild wasmtime and ~30 crates).
+    cargo test --quiet --workspace --bench decision --bench scale
     {{venv}}/bin/python benches/decision.py
     node benches/decision.mjs
     {{venv}}/bin/python benches/startup.py
     {{venv}}/bin/python benches/keystone.py
-    test -f target/bench-tiny/contention.json || cargo test --quiet -p delimiter-benches --test contention_tiny
+    test -f target/bench-tiny/contention.json || cargo test --quiet --workspace --test contention_tiny
     {{python}} benches/report.py --require-all --out target/bench-tiny/BENCHMARKS.md
 
 # The packages carry the component and build outside the repository:
