@@ -117,47 +117,38 @@ def test_read_survives_an_online_ddl_on_another_node(store: SqlAlchemyStore) -> 
     assert store.conflict_causes()["read_retries"] == 1
 
 
-def test_a_brute_force_abort_is_a_conflict_of_its_cause(store: SqlAlchemyStore) -> None:
+def rival_bumps_org() -> None:
+    """Node 2 commits a write to org's generation row; node 1 has applied
+    it when this returns (a brute-force abort of node 1's open transaction
+    that wrote the row)."""
+    run(1, "UPDATE delimiter_generations SET generation = generation + 100 WHERE project_id = 'org'")
+    synced(0, "SELECT COUNT(*) FROM delimiter_projects")
+
+
+@pytest.mark.parametrize("isolation_level", [None, "AUTOCOMMIT"])
+def test_a_brute_force_abort_is_a_conflict_of_its_cause(store: SqlAlchemyStore, isolation_level: str | None) -> None:
     # The commit bumped org's generation (root first); node 2 bumps it too
     # and commits first, and node 1's applier aborts the local transaction.
-    def rival() -> None:
-        run(1, "UPDATE delimiter_generations SET generation = generation + 100 WHERE project_id = 'org'")
-        synced(0, "SELECT COUNT(*) FROM delimiter_projects")
-
-    once_after(store.engine, lambda s: s.lstrip().startswith("UPDATE delimiter_generations"), rival)
+    # On an AUTOCOMMIT engine too: with the connection's autocommit on,
+    # Galera runs the statements after a brute-force abort outside any
+    # transaction (tools/galera/commit_probe.py measures it); the store's
+    # write transactions set READ COMMITTED, which turns the driver's
+    # autocommit off, whatever the engine says.
+    e = engine(0, **({} if isolation_level is None else {"isolation_level": isolation_level}))
+    on_node1 = SqlAlchemyStore(e)
+    once_after(e, lambda s: s.lstrip().startswith("UPDATE delimiter_generations"), rival_bumps_org)
     claim = [d.ClaimEntry("web", 1), d.ClaimEntry("eng", 1), d.ClaimEntry("org", 1)]
-    outcome = store.commit(claim, d.Request("web", {"servers": 1}))
+    try:
+        outcome = on_node1.commit(claim, d.Request("web", {"servers": 1}))
+    finally:
+        e.dispose()
     assert outcome == d.CommitOutcome.CONFLICT
-    assert store.conflict_causes() == {
+    assert on_node1.conflict_causes() == {
         "generation_miss": 0,
         "brute_force_abort": 1,
         "certification_failure": 0,
         "read_retries": 0,
     }
-    assert synced(0, "SELECT generation FROM delimiter_generations WHERE project_id = 'org'") == [(101,)]
-    assert synced(0, "SELECT COUNT(*) FROM delimiter_usage") == [(0,)]
-
-
-def test_a_brute_force_abort_leaves_nothing_on_an_autocommit_engine(store: SqlAlchemyStore) -> None:
-    # With the connection's autocommit on, Galera runs the statements after
-    # a brute-force abort outside any transaction (tools/galera/commit_probe.py
-    # measures it); the store's write transactions set READ COMMITTED, which
-    # turns the driver's autocommit off, whatever the engine says.
-    e = engine(0, isolation_level="AUTOCOMMIT")
-    on_autocommit = SqlAlchemyStore(e)
-
-    def rival() -> None:
-        run(1, "UPDATE delimiter_generations SET generation = generation + 100 WHERE project_id = 'org'")
-        synced(0, "SELECT COUNT(*) FROM delimiter_projects")
-
-    once_after(e, lambda s: s.lstrip().startswith("UPDATE delimiter_generations"), rival)
-    claim = [d.ClaimEntry("web", 1), d.ClaimEntry("eng", 1), d.ClaimEntry("org", 1)]
-    try:
-        outcome = on_autocommit.commit(claim, d.Request("web", {"servers": 1}))
-    finally:
-        e.dispose()
-    assert outcome == d.CommitOutcome.CONFLICT
-    assert on_autocommit.conflict_causes()["brute_force_abort"] == 1
     assert synced(0, "SELECT project_id, generation FROM delimiter_generations ORDER BY 1") == [
         ("eng", 1),
         ("org", 101),
@@ -170,10 +161,6 @@ def test_a_miss_stays_a_miss_when_its_rollback_is_aborted(store: SqlAlchemyStore
     # org is bumped (root first), eng misses (stale claim); before the
     # ROLLBACK, node 2 commits a write to org's row, which aborts the
     # transaction on node 1.
-    def rival() -> None:
-        run(1, "UPDATE delimiter_generations SET generation = generation + 100 WHERE project_id = 'org'")
-        synced(0, "SELECT COUNT(*) FROM delimiter_projects")
-
     bumps = []
 
     # The second generations UPDATE (eng's, the miss) is followed by the rival.
@@ -182,7 +169,7 @@ def test_a_miss_stays_a_miss_when_its_rollback_is_aborted(store: SqlAlchemyStore
         if statement.lstrip().startswith("UPDATE delimiter_generations"):
             bumps.append(cursor.rowcount)
             if len(bumps) == 2:
-                rival()
+                rival_bumps_org()
 
     claim = [d.ClaimEntry("web", 1), d.ClaimEntry("eng", 7), d.ClaimEntry("org", 1)]
     outcome = store.commit(claim, d.Request("web", {"servers": 1}))

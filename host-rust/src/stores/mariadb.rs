@@ -20,10 +20,10 @@
 //! a COMMIT that took effect (measured here on MariaDB 10.11.19: the
 //! concurrency harness found such commits in 3 runs of 12;
 //! `tools/galera/commit_probe.py` ties it to this store's way of sending: a
-//! connection in autocommit with `START TRANSACTION` in the packet). So on Galera
-//! each connection owns a marker row (`delimiter_commit_markers`, keyed by
-//! a server-made UUID): a commit first sets its `seq` to a number the
-//! connection never used, every later statement of it writes only while
+//! connection in autocommit with `START TRANSACTION` in the packet). So on
+//! Galera each connection owns a marker row (`delimiter_commit_markers`,
+//! keyed by a server-made UUID): a commit first sets its `seq` to a number
+//! the connection never used, every later statement of it writes only while
 //! that number is visible to it (so statements the server runs after a
 //! silent rollback write nothing), and after COMMIT, whatever COMMIT
 //! answered, reading `seq` back says whether the transaction took effect.
